@@ -1,0 +1,17 @@
+"""The Celery app and every periodic job, each with the reason it runs when it does."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agencyops.settings")
+
+app = Celery("agencyops")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# The beat schedule lives here, in one place. Each later capability adds its line with a comment
+# saying why it runs at that cadence.
+app.conf.beat_schedule = {}

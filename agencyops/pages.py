@@ -1,0 +1,49 @@
+"""Page plumbing: the actor of a signed-in user, for views and templates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from agencyops.exceptions import ApplicationError, NotFound
+from agencyops.tenancy import Actor, actor_for_user
+
+
+def tenant_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Log-in required; builds `request.actor`; maps application errors to readable pages."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        actor = actor_for_user(request.user)
+        if actor is None:
+            return render(
+                request,
+                "error.html",
+                {"title": "No organization", "message": "Your account belongs to no organization."},
+                status=403,
+            )
+        request.actor = actor  # type: ignore[attr-defined]  # read by views and templates
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound:
+            raise Http404 from None
+        except ApplicationError as error:
+            return render(
+                request,
+                "error.html",
+                {"title": "Not allowed", "message": error.message},
+                status=error.status,
+            )
+
+    return wrapper
+
+
+def actor_context(request: HttpRequest) -> dict[str, Any]:
+    actor: Actor | None = getattr(request, "actor", None)
+    return {"actor": actor}

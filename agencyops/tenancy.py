@@ -1,0 +1,200 @@
+"""Tenancy, enforced once.
+
+Every tenant read starts from `Model.objects.visible_to(actor)`; every lookup by public id goes
+through `get_visible_or_404`, which answers alike for "absent", "another organization's" and
+"not granted". The `Actor` is built once per request (API base class, page decorator) or per task
+(`Actor.system`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from django.db import models
+
+from agencyops.exceptions import Forbidden, NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    from clients.models import Organization
+
+_M = TypeVar("_M", bound=models.Model)
+
+WHOLE_ORGANIZATION_ROLES = frozenset({"owner", "admin", "auditor", "system"})
+ADMIN_ROLES = frozenset({"owner", "admin", "system"})
+LEVELS = {"view": 1, "restore": 2, "manage": 3}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, for which organization, with which grants."""
+
+    organization: Organization
+    role: str
+    user: Any = None  # a User, or None for system tasks
+    token_id: int | None = None
+    # client pk -> highest grant level on the whole client
+    client_levels: dict[int, int] = field(default_factory=dict)
+    # dataset pk -> highest grant level on that dataset alone
+    dataset_levels: dict[int, int] = field(default_factory=dict)
+    # clients seen through a dataset grant only (visible, but only that dataset)
+    dataset_grant_client_ids: frozenset[int] = frozenset()
+
+    @classmethod
+    def system(cls, organization: Organization) -> Actor:
+        """The actor of a Celery task or a management command: the whole organization."""
+        return cls(organization=organization, role="system")
+
+    @property
+    def organization_id(self) -> int:
+        return int(self.organization.pk)
+
+    @property
+    def user_id(self) -> int | None:
+        return int(self.user.pk) if self.user is not None else None
+
+    @property
+    def sees_whole_organization(self) -> bool:
+        return self.role in WHOLE_ORGANIZATION_ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.role == "auditor"
+
+    @property
+    def visible_client_ids(self) -> frozenset[int]:
+        return frozenset(self.client_levels) | self.dataset_grant_client_ids
+
+    def level_on(self, *, client_id: int, dataset_id: int | None = None) -> int:
+        """The grant level (0 none … 3 manage) this actor holds on a client or one dataset."""
+        if self.is_admin:
+            return LEVELS["manage"]
+        if self.is_read_only:
+            return LEVELS["view"]
+        level = self.client_levels.get(client_id, 0)
+        if dataset_id is not None:
+            level = max(level, self.dataset_levels.get(dataset_id, 0))
+        return level
+
+    def require_admin(self, action: str) -> None:
+        if not self.is_admin:
+            raise Forbidden(f"Only an owner or admin may {action}.")
+
+    def require_level(
+        self, permission: str, *, client_id: int, dataset_id: int | None = None, action: str
+    ) -> None:
+        """Refuse unless the actor holds `permission` (view/restore/manage) on the target.
+
+        `manage` also requires the lead role: members hold view/restore grants only.
+        """
+        if self.is_read_only:
+            raise Forbidden(f"Auditors have read-only access and may not {action}.")
+        needed = LEVELS[permission]
+        if self.level_on(client_id=client_id, dataset_id=dataset_id) < needed:
+            raise Forbidden(f"You need a '{permission}' grant on this client to {action}.")
+        if permission == "manage" and self.role == "member":
+            raise Forbidden(f"Members may not {action}; ask a project lead or an admin.")
+
+
+class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
+    """Base queryset of tenant-owned rows: `visible_to` is the single tenant filter."""
+
+    def visible_to(self, actor: Actor) -> Any:
+        return self.filter(organization_id=actor.organization_id)
+
+    def unscoped_for_system_task(self) -> Any:
+        """Every organization's rows. Only for periodic system jobs (dispatchers, sweeps)."""
+        return self.all()
+
+
+def parse_public_id(value: object) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def get_visible_or_404(queryset: models.QuerySet[_M], public_id: object) -> _M:
+    """The one lookup helper: absent, foreign and ungranted all answer 404 alike."""
+    parsed = parse_public_id(public_id)
+    if parsed is None:
+        raise NotFound()
+    obj = queryset.filter(public_id=parsed).first()
+    if obj is None:
+        raise NotFound()
+    return obj
+
+
+def actor_for_user(
+    user: AbstractBaseUser | AnonymousUser | None, *, token_id: int | None = None
+) -> Actor | None:
+    """Build the actor of a signed-in user: organization, role and live grants. None if the user
+    belongs to no organization."""
+    from clients.models import Membership
+
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    membership = Membership.objects.select_related("organization").filter(user_id=user.pk).first()
+    if membership is None:
+        return None
+    if membership.role in WHOLE_ORGANIZATION_ROLES:
+        return Actor(
+            organization=membership.organization,
+            role=membership.role,
+            user=user,
+            token_id=token_id,
+        )
+    client_levels, dataset_levels, dataset_clients = _grant_levels(user, membership.organization)
+    return Actor(
+        organization=membership.organization,
+        role=membership.role,
+        user=user,
+        token_id=token_id,
+        client_levels=client_levels,
+        dataset_levels=dataset_levels,
+        dataset_grant_client_ids=frozenset(dataset_clients),
+    )
+
+
+def _grant_levels(
+    user: AbstractBaseUser, organization: Organization
+) -> tuple[dict[int, int], dict[int, int], set[int]]:
+    """Read the user's guardian object permissions on clients and datasets of the organization."""
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.models import UserObjectPermission
+
+    from clients.models import Client, Dataset
+
+    types = ContentType.objects.get_for_models(Client, Dataset)
+    client_ct, dataset_ct = types[Client].pk, types[Dataset].pk
+    raw_clients: dict[int, int] = {}
+    raw_datasets: dict[int, int] = {}
+    rows = UserObjectPermission.objects.filter(
+        user_id=user.pk, content_type_id__in=(client_ct, dataset_ct)
+    ).values_list("content_type_id", "object_pk", "permission__codename")
+    for content_type_id, object_pk, codename in rows:
+        level = LEVELS.get(codename.split("_", 1)[0], 0)
+        target = raw_clients if content_type_id == client_ct else raw_datasets
+        pk = int(object_pk)
+        target[pk] = max(target.get(pk, 0), level)
+    client_levels: dict[int, int] = {}
+    if raw_clients:
+        in_org = Client.objects.filter(organization=organization, pk__in=raw_clients)
+        client_levels = {pk: raw_clients[pk] for pk in in_org.values_list("pk", flat=True)}
+    dataset_levels: dict[int, int] = {}
+    dataset_clients: set[int] = set()
+    if raw_datasets:
+        rows2 = Dataset.objects.filter(organization=organization, pk__in=raw_datasets)
+        for pk, client_id in rows2.values_list("pk", "client_id"):
+            dataset_levels[pk] = raw_datasets[pk]
+            dataset_clients.add(client_id)
+    return client_levels, dataset_levels, dataset_clients

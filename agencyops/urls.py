@@ -1,0 +1,34 @@
+"""Root URLs: pages, the versioned API router, the OpenAPI schema, admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from clients import api as clients_api
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.include_format_suffixes = False
+router.register("clients", clients_api.ClientViewSet, basename="client")
+router.register("engagements", clients_api.EngagementViewSet, basename="engagement")
+router.register("locations", clients_api.LocationViewSet, basename="location")
+router.register("datasets", clients_api.DatasetViewSet, basename="dataset")
+router.register("grants", clients_api.GrantViewSet, basename="grant")
+router.register("members", clients_api.MembershipViewSet, basename="member")
+router.register("tokens", clients_api.TokenViewSet, basename="token")
+
+urlpatterns = [
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("clients.urls")),
+]

@@ -1,0 +1,83 @@
+"""Every tenant read of the inventory starts here, from `visible_to(actor)`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from agencyops.exceptions import Forbidden
+from agencyops.tenancy import Actor, get_visible_or_404
+from clients.models import (
+    AccessGrant,
+    ApiToken,
+    Client,
+    Dataset,
+    Engagement,
+    LifecycleState,
+    Membership,
+    StorageLocation,
+)
+
+
+def client_list(*, actor: Actor) -> QuerySet[Client]:
+    """Clients the actor may see, with counts of their live datasets (one query)."""
+    datasets = Q(
+        datasets__lifecycle_state__in=[s for s in LifecycleState if s != LifecycleState.DELETED]
+    )
+    if not actor.sees_whole_organization:
+        datasets &= Q(datasets__client_id__in=list(actor.client_levels)) | Q(
+            datasets__pk__in=list(actor.dataset_levels)
+        )
+    # An aggregate drops Meta.ordering, so the order is stated again for stable pages.
+    return (
+        Client.objects.visible_to(actor)
+        .annotate(dataset_count=Count("datasets", filter=datasets, distinct=True))
+        .order_by("name", "id")
+    )
+
+
+def client_get(*, actor: Actor, public_id: Any) -> Client:
+    return get_visible_or_404(client_list(actor=actor), public_id)
+
+
+def engagement_list(*, actor: Actor) -> QuerySet[Engagement]:
+    return Engagement.objects.visible_to(actor).select_related("client")  # type: ignore[no-any-return]
+
+
+def location_list(*, actor: Actor) -> QuerySet[StorageLocation]:
+    return StorageLocation.objects.visible_to(actor).select_related("client")
+
+
+def dataset_list(*, actor: Actor) -> QuerySet[Dataset]:
+    return Dataset.objects.visible_to(actor).select_related(
+        "client", "engagement", "location", "owner", "registered_by"
+    )
+
+
+def dataset_get(*, actor: Actor, public_id: Any) -> Dataset:
+    return get_visible_or_404(dataset_list(actor=actor), public_id)
+
+
+def grant_list(*, actor: Actor) -> QuerySet[AccessGrant]:
+    return AccessGrant.objects.visible_to(actor).select_related(
+        "client", "dataset", "grantee", "granted_by", "revoked_by"
+    )
+
+
+def membership_list(*, actor: Actor) -> QuerySet[Membership]:
+    """The organization's members: for owners, admins and auditors."""
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors may list the organization's members.")
+    return Membership.objects.visible_to(actor).select_related("user")  # type: ignore[no-any-return]
+
+
+def token_list(*, actor: Actor) -> QuerySet[ApiToken]:
+    return ApiToken.objects.visible_to(actor)
+
+
+def member_user_list(*, actor: Actor) -> QuerySet[Any]:
+    """Users of the actor's organization (for choosing owners and grantees)."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(membership__organization_id=actor.organization_id)

@@ -1,0 +1,474 @@
+"""Every write to the inventory. Each service checks the actor's right, validates, and saves.
+
+Services raise ApplicationError subclasses; Django ValidationErrors from `full_clean()` carry
+field messages and are mapped to 400 by the API's exception handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from guardian.shortcuts import assign_perm, remove_perm
+
+from agencyops.crypto import seal, unseal
+from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
+from agencyops.tenancy import Actor
+from clients import signals
+from clients.models import (
+    GRANT_LEVELS,
+    AccessGrant,
+    ApiToken,
+    Client,
+    Dataset,
+    Engagement,
+    LifecycleState,
+    LocationKind,
+    Membership,
+    Organization,
+    Role,
+    StorageLocation,
+)
+
+_M = TypeVar("_M", bound=models.Model)
+CREDENTIALS_PURPOSE = "storage-location-credentials"
+TOKEN_PREFIX = "ao_"  # noqa: S105  # a public marker, not a secret
+
+
+def _save(obj: _M, *, update_fields: Iterable[str] | None = None) -> _M:
+    obj.full_clean()
+    obj.save(update_fields=list(update_fields) if update_fields is not None else None)
+    return obj
+
+
+def _reject_unknown(data: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise ValidationFailed(
+            "Some fields cannot be set.",
+            fields=dict.fromkeys(sorted(unknown), "This field cannot be set."),
+        )
+
+
+def _apply(obj: _M, data: Mapping[str, Any], allowed: Iterable[str]) -> list[str]:
+    """Set the allowed fields that differ; return their names."""
+    _reject_unknown(data, allowed)
+    changed = []
+    for name, value in data.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed.append(name)
+    return changed
+
+
+# --- users and organizations ---
+
+
+def user_create(*, username: str, email: str = "", password: str | None = None) -> tuple[Any, str]:
+    """Create a login. Returns the user and the password (generated if none was given)."""
+    user_model = get_user_model()
+    if user_model.objects.filter(username=username).exists():
+        raise ValidationFailed("That username is taken.", fields={"username": "Already taken."})
+    password = password or secrets.token_urlsafe(12)
+    user = user_model.objects.create_user(username=username, email=email, password=password)
+    return user, password
+
+
+def _unique_slug(base: str, exists: Any) -> str:
+    root = slugify(base)[:70] or "item"
+    slug, n = root, 2
+    while exists(slug):
+        slug, n = f"{root}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def organization_create(*, name: str, owner: User, slug: str = "") -> Organization:
+    """Create an agency with its first owner. The owner may belong to no other organization."""
+    if Membership.objects.filter(user=owner).exists():
+        raise Conflict(f"{owner.username} already belongs to an organization.")
+    slug = slug or _unique_slug(name, lambda s: Organization.objects.filter(slug=s).exists())
+    organization = _save(Organization(name=name, slug=slug))
+    _save(Membership(organization=organization, user=owner, role=Role.OWNER))
+    transaction.on_commit(
+        lambda: signals.organization_created.send(sender=Organization, organization=organization)
+    )
+    return organization
+
+
+@transaction.atomic
+def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
+    """Add a user to the actor's organization. Only owners create owners."""
+    actor.require_admin("add members")
+    if role == Role.OWNER and actor.role not in ("owner", "system"):
+        raise Forbidden("Only an owner may make someone an owner.")
+    if Membership.objects.filter(user=user).exists():
+        raise ValidationFailed(
+            "This user already belongs to an organization.",
+            fields={"username": "Already a member of an organization."},
+        )
+    return _save(Membership(organization=actor.organization, user=user, role=role))
+
+
+@transaction.atomic
+def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
+    """Change a member's role. Admins cannot touch owners; the last owner stays an owner."""
+    actor.require_admin("change roles")
+    touches_owner = Role.OWNER in (membership.role, role)
+    if touches_owner and actor.role not in ("owner", "system"):
+        raise Forbidden("Only an owner may grant or remove the owner role.")
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        owners = Membership.objects.select_for_update().filter(
+            organization_id=membership.organization_id, role=Role.OWNER
+        )
+        if owners.count() <= 1:
+            raise Conflict("An organization keeps at least one owner.")
+    membership.role = role
+    return _save(membership, update_fields=["role"])
+
+
+# --- clients and engagements ---
+
+CLIENT_FIELDS = (
+    "name",
+    "slug",
+    "status",
+    "contact_name",
+    "contact_email",
+    "contract_reference",
+    "dpa_reference",
+)
+
+
+@transaction.atomic
+def client_create(*, actor: Actor, name: str, **fields: Any) -> Client:
+    actor.require_admin("create clients")
+    _reject_unknown(fields, CLIENT_FIELDS)
+    client = Client(organization=actor.organization, name=name, **fields)
+    if not client.slug:
+        client.slug = _unique_slug(
+            name, lambda s: Client.objects.filter(organization=actor.organization, slug=s).exists()
+        )
+    return _save(client)
+
+
+@transaction.atomic
+def client_update(*, actor: Actor, client: Client, data: Mapping[str, Any]) -> Client:
+    actor.require_admin("edit clients")
+    changed = _apply(client, data, CLIENT_FIELDS)
+    return _save(client, update_fields=[*changed, "updated_at"]) if changed else client
+
+
+ENGAGEMENT_FIELDS = ("name", "starts_on", "ends_on", "deletion_due_days")
+
+
+@transaction.atomic
+def engagement_create(*, actor: Actor, client: Client, **fields: Any) -> Engagement:
+    actor.require_admin("create engagements")
+    _reject_unknown(fields, ENGAGEMENT_FIELDS)
+    return _save(Engagement(organization=actor.organization, client=client, **fields))
+
+
+@transaction.atomic
+def engagement_update(
+    *, actor: Actor, engagement: Engagement, data: Mapping[str, Any]
+) -> Engagement:
+    actor.require_admin("edit engagements")
+    changed = _apply(engagement, data, ENGAGEMENT_FIELDS)
+    return _save(engagement, update_fields=changed) if changed else engagement
+
+
+# --- storage locations ---
+
+LOCATION_FIELDS = (
+    "name",
+    "kind",
+    "provider",
+    "endpoint_url",
+    "region",
+    "bucket",
+    "prefix",
+    "client",
+)
+
+
+def _seal_credentials(credentials: Mapping[str, str] | None) -> bytes | None:
+    if not credentials:
+        return None
+    payload = {
+        "access_key_id": credentials["access_key_id"],
+        "secret_access_key": credentials["secret_access_key"],
+    }
+    return seal(json.dumps(payload).encode(), purpose=CREDENTIALS_PURPOSE)
+
+
+@transaction.atomic
+def location_create(
+    *, actor: Actor, credentials: Mapping[str, str] | None = None, **fields: Any
+) -> StorageLocation:
+    """Register a storage location. Credentials are sealed under the master key, never stored
+    in plain text; a local directory takes none."""
+    actor.require_admin("manage storage locations")
+    _reject_unknown(fields, LOCATION_FIELDS)
+    location = StorageLocation(organization=actor.organization, **fields)
+    if credentials and location.kind == LocationKind.LOCAL:
+        raise ValidationFailed(
+            "A local directory takes no credentials.",
+            fields={"credentials": "A local directory takes no credentials."},
+        )
+    location.credentials_sealed = _seal_credentials(credentials)
+    return _save(location)
+
+
+@transaction.atomic
+def location_update(
+    *,
+    actor: Actor,
+    location: StorageLocation,
+    data: Mapping[str, Any],
+    credentials: Mapping[str, str] | None = None,
+) -> StorageLocation:
+    actor.require_admin("manage storage locations")
+    changed = _apply(location, data, LOCATION_FIELDS)
+    if credentials is not None:
+        location.credentials_sealed = _seal_credentials(credentials)
+        changed.append("credentials_sealed")
+    if not changed:
+        return location
+    return _save(location, update_fields=[*changed, "updated_at"])
+
+
+def location_credentials(location: StorageLocation) -> dict[str, str] | None:
+    """The location's plain credentials, for the storage client only. Never log the result."""
+    if not location.credentials_sealed:
+        return None
+    data: dict[str, str] = json.loads(
+        unseal(bytes(location.credentials_sealed), purpose=CREDENTIALS_PURPOSE)
+    )
+    return data
+
+
+# --- datasets ---
+
+DATASET_FIELDS = (
+    "name",
+    "kind",
+    "classification",
+    "contains_personal_data",
+    "source",
+    "location",
+    "path",
+    "owner",
+    "rpo",
+    "rto",
+    "engagement",
+    "lifecycle_state",
+)
+
+
+@transaction.atomic
+def dataset_register(*, actor: Actor, client: Client, **fields: Any) -> Dataset:
+    """Register a client dataset. Needs a `manage` grant on the client (or admin)."""
+    actor.require_level("manage", client_id=client.pk, action="register datasets")
+    _reject_unknown(fields, DATASET_FIELDS)
+    if client.status == "closed":
+        raise Conflict("The client is closed; no new datasets can be registered.")
+    fields.setdefault("owner", actor.user)
+    dataset = _save(
+        Dataset(organization=actor.organization, client=client, registered_by=actor.user, **fields)
+    )
+    transaction.on_commit(
+        lambda: signals.dataset_registered.send(sender=Dataset, dataset=dataset, actor=actor)
+    )
+    return dataset
+
+
+@transaction.atomic
+def dataset_update(*, actor: Actor, dataset: Dataset, data: Mapping[str, Any]) -> Dataset:
+    """Edit a dataset. A deleted dataset is a tombstone and cannot change."""
+    actor.require_level(
+        "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="edit datasets"
+    )
+    if dataset.lifecycle_state == LifecycleState.DELETED:
+        raise Conflict("The dataset was deleted; its record is kept as a tombstone.")
+    if data.get("lifecycle_state") in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise ValidationFailed(
+            "Deletion goes through a deletion request.",
+            fields={"lifecycle_state": "Use a deletion request to delete a dataset."},
+        )
+    previous_state = dataset.lifecycle_state
+    changed = _apply(dataset, data, DATASET_FIELDS)
+    if not changed:
+        return dataset
+    _save(dataset, update_fields=[*changed, "updated_at"])
+    if "lifecycle_state" in changed:
+        transaction.on_commit(
+            lambda: signals.dataset_state_changed.send(
+                sender=Dataset, dataset=dataset, previous_state=previous_state, actor=actor
+            )
+        )
+    return dataset
+
+
+# --- access grants ---
+
+_CLIENT_CODENAMES = ("view_client", "restore_client", "manage_client")
+_DATASET_CODENAMES = ("view_dataset", "restore_dataset", "manage_dataset")
+
+
+def grant_sync_permissions(*, user: Any, client: Client, dataset: Dataset | None) -> None:
+    """Make the guardian rows for (user, target) match the user's active grants exactly."""
+    now = timezone.now()
+    grants = AccessGrant.objects.active(now).filter(grantee=user, client=client, dataset=dataset)
+    level = max((GRANT_LEVELS[p] for p in grants.values_list("permission", flat=True)), default=0)
+    target: Client | Dataset = dataset if dataset is not None else client
+    codenames = _DATASET_CODENAMES if dataset is not None else _CLIENT_CODENAMES
+    for index, codename in enumerate(codenames):
+        if index < level:
+            assign_perm(codename, user, target)
+        else:
+            remove_perm(codename, user, target)
+
+
+@transaction.atomic
+def grant_create(
+    *,
+    actor: Actor,
+    grantee: Any,
+    client: Client,
+    permission: str,
+    reason: str,
+    dataset: Dataset | None = None,
+    expires_at: datetime | None = None,
+) -> AccessGrant:
+    """Grant a member view/restore/manage on a client or one dataset, until `expires_at`."""
+    actor.require_admin("grant access")
+    now = timezone.now()
+    expires_at = expires_at or now + timedelta(days=settings.AGENCYOPS_DEFAULT_GRANT_DAYS)
+    errors: dict[str, str] = {}
+    if expires_at <= now:
+        errors["expires_at"] = "The expiry must be in the future."
+    if dataset is not None and dataset.client_id != client.pk:
+        errors["dataset"] = "The dataset belongs to another client."
+    membership = Membership.objects.filter(user=grantee, organization=actor.organization).first()
+    if membership is None:
+        errors["grantee"] = "The grantee is not a member of this organization."
+    elif membership.role in ("owner", "admin", "auditor"):
+        errors["grantee"] = f"An {membership.role} already sees the whole organization."
+    elif membership.role == Role.MEMBER and permission == "manage":
+        errors["permission"] = "Members can hold view or restore grants, not manage."
+    if errors:
+        raise ValidationFailed("The grant is not valid.", fields=errors)
+    grant = _save(
+        AccessGrant(
+            organization=actor.organization,
+            grantee=grantee,
+            client=client,
+            dataset=dataset,
+            permission=permission,
+            reason=reason,
+            granted_by=actor.user,
+            expires_at=expires_at,
+        )
+    )
+    grant_sync_permissions(user=grantee, client=client, dataset=dataset)
+    transaction.on_commit(
+        lambda: signals.grant_changed.send(
+            sender=AccessGrant, grant=grant, action="grant", actor=actor
+        )
+    )
+    return grant
+
+
+@transaction.atomic
+def grant_revoke(*, actor: Actor, grant: AccessGrant) -> AccessGrant:
+    """Revoke a grant now and remove exactly the guardian rows no other active grant needs."""
+    actor.require_admin("revoke access")
+    locked = AccessGrant.objects.select_for_update().get(pk=grant.pk)
+    if locked.revoked_at is not None:
+        raise Conflict("This grant was already revoked.")
+    locked.revoked_at = timezone.now()
+    locked.revoked_by = actor.user
+    locked.save(update_fields=["revoked_at", "revoked_by"])
+    grant_sync_permissions(user=locked.grantee, client=locked.client, dataset=locked.dataset)
+    transaction.on_commit(
+        lambda: signals.grant_changed.send(
+            sender=AccessGrant, grant=locked, action="revoke", actor=actor
+        )
+    )
+    return locked
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+
+def token_hash(raw: str) -> str:
+    # Tokens carry 256 random bits, so a plain SHA-256 is a safe, fast lookup key.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_issue(
+    *, user: Any, name: str = "personal token", expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Issue a personal token. Returns the row and the token, which is never shown again."""
+    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    if membership is None:
+        raise ValidationFailed(
+            "The user belongs to no organization.", fields={"username": "Not a member."}
+        )
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed(
+            "The expiry must be in the future.", fields={"expires_at": "Must be in the future."}
+        )
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = _save(
+        ApiToken(
+            organization=membership.organization,
+            user=user,
+            name=name,
+            token_hash=token_hash(raw),
+            expires_at=expires_at or now + timedelta(days=settings.AGENCYOPS_TOKEN_DEFAULT_DAYS),
+        )
+    )
+    return token, raw
+
+
+def api_token_authenticate(raw: str) -> ApiToken | None:
+    """The live token for this secret, or None (unknown, revoked, expired, inactive user)."""
+    now = timezone.now()
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or (token.expires_at is not None and token.expires_at <= now):
+        return None
+    if not token.user.is_active:
+        return None
+    # Touch last_used_at at most once a minute: a hot token must not write on every request.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    if token.user_id != actor.user_id and not actor.is_admin:
+        raise Forbidden("You may revoke only your own tokens.")
+    if token.revoked_at is not None:
+        raise Conflict("This token was already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    return token

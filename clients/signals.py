@@ -1,0 +1,15 @@
+"""Hooks higher apps (backups, lifecycle) subscribe to; clients never imports them.
+
+Contracts (all sent after the transaction commits):
+- organization_created(sender=Organization, organization)
+- dataset_registered(sender=Dataset, dataset, actor)
+- dataset_state_changed(sender=Dataset, dataset, previous_state, actor)
+- grant_changed(sender=AccessGrant, grant, action: "grant" | "revoke" | "expire", actor)
+"""
+
+from django.dispatch import Signal
+
+organization_created = Signal()
+dataset_registered = Signal()
+dataset_state_changed = Signal()
+grant_changed = Signal()

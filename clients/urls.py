@@ -1,0 +1,14 @@
+from django.urls import path
+
+from clients import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("clients/<uuid:client_id>/", views.client_detail, name="client-detail"),
+    path(
+        "clients/<uuid:client_id>/datasets/new/",
+        views.dataset_register_page,
+        name="dataset-register",
+    ),
+    path("datasets/<uuid:dataset_id>/", views.dataset_detail, name="dataset-detail"),
+]

@@ -1,0 +1,65 @@
+"""Inventory pages: thin views over selectors and services."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from agencyops.exceptions import ApplicationError
+from agencyops.pages import tenant_page
+from clients import selectors, services
+from clients.forms import DatasetRegisterForm
+
+
+@tenant_page
+def dashboard(request: HttpRequest) -> HttpResponse:
+    actor = request.actor  # type: ignore[attr-defined]
+    clients = selectors.client_list(actor=actor).order_by("name")
+    return render(request, "clients/dashboard.html", {"clients": clients})
+
+
+@tenant_page
+def client_detail(request: HttpRequest, client_id: UUID) -> HttpResponse:
+    actor = request.actor  # type: ignore[attr-defined]
+    client = selectors.client_get(actor=actor, public_id=client_id)
+    context = {
+        "client": client,
+        "engagements": selectors.engagement_list(actor=actor).filter(client=client),
+        "datasets": selectors.dataset_list(actor=actor).filter(client=client),
+        "can_register": actor.level_on(client_id=client.pk) >= 3 and actor.role != "member",
+    }
+    return render(request, "clients/client_detail.html", context)
+
+
+@tenant_page
+def dataset_register_page(request: HttpRequest, client_id: UUID) -> HttpResponse:
+    actor = request.actor  # type: ignore[attr-defined]
+    client = selectors.client_get(actor=actor, public_id=client_id)
+    actor.require_level("manage", client_id=client.pk, action="register datasets")
+    form = DatasetRegisterForm(request.POST or None, actor=actor, client=client)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        if data.get("owner") is None:
+            data.pop("owner")
+        try:
+            dataset = services.dataset_register(actor=actor, client=client, **data)
+        except (ValidationError, ApplicationError) as error:
+            form.apply_errors(error)
+        else:
+            messages.success(request, f"Dataset “{dataset.name}” registered.")
+            return redirect("dataset-detail", dataset_id=dataset.public_id)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "clients/dataset_register.html", {"client": client, "form": form}, status=status
+    )
+
+
+@tenant_page
+def dataset_detail(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor  # type: ignore[attr-defined]
+    dataset = selectors.dataset_get(actor=actor, public_id=dataset_id)
+    return render(request, "clients/dataset_detail.html", {"dataset": dataset})

@@ -1,0 +1,137 @@
+"""Shared fixtures: two organizations and one actor per role.
+
+`world` holds organization A with client A (granted to `lead`) and client B (granted to nobody),
+and organization B with its own admin and client. Every access test reads from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from agencyops.tenancy import Actor
+from clients import services
+from clients.models import Client, Dataset, Engagement, Organization, StorageLocation
+from tests.factories import (
+    ClientFactory,
+    DatasetFactory,
+    EngagementFactory,
+    LocationFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+)
+
+
+@dataclass
+class World:
+    org: Organization
+    other_org: Organization
+    owner: Any
+    admin: Any
+    admin2: Any
+    lead: Any
+    ungranted_lead: Any
+    member: Any
+    auditor: Any
+    other_admin: Any
+    client: Client  # granted to `lead` (manage)
+    client_b: Client  # granted to nobody
+    engagement: Engagement
+    location: StorageLocation
+    dedicated_location: StorageLocation  # dedicated to client_b
+    dataset: Dataset  # of client
+    dataset_b: Dataset  # of client_b
+    other_client: Client
+    other_dataset: Dataset
+
+    def actor(self, user: Any) -> Actor:
+        from agencyops.tenancy import actor_for_user
+
+        actor = actor_for_user(user)
+        assert actor is not None
+        return actor
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # PBKDF2's deliberate slowness costs seconds per fixture; the hash strength is not under test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _member(org: Organization, role: str, username: str) -> Any:
+    user = UserFactory(username=username)
+    MembershipFactory(organization=org, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def world(db: Any) -> World:
+    org = OrganizationFactory(name="Org A", slug="org-a")
+    other_org = OrganizationFactory(name="Org B", slug="org-b")
+    owner = _member(org, "owner", "owner")
+    admin = _member(org, "admin", "admin")
+    admin2 = _member(org, "admin", "admin2")
+    lead = _member(org, "lead", "lead")
+    ungranted = _member(org, "lead", "ungranted")
+    member = _member(org, "member", "member")
+    auditor = _member(org, "auditor", "auditor")
+    other_admin = _member(other_org, "admin", "other_admin")
+    client = ClientFactory(organization=org, name="Client A")
+    client_b = ClientFactory(organization=org, name="Client B")
+    engagement = EngagementFactory(client=client)
+    location = LocationFactory(organization=org, name="Shared bucket")
+    dedicated = LocationFactory(organization=org, name="Client B bucket", client=client_b)
+    dataset = DatasetFactory(client=client, engagement=engagement, location=location)
+    dataset_b = DatasetFactory(client=client_b, location=dedicated)
+    other_client = ClientFactory(organization=other_org, name="Other client")
+    other_dataset = DatasetFactory(client=other_client)
+    system = Actor.system(org)
+    services.grant_create(
+        actor=system, grantee=lead, client=client, permission="manage", reason="lead of A"
+    )
+    services.grant_create(
+        actor=system, grantee=member, client=client, permission="restore", reason="member of A"
+    )
+    return World(
+        org=org,
+        other_org=other_org,
+        owner=owner,
+        admin=admin,
+        admin2=admin2,
+        lead=lead,
+        ungranted_lead=ungranted,
+        member=member,
+        auditor=auditor,
+        other_admin=other_admin,
+        client=client,
+        client_b=client_b,
+        engagement=engagement,
+        location=location,
+        dedicated_location=dedicated,
+        dataset=dataset,
+        dataset_b=dataset_b,
+        other_client=other_client,
+        other_dataset=other_dataset,
+    )
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def as_user(api: APIClient) -> Any:
+    """`as_user(user)` returns an API client authenticated as that user (None: anonymous)."""
+
+    def login(user: Any) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return login
