@@ -41,7 +41,7 @@ def _decode(value: str, origin: str) -> bytes:
 def _load_or_create(path: Path) -> bytes:
     if path.exists():
         return _decode(path.read_text(), f"The master key file {path}")
-    if not settings.DEBUG:
+    if not settings.AGENCYOPS_MASTER_KEY_AUTOCREATE:
         raise ImproperlyConfigured(f"The master key file {path} does not exist.")
     # Embedded default: generate once, readable by the owner only.
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,8 @@ SECRET_KEY = _secret_key or "django-insecure-agencyops-development-only"
 # The master key wraps every dataset key and every stored credential. Base64 of 32 bytes.
 AGENCYOPS_MASTER_KEY = _master_key
 AGENCYOPS_MASTER_KEY_FILE = Path(_master_key_file) if _master_key_file else VAR_DIR / "master.key"
+# Only the embedded (DEBUG) setup may create the key file on first use.
+AGENCYOPS_MASTER_KEY_AUTOCREATE = DEBUG and not _master_key_file
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -179,6 +181,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agencyops.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(  # type: ignore[attr-defined]  # list value

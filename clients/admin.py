@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from guardian.admin import GuardedModelAdmin
 
 from clients.models import (
@@ -63,6 +64,7 @@ class StorageLocationAdmin(admin.ModelAdmin[StorageLocation]):
     list_filter = ("kind", "provider")
     # credentials_sealed is not editable and not listed; set credentials through the API.
     exclude = ("credentials_sealed",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("public_id",)
     list_select_related = ("organization",)
 

@@ -62,6 +62,20 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _test_master_key(settings: Any) -> Any:
+    """A throwaway master key per test, never the developer's var/master.key."""
+    import base64
+    import secrets
+
+    from agencyops.crypto import reset_master_key_cache
+
+    settings.AGENCYOPS_MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+    reset_master_key_cache()
+    yield
+    reset_master_key_cache()
+
+
 def _member(org: Organization, role: str, username: str) -> Any:
     user = UserFactory(username=username)
     MembershipFactory(organization=org, user=user, role=role)
