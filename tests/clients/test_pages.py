@@ -97,3 +97,16 @@ def test_forms_require_csrf(world: World) -> None:
     strict.force_login(world.lead)
     response = strict.post(f"/clients/{world.client.public_id}/datasets/new/", {"name": "x"})
     assert response.status_code == 403
+
+
+def test_durations_read_as_people_write_them(world: World) -> None:
+    from datetime import timedelta
+
+    from agencyops.templatetags.agencyops_tags import human_duration
+
+    assert human_duration(timedelta(hours=24)) == "1 d"
+    assert human_duration(timedelta(hours=36, minutes=5)) == "1 d 12 h 5 min"
+    assert human_duration(timedelta(minutes=0)) == "0 min"
+    page = _login(world.lead).get(f"/datasets/{world.dataset.public_id}/").content.decode()
+    assert "1 d" in page
+    assert "8 h" in page
