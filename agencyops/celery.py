@@ -14,4 +14,12 @@ app.autodiscover_tasks()
 
 # The beat schedule lives here, in one place. Each later capability adds its line with a comment
 # saying why it runs at that cadence.
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    # Every minute: finds the due (dataset, target) pairs in one query and enqueues one backup
+    # each. A minute is the finest policy slot (continuous = every 15 minutes) worth honouring.
+    "backups-dispatch": {
+        "task": "backups.tasks.backups_dispatch_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+}

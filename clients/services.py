@@ -100,9 +100,7 @@ def organization_create(*, name: str, owner: User, slug: str = "") -> Organizati
     slug = slug or _unique_slug(name, lambda s: Organization.objects.filter(slug=s).exists())
     organization = _save(Organization(name=name, slug=slug))
     _save(Membership(organization=organization, user=owner, role=Role.OWNER))
-    transaction.on_commit(
-        lambda: signals.organization_created.send(sender=Organization, organization=organization)
-    )
+    signals.organization_created.send(sender=Organization, organization=organization)
     return organization
 
 
@@ -287,9 +285,7 @@ def dataset_register(*, actor: Actor, client: Client, **fields: Any) -> Dataset:
     dataset = _save(
         Dataset(organization=actor.organization, client=client, registered_by=actor.user, **fields)
     )
-    transaction.on_commit(
-        lambda: signals.dataset_registered.send(sender=Dataset, dataset=dataset, actor=actor)
-    )
+    signals.dataset_registered.send(sender=Dataset, dataset=dataset, actor=actor)
     return dataset
 
 
@@ -312,10 +308,8 @@ def dataset_update(*, actor: Actor, dataset: Dataset, data: Mapping[str, Any]) -
         return dataset
     _save(dataset, update_fields=[*changed, "updated_at"])
     if "lifecycle_state" in changed:
-        transaction.on_commit(
-            lambda: signals.dataset_state_changed.send(
-                sender=Dataset, dataset=dataset, previous_state=previous_state, actor=actor
-            )
+        signals.dataset_state_changed.send(
+            sender=Dataset, dataset=dataset, previous_state=previous_state, actor=actor
         )
     return dataset
 
@@ -382,11 +376,7 @@ def grant_create(
         )
     )
     grant_sync_permissions(user=grantee, client=client, dataset=dataset)
-    transaction.on_commit(
-        lambda: signals.grant_changed.send(
-            sender=AccessGrant, grant=grant, action="grant", actor=actor
-        )
-    )
+    signals.grant_changed.send(sender=AccessGrant, grant=grant, action="grant", actor=actor)
     return grant
 
 
@@ -401,11 +391,7 @@ def grant_revoke(*, actor: Actor, grant: AccessGrant) -> AccessGrant:
     locked.revoked_by = actor.user
     locked.save(update_fields=["revoked_at", "revoked_by"])
     grant_sync_permissions(user=locked.grantee, client=locked.client, dataset=locked.dataset)
-    transaction.on_commit(
-        lambda: signals.grant_changed.send(
-            sender=AccessGrant, grant=locked, action="revoke", actor=actor
-        )
-    )
+    signals.grant_changed.send(sender=AccessGrant, grant=locked, action="revoke", actor=actor)
     return locked
 
 

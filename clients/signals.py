@@ -1,6 +1,7 @@
 """Hooks higher apps (backups, lifecycle) subscribe to; clients never imports them.
 
-Contracts (all sent after the transaction commits):
+Contracts (all sent inside the service's transaction, so a receiver's rows commit or roll back
+with the change; a receiver with outside effects uses `delay_on_commit`):
 - organization_created(sender=Organization, organization)
 - dataset_registered(sender=Dataset, dataset, actor)
 - dataset_state_changed(sender=Dataset, dataset, previous_state, actor)

@@ -1,4 +1,5 @@
-"""Idempotent demo data for `make run`: an agency, an owner, a lead, clients, datasets."""
+"""Idempotent demo data for `make run`: an agency, an owner, a lead, clients, datasets, and
+the built-in backup policies pointed at a second local disk."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agencyops.tenancy import Actor
+from backups import services as backup_services
+from backups.models import BackupPolicy
 from clients import services
 from clients.models import (
     AccessGrant,
@@ -113,16 +116,22 @@ class Command(BaseCommand):
                 provider="filesystem",
                 prefix=str(demo_root / "primary"),
             )
-        if not StorageLocation.objects.filter(
+        backup_disk = StorageLocation.objects.filter(
             organization=organization, name="Backup disk"
-        ).exists():
-            services.location_create(
+        ).first()
+        if backup_disk is None:
+            backup_disk = services.location_create(
                 actor=actor,
                 name="Backup disk",
                 kind="local",
                 provider="filesystem",
                 prefix=str(demo_root / "backups"),
             )
+        for policy in BackupPolicy.objects.filter(organization=organization):
+            if not policy.policy_targets.exists():
+                backup_services.policy_update(
+                    actor=actor, policy=policy, data={}, targets=[backup_disk]
+                )
         today = date.today()  # noqa: DTZ011  # demo dates only
         acme = self._client(
             actor,

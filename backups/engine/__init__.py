@@ -1,0 +1,88 @@
+"""The backup repository engine: Django-free, talking only to `backups.storage.ObjectStore`.
+
+Public entry points (what services call):
+  init_repository, load_data_key, generate_data_key, wrap_data_key, unwrap_data_key
+  backup, restore, verify
+  list_snapshots, load_manifest
+  select_snapshots_to_keep, forget, garbage_collect
+"""
+
+from backups.engine.backup import (
+    DEFAULT_CHUNK_SIZE,
+    BackupResult,
+    BackupStats,
+    ProgressCallback,
+    backup,
+)
+from backups.engine.crypto import generate_data_key, unwrap_data_key, wrap_data_key
+from backups.engine.errors import (
+    ChunkCorrupt,
+    EngineError,
+    FileIntegrityError,
+    KeyUnwrapFailed,
+    ManifestCorrupt,
+    RepositoryAlreadyInitialized,
+    RepositoryNotInitialized,
+    SnapshotNotFound,
+    SourceEmpty,
+    UnsafePath,
+)
+from backups.engine.manifest import FileEntry, Manifest
+from backups.engine.repository import (
+    SnapshotRef,
+    Target,
+    init_repository,
+    list_snapshots,
+    load_data_key,
+    load_manifest,
+)
+from backups.engine.restore import RestoreResult, check_manifest_path, restore
+from backups.engine.retention import (
+    GarbageCollectResult,
+    RetentionDecision,
+    RetentionPolicy,
+    forget,
+    garbage_collect,
+    select_snapshots_to_keep,
+)
+from backups.engine.verify import VerifyReport, verify
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "BackupResult",
+    "BackupStats",
+    "ChunkCorrupt",
+    "EngineError",
+    "FileEntry",
+    "FileIntegrityError",
+    "GarbageCollectResult",
+    "KeyUnwrapFailed",
+    "Manifest",
+    "ManifestCorrupt",
+    "ProgressCallback",
+    "RepositoryAlreadyInitialized",
+    "RepositoryNotInitialized",
+    "RestoreResult",
+    "RetentionDecision",
+    "RetentionPolicy",
+    "SnapshotNotFound",
+    "SnapshotRef",
+    "SourceEmpty",
+    "Target",
+    "UnsafePath",
+    "VerifyReport",
+    "backup",
+    "check_manifest_path",
+    "forget",
+    "garbage_collect",
+    "generate_data_key",
+    "init_repository",
+    "list_snapshots",
+    "load_data_key",
+    "load_manifest",
+    "restore",
+    "select_snapshots_to_keep",
+    "unwrap_data_key",
+    "verify",
+    "wrap_data_key",
+]

@@ -1,0 +1,127 @@
+"""Snapshot manifests: what a snapshot contains, and how it is serialized and sealed.
+
+A manifest lists every file of the snapshot with its size, mtime, etag, sha256 and chunk ids.
+It is JSON, zlib-compressed, then encrypted with the dataset's manifest key (AAD = its id).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from backups.engine.crypto import DatasetKeys, decrypt_manifest, encrypt_manifest
+from backups.engine.errors import ManifestCorrupt
+
+FORMAT_VERSION = 1
+# Sortable, second-and-microsecond precise, and safe in any object store key.
+_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+# A manifest decompressing beyond this is refused rather than exhausting memory.
+_MAX_MANIFEST_BYTES = 2 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of a snapshot. `path` is relative to the backed-up prefix, '/'-separated."""
+
+    path: str
+    size: int
+    mtime: datetime
+    etag: str
+    sha256: str
+    chunks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    id: str
+    created: datetime
+    source_prefix: str
+    chunk_size: int
+    parent_id: str | None
+    files: tuple[FileEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk this snapshot needs: what garbage collection must never delete."""
+        return {cid for entry in self.files for cid in entry.chunks}
+
+
+def new_manifest_id(now: datetime) -> str:
+    """`<UTC time>-<uuid4>`: listing order is time order, and ids never collide."""
+    if now.tzinfo is None:
+        raise ValueError("snapshot time must be timezone-aware")
+    return f"{now.astimezone(UTC).strftime(_TIME_FORMAT)}-{uuid.uuid4()}"
+
+
+def manifest_time(manifest_id: str) -> datetime:
+    """The creation time encoded in a manifest id (readable without decrypting)."""
+    stamp = manifest_id.split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, _TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise ManifestCorrupt(manifest_id, "id does not start with a snapshot time") from None
+
+
+def seal_manifest(keys: DatasetKeys, manifest: Manifest) -> bytes:
+    doc = {
+        "format": FORMAT_VERSION,
+        "id": manifest.id,
+        "created": manifest.created.isoformat(),
+        "source_prefix": manifest.source_prefix,
+        "chunk_size": manifest.chunk_size,
+        "parent": manifest.parent_id,
+        "files": [
+            {
+                "path": e.path,
+                "size": e.size,
+                "mtime": e.mtime.isoformat(),
+                "etag": e.etag,
+                "sha256": e.sha256,
+                "chunks": list(e.chunks),
+            }
+            for e in manifest.files
+        ],
+    }
+    raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return encrypt_manifest(keys, manifest.id, zlib.compress(raw, 6))
+
+
+def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifest:
+    """Decrypt and parse a manifest; raises ManifestCorrupt if anything does not add up."""
+    compressed = decrypt_manifest(keys, manifest_id, sealed)
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(compressed, _MAX_MANIFEST_BYTES)
+        if inflater.unconsumed_tail:
+            raise ManifestCorrupt(manifest_id, "manifest is implausibly large")
+        doc: dict[str, Any] = json.loads(raw)
+        if doc.get("format") != FORMAT_VERSION or doc.get("id") != manifest_id:
+            raise ManifestCorrupt(manifest_id, "unknown format or id mismatch")
+        files = tuple(
+            FileEntry(
+                path=str(f["path"]),
+                size=int(f["size"]),
+                mtime=datetime.fromisoformat(f["mtime"]),
+                etag=str(f["etag"]),
+                sha256=str(f["sha256"]),
+                chunks=tuple(str(c) for c in f["chunks"]),
+            )
+            for f in doc["files"]
+        )
+        return Manifest(
+            id=manifest_id,
+            created=datetime.fromisoformat(doc["created"]),
+            source_prefix=str(doc["source_prefix"]),
+            chunk_size=int(doc["chunk_size"]),
+            parent_id=doc.get("parent"),
+            files=files,
+        )
+    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        raise ManifestCorrupt(manifest_id, f"does not parse ({type(exc).__name__})") from None

@@ -1,0 +1,158 @@
+"""Repository layout on one target, and the operations on its key and snapshots.
+
+```
+<base>/key                       the dataset key, wrapped by the master key
+<base>/chunks/<id>               encrypted content-addressed chunks
+<base>/snapshots/<time>-<uuid>   encrypted manifests
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import NamedTuple
+
+from backups.engine.crypto import DatasetKeys, unwrap_data_key, wrap_data_key
+from backups.engine.errors import (
+    ManifestCorrupt,
+    RepositoryAlreadyInitialized,
+    RepositoryNotInitialized,
+    SnapshotNotFound,
+)
+from backups.engine.manifest import Manifest, manifest_time, open_manifest, seal_manifest
+from backups.storage import ObjectNotFound, ObjectStore, join_key
+
+KEY_NAME = "key"
+CHUNKS_DIR = "chunks"
+SNAPSHOTS_DIR = "snapshots"
+
+
+class Target(NamedTuple):
+    """One repository: a store and the base prefix of the dataset inside it."""
+
+    store: ObjectStore
+    base: str
+
+
+class SnapshotRef(NamedTuple):
+    """A snapshot as listed: its id and creation time (UTC), without decrypting it."""
+
+    id: str
+    time: datetime
+
+
+def key_object(base: str) -> str:
+    return join_key(base, KEY_NAME)
+
+
+def chunks_prefix(base: str) -> str:
+    return join_key(base, CHUNKS_DIR) + "/"
+
+
+def chunk_object(base: str, chunk_id: str) -> str:
+    return join_key(base, f"{CHUNKS_DIR}/{chunk_id}")
+
+
+def snapshots_prefix(base: str) -> str:
+    return join_key(base, SNAPSHOTS_DIR) + "/"
+
+
+def snapshot_object(base: str, manifest_id: str) -> str:
+    return join_key(base, f"{SNAPSHOTS_DIR}/{manifest_id}")
+
+
+def init_repository(
+    store: ObjectStore, base: str, master_key: bytes, data_key: bytes, *, context: bytes = b""
+) -> None:
+    """Store the wrapped data key; the first write to a target, before any chunk.
+
+    Idempotent for the same data key; refuses to replace a different key, because every chunk
+    already on the target would become unreadable.
+    """
+    existing = store.head(key_object(base))
+    if existing is not None:
+        current = unwrap_data_key(master_key, store.get(key_object(base)), context=context)
+        if current != data_key:
+            raise RepositoryAlreadyInitialized(
+                f"{store.describe()} already holds a different key at {key_object(base)!r}"
+            )
+        return
+    store.put(key_object(base), wrap_data_key(master_key, data_key, context=context))
+
+
+def load_data_key(
+    store: ObjectStore, base: str, master_key: bytes, *, context: bytes = b""
+) -> bytes:
+    """Read and unwrap the dataset key of a repository."""
+    try:
+        wrapped = store.get(key_object(base))
+    except ObjectNotFound:
+        raise RepositoryNotInitialized(
+            f"no repository key at {key_object(base)!r} in {store.describe()}"
+        ) from None
+    return unwrap_data_key(master_key, wrapped, context=context)
+
+
+def require_repository(store: ObjectStore, base: str) -> None:
+    """Refuse to write chunks where no wrapped key exists: they could never be decrypted."""
+    if store.head(key_object(base)) is None:
+        raise RepositoryNotInitialized(
+            f"no repository key at {key_object(base)!r} in {store.describe()}; "
+            "initialize the repository first"
+        )
+
+
+def list_chunks(store: ObjectStore, base: str) -> dict[str, int]:
+    """Chunk id -> stored (encrypted) size, from one listing of the chunks prefix."""
+    prefix = chunks_prefix(base)
+    return {info.key[len(prefix) :]: info.size for info in store.list(prefix)}
+
+
+def list_snapshots(store: ObjectStore, base: str) -> list[SnapshotRef]:
+    """Every snapshot on the target, oldest first. Only complete snapshots exist as objects."""
+    prefix = snapshots_prefix(base)
+    refs = []
+    for info in store.list(prefix):
+        manifest_id = info.key[len(prefix) :]
+        if "/" in manifest_id:
+            continue
+        refs.append(SnapshotRef(manifest_id, manifest_time(manifest_id)))
+    refs.sort(key=lambda ref: (ref.time, ref.id))
+    return refs
+
+
+def load_manifest(store: ObjectStore, base: str, data_key: bytes, manifest_id: str) -> Manifest:
+    """Fetch, decrypt and parse one snapshot's manifest."""
+    return _load_manifest(store, base, DatasetKeys.from_data_key(data_key), manifest_id)
+
+
+def _load_manifest(store: ObjectStore, base: str, keys: DatasetKeys, manifest_id: str) -> Manifest:
+    if not manifest_id or "/" in manifest_id or manifest_id.startswith("."):
+        raise SnapshotNotFound(f"not a snapshot id: {manifest_id!r}")
+    try:
+        sealed = store.get(snapshot_object(base, manifest_id))
+    except ObjectNotFound:
+        raise SnapshotNotFound(
+            f"no snapshot {manifest_id!r} at {base!r} in {store.describe()}"
+        ) from None
+    return open_manifest(keys, manifest_id, sealed)
+
+
+def store_manifest(store: ObjectStore, base: str, keys: DatasetKeys, manifest: Manifest) -> None:
+    """Write the manifest: the single step that makes a snapshot exist."""
+    store.put(snapshot_object(base, manifest.id), seal_manifest(keys, manifest))
+
+
+def load_manifests(
+    store: ObjectStore, base: str, keys: DatasetKeys, ids: Iterable[str]
+) -> list[Manifest]:
+    """Load several manifests; any unreadable one raises (callers must not act on a partial
+    view of the repository, e.g. garbage collection)."""
+    manifests = []
+    for manifest_id in ids:
+        manifest = _load_manifest(store, base, keys, manifest_id)
+        if manifest.id != manifest_id:
+            raise ManifestCorrupt(manifest_id, "id mismatch")
+        manifests.append(manifest)
+    return manifests

@@ -1,0 +1,25 @@
+"""What the backup app does when the inventory changes (clients.signals contracts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from backups import services
+from clients import signals
+
+
+@receiver(signals.organization_created, dispatch_uid="backups.default_policies")
+def _default_policies(sender: Any, organization: Any, **kwargs: Any) -> None:
+    services.policies_create_defaults(organization)
+
+
+@receiver(signals.dataset_registered, dispatch_uid="backups.protect_new_dataset")
+def _protect_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
+    services.protection_ensure(dataset)
+
+
+@receiver(signals.dataset_state_changed, dispatch_uid="backups.follow_state")
+def _follow_state(sender: Any, dataset: Any, **kwargs: Any) -> None:
+    services.protection_follow_state(dataset)

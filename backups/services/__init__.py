@@ -1,0 +1,61 @@
+"""Every write and side effect of the backup app. Split by sub-domain; public names here."""
+
+from backups.services.policies import (
+    DEFAULT_POLICIES,
+    dataset_data_key,
+    dataset_policy_set,
+    default_policy_key,
+    next_due,
+    policies_create_defaults,
+    policy_create,
+    policy_update,
+    protection_ensure,
+    protection_follow_state,
+    schedules_sync,
+)
+from backups.services.runs import (
+    TransientFailure,
+    backup_run_create,
+    backup_run_execute,
+    backup_run_request,
+    backups_dispatch,
+    due_schedules,
+    restore_request,
+    restore_run_execute,
+    snapshot_as_of,
+    snapshot_verify,
+)
+from backups.services.stores import (
+    dataset_source,
+    location_key,
+    repository_base,
+    store_for_location,
+)
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "TransientFailure",
+    "backup_run_create",
+    "backup_run_execute",
+    "backup_run_request",
+    "backups_dispatch",
+    "dataset_data_key",
+    "dataset_policy_set",
+    "dataset_source",
+    "default_policy_key",
+    "due_schedules",
+    "location_key",
+    "next_due",
+    "policies_create_defaults",
+    "policy_create",
+    "policy_update",
+    "protection_ensure",
+    "protection_follow_state",
+    "repository_base",
+    "restore_request",
+    "restore_run_execute",
+    "schedules_sync",
+    "snapshot_as_of",
+    "snapshot_verify",
+    "store_for_location",
+]

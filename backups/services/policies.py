@@ -1,0 +1,307 @@
+"""Backup policies: the built-in defaults by dataset kind, assignment, and schedules."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from agencyops.crypto import master_key
+from agencyops.exceptions import ValidationFailed
+from agencyops.tenancy import Actor
+from backups.engine import generate_data_key, unwrap_data_key, wrap_data_key
+from backups.models import (
+    UNLIMITED,
+    BackupPolicy,
+    BackupSchedule,
+    DatasetProtection,
+    DefaultFor,
+    Frequency,
+    PolicyTarget,
+)
+from clients.models import Dataset, DatasetKind, LifecycleState, Organization, StorageLocation
+
+# The agency backup guidance the product follows, as data.
+DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
+    DefaultFor.CONTINUOUS: {
+        "name": "Continuous — code and live pipeline inputs",
+        "frequency": Frequency.CONTINUOUS,
+        "keep_last": 8,
+        "keep_hourly": 48,
+        "keep_daily": 30,
+        "keep_monthly": 12,
+    },
+    DefaultFor.RECORDS: {
+        "name": "Continuous — business records (monthly kept forever)",
+        "frequency": Frequency.CONTINUOUS,
+        "keep_last": 8,
+        "keep_hourly": 48,
+        "keep_daily": 30,
+        "keep_monthly": UNLIMITED,
+    },
+    DefaultFor.DAILY: {
+        "name": "Daily — active client data",
+        "frequency": Frequency.DAILY,
+        "keep_daily": 30,
+        "keep_monthly": 12,
+        "infrequent_access_after_days": 30,
+        "archive_after_days": 90,
+    },
+    DefaultFor.WEEKLY: {
+        "name": "Weekly — completed models and infrastructure config",
+        "frequency": Frequency.WEEKLY,
+        "keep_weekly": 12,
+        "keep_monthly": 12,
+        "infrequent_access_after_days": 30,
+        "archive_after_days": 90,
+    },
+    DefaultFor.MONTHLY: {
+        "name": "Monthly — archived data",
+        "frequency": Frequency.MONTHLY,
+        "keep_monthly": 24,
+        "keep_yearly": 7,
+        "infrequent_access_after_days": 30,
+        "archive_after_days": 90,
+    },
+}
+
+
+def policies_create_defaults(organization: Organization) -> list[BackupPolicy]:
+    """Create the organization's built-in policies; idempotent."""
+    created = []
+    for key, fields in DEFAULT_POLICIES.items():
+        policy, _ = BackupPolicy.objects.get_or_create(
+            organization=organization, default_for=key, defaults=dict(fields)
+        )
+        created.append(policy)
+    return created
+
+
+def default_policy_key(dataset: Dataset, *, live_pipeline_input: bool) -> str:
+    """The guidance: archived → monthly; code and live inputs → continuous; records →
+    continuous with monthly kept forever; completed models and infra config → weekly;
+    everything else → daily."""
+    if dataset.lifecycle_state == LifecycleState.ARCHIVED:
+        return DefaultFor.MONTHLY
+    if dataset.kind == DatasetKind.CODE_REPOSITORY or live_pipeline_input:
+        return DefaultFor.CONTINUOUS
+    if dataset.kind == DatasetKind.BUSINESS_RECORDS:
+        return DefaultFor.RECORDS
+    if dataset.kind == DatasetKind.INFRASTRUCTURE_CONFIG or (
+        dataset.kind == DatasetKind.MODEL_ARTIFACT
+        and dataset.lifecycle_state == LifecycleState.COMPLETED
+    ):
+        return DefaultFor.WEEKLY
+    return DefaultFor.DAILY
+
+
+def _key_context(dataset: Dataset) -> bytes:
+    # Binds a wrapped key to its dataset: a key object copied to another repository won't open.
+    return b"dataset:" + dataset.public_id.bytes
+
+
+def protection_ensure(dataset: Dataset) -> DatasetProtection:
+    """The dataset's protection row: default policy for its kind and state, a fresh data key,
+    schedules for the policy's targets. Idempotent."""
+    protection = DatasetProtection.objects.filter(dataset=dataset).first()
+    if protection is not None:
+        return protection
+    policies_create_defaults(dataset.organization)
+    policy = BackupPolicy.objects.get(
+        organization=dataset.organization,
+        default_for=default_policy_key(dataset, live_pipeline_input=False),
+    )
+    protection = DatasetProtection.objects.create(
+        organization=dataset.organization,
+        dataset=dataset,
+        policy=policy,
+        wrapped_key=wrap_data_key(master_key(), generate_data_key(), context=_key_context(dataset)),
+    )
+    schedules_sync(dataset, protection)
+    return protection
+
+
+def dataset_data_key(dataset: Dataset) -> bytes:
+    """The dataset's plain data key, for the engine only. Never log it."""
+    protection = protection_ensure(dataset)
+    if not protection.wrapped_key:
+        raise ValidationFailed("The dataset's key was destroyed; its backups are unreadable.")
+    return unwrap_data_key(
+        master_key(), bytes(protection.wrapped_key), context=_key_context(dataset)
+    )
+
+
+def dataset_key_context(dataset: Dataset) -> bytes:
+    return _key_context(dataset)
+
+
+@transaction.atomic
+def dataset_policy_set(
+    *,
+    actor: Actor,
+    dataset: Dataset,
+    policy: BackupPolicy | None,
+    live_pipeline_input: bool | None = None,
+) -> DatasetProtection:
+    """Pick a dataset's policy (None: back to the default for its kind and state)."""
+    actor.require_level(
+        "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="change backup policy"
+    )
+    protection = DatasetProtection.objects.select_for_update().get(pk=protection_ensure(dataset).pk)
+    if live_pipeline_input is not None:
+        protection.live_pipeline_input = live_pipeline_input
+    if policy is None:
+        protection.policy_pinned = False
+        protection.policy = BackupPolicy.objects.get(
+            organization=dataset.organization,
+            default_for=default_policy_key(
+                dataset, live_pipeline_input=protection.live_pipeline_input
+            ),
+        )
+    else:
+        protection.policy_pinned = True
+        protection.policy = policy
+    protection.save(update_fields=["policy", "policy_pinned", "live_pipeline_input"])
+    schedules_sync(dataset, protection)
+    return protection
+
+
+def protection_follow_state(dataset: Dataset) -> None:
+    """After a lifecycle change, an unpinned dataset moves to its state's default policy."""
+    protection = protection_ensure(dataset)
+    if protection.policy_pinned:
+        return
+    key = default_policy_key(dataset, live_pipeline_input=protection.live_pipeline_input)
+    policy = BackupPolicy.objects.get(organization=dataset.organization, default_for=key)
+    if policy.pk != protection.policy_id:
+        protection.policy = policy
+        protection.save(update_fields=["policy"])
+        schedules_sync(dataset, protection)
+
+
+# --- policies ---
+
+POLICY_FIELDS = (
+    "name",
+    "frequency",
+    "time_of_day",
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "keep_forever",
+    "storage_class",
+    "infrequent_access_after_days",
+    "archive_after_days",
+)
+
+
+def _set_targets(policy: BackupPolicy, targets: Sequence[StorageLocation]) -> None:
+    if len({t.pk for t in targets}) != len(targets):
+        raise ValidationFailed("A target is listed twice.", fields={"targets": "Listed twice."})
+    PolicyTarget.objects.filter(policy=policy).delete()
+    PolicyTarget.objects.bulk_create(
+        PolicyTarget(policy=policy, location=location, position=index)
+        for index, location in enumerate(targets)
+    )
+    for protection in DatasetProtection.objects.filter(policy=policy).select_related("dataset"):
+        schedules_sync(protection.dataset, protection)
+
+
+@transaction.atomic
+def policy_create(
+    *, actor: Actor, targets: Sequence[StorageLocation] = (), **fields: Any
+) -> BackupPolicy:
+    actor.require_admin("manage backup policies")
+    unknown = set(fields) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
+    policy = BackupPolicy(organization=actor.organization, **fields)
+    policy.full_clean()
+    policy.save()
+    _set_targets(policy, targets)
+    return policy
+
+
+@transaction.atomic
+def policy_update(
+    *,
+    actor: Actor,
+    policy: BackupPolicy,
+    data: Mapping[str, Any],
+    targets: Sequence[StorageLocation] | None = None,
+) -> BackupPolicy:
+    actor.require_admin("manage backup policies")
+    for name, value in data.items():
+        if name not in POLICY_FIELDS:
+            raise ValidationFailed("Unknown field.", fields={name: "Unknown field."})
+        setattr(policy, name, value)
+    policy.full_clean()
+    policy.save()
+    if targets is not None:
+        _set_targets(policy, targets)
+    elif {"frequency", "time_of_day"} & set(data):
+        for protection in DatasetProtection.objects.filter(policy=policy).select_related("dataset"):
+            schedules_sync(protection.dataset, protection, reschedule=True)
+    return policy
+
+
+# --- schedules ---
+
+
+def _at(day: datetime, moment: time) -> datetime:
+    return day.replace(hour=moment.hour, minute=moment.minute, second=0, microsecond=0)
+
+
+def next_due(policy: BackupPolicy, after: datetime) -> datetime:
+    """The first slot strictly after `after` (UTC) for the policy's frequency."""
+    after = after.astimezone(UTC)
+    if policy.frequency == Frequency.CONTINUOUS:
+        return after + timedelta(minutes=15)
+    if policy.frequency == Frequency.HOURLY:
+        return after.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    candidate = _at(after, policy.time_of_day)
+    if policy.frequency == Frequency.DAILY:
+        return candidate if candidate > after else candidate + timedelta(days=1)
+    if policy.frequency == Frequency.WEEKLY:
+        # Mondays: weekly copies land at the start of the working week.
+        candidate -= timedelta(days=candidate.weekday())
+        return candidate if candidate > after else candidate + timedelta(days=7)
+    first = candidate.replace(day=1)
+    if first > after:
+        return first
+    days = calendar.monthrange(first.year, first.month)[1]
+    return first + timedelta(days=days)
+
+
+def schedules_sync(
+    dataset: Dataset, protection: DatasetProtection, *, reschedule: bool = False
+) -> None:
+    """One schedule row per policy target; a new target is due at once (first copy now)."""
+    now = timezone.now()
+    wanted: Iterable[int] = (
+        protection.policy.policy_targets.values_list("location_id", flat=True)
+        if protection.policy is not None
+        else []
+    )
+    wanted_ids = set(wanted)
+    existing = {s.location_id: s for s in BackupSchedule.objects.filter(dataset=dataset)}
+    BackupSchedule.objects.filter(dataset=dataset).exclude(location_id__in=wanted_ids).delete()
+    for location_id in wanted_ids - set(existing):
+        BackupSchedule.objects.create(
+            organization=dataset.organization,
+            dataset=dataset,
+            location_id=location_id,
+            next_due_at=now,
+        )
+    if reschedule and protection.policy is not None:
+        for location_id in wanted_ids & set(existing):
+            schedule = existing[location_id]
+            schedule.next_due_at = next_due(protection.policy, schedule.last_success_at or now)
+            schedule.save(update_fields=["next_due_at"])

@@ -1,0 +1,470 @@
+"""Backup runs: request, execute (idempotent, resumable), record snapshots; restores; verify."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as monotonic_time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agencyops.crypto import master_key
+from agencyops.exceptions import Conflict, ValidationFailed
+from agencyops.tenancy import Actor
+from backups import engine
+from backups.engine.manifest import manifest_time
+from backups.models import (
+    ACTIVE_RUN_STATES,
+    BackupRun,
+    BackupSchedule,
+    RestoreRun,
+    RunStatus,
+    RunTarget,
+    Snapshot,
+    Trigger,
+)
+from backups.services.policies import (
+    dataset_data_key,
+    dataset_key_context,
+    next_due,
+    protection_ensure,
+)
+from backups.services.stores import (
+    dataset_source,
+    location_key,
+    repository_base,
+    store_for_location,
+)
+from backups.storage import (
+    EndpointUnreachable,
+    LocalObjectStore,
+    ObjectStore,
+    StorageError,
+)
+from clients.models import Dataset, LifecycleState, StorageLocation
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another attempt after boto3's own retries gave up: the endpoint may come back.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (EndpointUnreachable,)
+PROGRESS_EVERY_SECONDS = 1.0
+
+
+class TransientFailure(Exception):
+    """A run hit a transient storage error and should be retried by its task."""
+
+
+def _enqueue_backup(run: BackupRun) -> None:
+    from backups.tasks import backup_run_task
+
+    backup_run_task.delay_on_commit(str(run.public_id))  # type: ignore[attr-defined]  # stubs lag
+
+
+def _enqueue_restore(restore: RestoreRun) -> None:
+    from backups.tasks import restore_run_task
+
+    restore_run_task.delay_on_commit(str(restore.public_id))  # type: ignore[attr-defined]  # stubs lag
+
+
+# --- requesting ---
+
+
+def _backupable(dataset: Dataset) -> None:
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(f"The dataset is {dataset.get_lifecycle_state_display().lower()}.")
+
+
+def _policy_targets(dataset: Dataset) -> list[StorageLocation]:
+    protection = protection_ensure(dataset)
+    if protection.policy is None:
+        return []
+    return [t.location for t in protection.policy.policy_targets.select_related("location")]
+
+
+@transaction.atomic
+def backup_run_create(
+    *,
+    dataset: Dataset,
+    trigger: str,
+    targets: Sequence[StorageLocation],
+    requested_by: Any = None,
+    enqueue: bool = True,
+) -> BackupRun:
+    """Create a pending run for these targets. The database refuses a second active run of the
+    same (dataset, target) pair, which becomes a 409."""
+    _backupable(dataset)
+    if not targets:
+        raise ValidationFailed(
+            "The dataset's backup policy has no targets; an admin must add one.",
+            fields={"policy": "The policy has no backup targets."},
+        )
+    run = BackupRun.objects.create(
+        organization=dataset.organization,
+        dataset=dataset,
+        trigger=trigger,
+        requested_by=requested_by,
+    )
+    try:
+        with transaction.atomic():
+            RunTarget.objects.bulk_create(
+                RunTarget(run=run, dataset=dataset, location=location, position=index)
+                for index, location in enumerate(targets)
+            )
+    except IntegrityError:
+        raise Conflict(
+            "A backup of this dataset to the same target is already pending or running."
+        ) from None
+    if enqueue:
+        _enqueue_backup(run)
+    return run
+
+
+def backup_run_request(
+    *, actor: Actor, dataset: Dataset, trigger: str = Trigger.API, enqueue: bool = True
+) -> BackupRun:
+    """Back a dataset up now to every target of its policy. Needs `manage` (or admin)."""
+    actor.require_level(
+        "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="start backups"
+    )
+    return backup_run_create(
+        dataset=dataset,
+        trigger=trigger,
+        targets=_policy_targets(dataset),
+        requested_by=actor.user,
+        enqueue=enqueue,
+    )
+
+
+# --- executing ---
+
+
+@dataclass
+class _Throttle:
+    run_id: int
+    model: type[BackupRun] | type[RestoreRun]
+    last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = monotonic_time.monotonic()
+        with self.lock:
+            if now - self.last < PROGRESS_EVERY_SECONDS and done < total:
+                return
+            self.last = now
+        # Engine threads report progress; each write is one small UPDATE on its own connection.
+        self.model.objects.filter(pk=self.run_id).update(bytes_done=done, bytes_total=total)
+
+
+def _claim(model: type[BackupRun] | type[RestoreRun], public_id: str) -> Any:
+    """Take a pending run, or resume a running one whose worker died (redelivery)."""
+    now = timezone.now()
+    claimed = model.objects.filter(public_id=public_id, status__in=ACTIVE_RUN_STATES).update(
+        status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now
+    )
+    if not claimed:
+        return None
+    return model.objects.select_related(
+        "dataset", "dataset__organization", "dataset__client", "dataset__location"
+    ).get(public_id=public_id)
+
+
+def _clear_message(exc: BaseException) -> str:
+    if isinstance(exc, StorageError | engine.EngineError | ValidationFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finish_failed(model: type[BackupRun] | type[RestoreRun], pk: int, error: str) -> None:
+    model.objects.filter(pk=pk).update(
+        status=RunStatus.FAILED, finished_at=timezone.now(), error=error[:4000]
+    )
+    if model is BackupRun:
+        RunTarget.objects.filter(run_id=pk).update(active=False)
+
+
+def _parent_manifest(
+    dataset: Dataset, targets: Sequence[StorageLocation], data_key: bytes
+) -> engine.Manifest | None:
+    """The newest snapshot on one of these targets, so unchanged files are not read again."""
+    latest = (
+        Snapshot.objects.filter(dataset=dataset, location__in=targets, forgotten_at__isnull=True)
+        .select_related("location")
+        .first()
+    )
+    if latest is None:
+        return None
+    store = store_for_location(latest.location)
+    try:
+        return engine.load_manifest(
+            store, repository_base(latest.location, dataset), data_key, latest.manifest_id
+        )
+    except (StorageError, engine.EngineError):
+        logger.warning("parent manifest of %s unreadable; doing a full read", dataset.public_id)
+        return None
+
+
+def backup_run_execute(run_public_id: str, *, final_attempt: bool = True) -> BackupRun | None:
+    """Carry out a run. Idempotent: a finished run returns at once; a redelivered run starts
+    again and re-uses every chunk already uploaded. Snapshots are recorded only after the
+    engine has stored the manifest on every target."""
+    run = _claim(BackupRun, run_public_id)
+    if run is None:
+        return BackupRun.objects.filter(public_id=run_public_id).first()
+    dataset = run.dataset
+    targets = [rt.location for rt in RunTarget.objects.filter(run=run).select_related("location")]
+    try:
+        data_key = dataset_data_key(dataset)
+        source, prefix = dataset_source(dataset)
+        repos: list[tuple[ObjectStore, str]] = []
+        for location in targets:
+            store = store_for_location(location, create=True)
+            base = repository_base(location, dataset)
+            engine.init_repository(
+                store, base, master_key(), data_key, context=dataset_key_context(dataset)
+            )
+            repos.append((store, base))
+        result = engine.backup(
+            source,
+            prefix,
+            repos,
+            data_key,
+            _parent_manifest(dataset, targets, data_key),
+            progress=_Throttle(run.pk, BackupRun),
+        )
+    except TRANSIENT_ERRORS as exc:
+        if not final_attempt:
+            BackupRun.objects.filter(pk=run.pk).update(error=f"retrying: {exc}"[:4000])
+            raise TransientFailure(str(exc)) from exc
+        _finish_failed(BackupRun, run.pk, _clear_message(exc))
+        return BackupRun.objects.get(pk=run.pk)
+    except (StorageError, engine.EngineError, ValidationFailed, OSError) as exc:
+        _finish_failed(BackupRun, run.pk, _clear_message(exc))
+        return BackupRun.objects.get(pk=run.pk)
+    return _record_success(run, targets, result)
+
+
+@transaction.atomic
+def _record_success(
+    run: BackupRun, targets: Sequence[StorageLocation], result: engine.BackupResult
+) -> BackupRun:
+    stats = result.stats
+    now = timezone.now()
+    taken_at = manifest_time(result.manifest_id)
+    for location in targets:
+        Snapshot.objects.get_or_create(
+            organization=run.organization,
+            location=location,
+            manifest_id=result.manifest_id,
+            defaults={
+                "dataset": run.dataset,
+                "run": run,
+                "taken_at": taken_at,
+                "files": len(result.manifest.files),
+                "bytes": stats.bytes_seen,
+                "new_bytes": stats.bytes_uploaded // max(1, len(targets)),
+            },
+        )
+    BackupRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED,
+        finished_at=now,
+        error="",
+        files_seen=stats.files_seen,
+        bytes_seen=stats.bytes_seen,
+        bytes_done=stats.bytes_seen,
+        bytes_total=stats.bytes_seen,
+        new_bytes=stats.bytes_uploaded,
+        files_reused=stats.files_reused,
+    )
+    RunTarget.objects.filter(run=run).update(active=False)
+    policy = protection_ensure(run.dataset).policy
+    for schedule in BackupSchedule.objects.filter(dataset=run.dataset, location__in=targets):
+        schedule.last_success_at = now
+        if policy is not None:
+            schedule.next_due_at = max(schedule.next_due_at, next_due(policy, now))
+        schedule.save(update_fields=["last_success_at", "next_due_at"])
+    return BackupRun.objects.get(pk=run.pk)
+
+
+# --- snapshots and restores ---
+
+
+def snapshot_as_of(dataset: Dataset, as_of: datetime) -> Snapshot | None:
+    """The newest snapshot taken at or before `as_of` (point in time)."""
+    return (
+        Snapshot.objects.filter(dataset=dataset, taken_at__lte=as_of, forgotten_at__isnull=True)
+        .select_related("location")
+        .first()
+    )
+
+
+def _safe_directory(path: str) -> str:
+    if not path or "\x00" in path or not Path(path).is_absolute():
+        raise ValidationFailed(
+            "The destination must be an absolute directory path.",
+            fields={"destination_path": "Give an absolute directory path."},
+        )
+    if ".." in Path(path).parts:
+        raise ValidationFailed(
+            "The destination may not contain '..'.",
+            fields={"destination_path": "May not contain '..'."},
+        )
+    return path
+
+
+@transaction.atomic
+def restore_request(
+    *,
+    actor: Actor | None,
+    snapshot: Snapshot,
+    destination_path: str,
+    destination_location: StorageLocation | None = None,
+    path_prefix: str = "",
+    is_drill: bool = False,
+    enqueue: bool = True,
+) -> RestoreRun:
+    """Ask for a restore. Needs `restore` on the dataset. A local destination is an absolute
+    directory; an S3 destination is a key prefix inside that location."""
+    dataset = snapshot.dataset
+    if actor is not None:
+        actor.require_level(
+            "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="restore data"
+        )
+    if destination_location is None:
+        destination_path = _safe_directory(destination_path)
+    elif destination_path.startswith("/") or ".." in destination_path.split("/"):
+        raise ValidationFailed(
+            "A key prefix is relative and may not contain '..'.",
+            fields={"destination_path": "Relative key prefix without '..'."},
+        )
+    if "\x00" in path_prefix or ".." in path_prefix.split("/"):
+        raise ValidationFailed(
+            "Invalid path prefix.", fields={"path_prefix": "May not contain '..'."}
+        )
+    restore = RestoreRun.objects.create(
+        organization=dataset.organization,
+        dataset=dataset,
+        snapshot=snapshot,
+        destination_location=destination_location,
+        destination_path=destination_path,
+        path_prefix=path_prefix.strip("/"),
+        is_drill=is_drill,
+        requested_by=actor.user if actor is not None else None,
+    )
+    if enqueue:
+        _enqueue_restore(restore)
+    return restore
+
+
+def restore_run_execute(restore_public_id: str, *, final_attempt: bool = True) -> RestoreRun | None:
+    """Carry out a restore, verifying every file's sha256. Idempotent: files are rewritten
+    whole, so a redelivered restore simply writes them again."""
+    restore = _claim(RestoreRun, restore_public_id)
+    if restore is None:
+        return RestoreRun.objects.filter(public_id=restore_public_id).first()
+    snapshot = Snapshot.objects.select_related("location").get(pk=restore.snapshot_id)
+    dataset = restore.dataset
+    try:
+        data_key = dataset_data_key(dataset)
+        store = store_for_location(snapshot.location)
+        if restore.destination_location_id is None:
+            destination: ObjectStore = LocalObjectStore(restore.destination_path, create=True)
+            prefix = ""
+        else:
+            location = StorageLocation.objects.get(pk=restore.destination_location_id)
+            destination = store_for_location(location, create=True)
+            prefix = location_key(location, restore.destination_path)
+        result = engine.restore(
+            store,
+            repository_base(snapshot.location, dataset),
+            data_key,
+            snapshot.manifest_id,
+            destination,
+            prefix,
+            path_prefix=restore.path_prefix,
+            progress=_Throttle(restore.pk, RestoreRun),
+        )
+    except TRANSIENT_ERRORS as exc:
+        if not final_attempt:
+            raise TransientFailure(str(exc)) from exc
+        _finish_failed(RestoreRun, restore.pk, _clear_message(exc))
+        return RestoreRun.objects.get(pk=restore.pk)
+    except (StorageError, engine.EngineError, ValidationFailed, OSError) as exc:
+        _finish_failed(RestoreRun, restore.pk, _clear_message(exc))
+        return RestoreRun.objects.get(pk=restore.pk)
+    RestoreRun.objects.filter(pk=restore.pk).update(
+        status=RunStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+        error="",
+        files=result.files_restored,
+        bytes=result.bytes_restored,
+        bytes_done=result.bytes_restored,
+        bytes_total=result.bytes_restored,
+    )
+    return RestoreRun.objects.get(pk=restore.pk)
+
+
+def snapshot_verify(snapshot: Snapshot, *, read_data_subset: float = 1.0) -> engine.VerifyReport:
+    """Re-read and authenticate a snapshot's chunks (all, or a random fraction)."""
+    if not 0.0 <= read_data_subset <= 1.0:
+        raise ValidationFailed("The subset is a fraction between 0 and 1.")
+    store = store_for_location(snapshot.location)
+    return engine.verify(
+        store,
+        repository_base(snapshot.location, snapshot.dataset),
+        dataset_data_key(snapshot.dataset),
+        snapshot.manifest_id,
+        read_data_subset=read_data_subset,
+    )
+
+
+def due_schedules(now: datetime) -> Any:
+    """Every due (dataset, target) pair of every organization, in one query."""
+    return (
+        BackupSchedule.objects.unscoped_for_system_task()
+        .filter(
+            next_due_at__lte=now,
+            dataset__lifecycle_state__in=[
+                LifecycleState.ACTIVE,
+                LifecycleState.COMPLETED,
+                LifecycleState.ARCHIVED,
+            ],
+        )
+        .exclude(dataset__protection__policy__isnull=True)
+        .select_related(
+            "dataset", "dataset__organization", "location", "dataset__protection__policy"
+        )
+        .order_by("next_due_at", "pk")
+    )
+
+
+def backups_dispatch(now: datetime | None = None) -> list[BackupRun]:
+    """Beat's every-minute tick: claim each due pair once (conditional update on its due time)
+    and enqueue one run for it. A pair whose previous run is still active waits."""
+    now = now or timezone.now()
+    started = []
+    for schedule in due_schedules(now):
+        policy = schedule.dataset.protection.policy
+        claimed = BackupSchedule.objects.filter(
+            pk=schedule.pk, next_due_at=schedule.next_due_at
+        ).update(next_due_at=next_due(policy, now))
+        if not claimed:
+            continue
+        try:
+            run = backup_run_create(
+                dataset=schedule.dataset, trigger=Trigger.SCHEDULE, targets=[schedule.location]
+            )
+        except Conflict:
+            # The previous run of this pair is still going: try again at the next tick.
+            BackupSchedule.objects.filter(pk=schedule.pk).update(next_due_at=schedule.next_due_at)
+            continue
+        started.append(run)
+    return started

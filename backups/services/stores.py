@@ -1,0 +1,49 @@
+"""From inventory rows to object stores: the only place credentials are opened."""
+
+from __future__ import annotations
+
+from backups.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from clients.models import Dataset, LocationKind, StorageLocation
+from clients.services import location_credentials
+
+# One connection per engine thread, plus a little headroom for listings.
+POOL_CONNECTIONS = 20
+
+
+def store_for_location(location: StorageLocation, *, create: bool = False) -> ObjectStore:
+    """An ObjectStore over the location's bucket or directory (keys relative to its prefix for
+    local directories; S3 keys include the location prefix, see `location_key`)."""
+    if location.kind == LocationKind.LOCAL:
+        return LocalObjectStore(location.prefix, create=create)
+    credentials = location_credentials(location) or {}
+    return S3ObjectStore(
+        bucket=location.bucket,
+        endpoint_url=location.endpoint_url or None,
+        region=location.region or None,
+        access_key_id=credentials.get("access_key_id"),
+        secret_access_key=credentials.get("secret_access_key"),
+        max_pool_connections=POOL_CONNECTIONS,
+    )
+
+
+def location_key(location: StorageLocation, *parts: str) -> str:
+    """A key under the location: S3 locations nest under their prefix, directories are roots."""
+    cleaned = [p.strip("/") for p in parts if p and p.strip("/")]
+    if location.kind == LocationKind.S3 and location.prefix.strip("/"):
+        cleaned.insert(0, location.prefix.strip("/"))
+    return "/".join(cleaned)
+
+
+def repository_base(location: StorageLocation, dataset: Dataset) -> str:
+    """<prefix>/<org>/<client>/<dataset>: public ids, so renames never move a repository."""
+    return location_key(
+        location,
+        str(dataset.organization.public_id),
+        str(dataset.client.public_id),
+        str(dataset.public_id),
+    )
+
+
+def dataset_source(dataset: Dataset) -> tuple[ObjectStore, str]:
+    """The primary copy: the dataset's location and the prefix of its path there."""
+    return store_for_location(dataset.location), location_key(dataset.location, dataset.path)

@@ -1,0 +1,350 @@
+"""`ObjectStore` over any S3-compatible service through boto3.
+
+One client per store; boto3 clients are thread-safe, so the engine's worker threads share it and
+the connection pool is sized to the thread pool (otherwise threads queue for sockets).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from backups.storage.base import (
+    DELETE_BATCH_SIZE,
+    NULL_VERSION,
+    DeleteError,
+    DeleteResult,
+    ObjectInfo,
+    ObjectVersion,
+    read_full,
+)
+from backups.storage.errors import (
+    AccessDenied,
+    CredentialsError,
+    EndpointUnreachable,
+    ObjectNotFound,
+    StorageError,
+    StoreNotFound,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+MIB = 1024 * 1024
+# S3 allows at most 10,000 parts; the part size grows every 1,000 parts so a stream of unknown
+# length can still reach several TB.
+_MAX_PARTS = 10_000
+_PART_GROWTH_EVERY = 1_000
+
+_NOT_FOUND = {"NoSuchKey", "NotFound", "404", "NoSuchVersion"}
+_NO_STORE = {"NoSuchBucket"}
+_BAD_CREDENTIALS = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "InvalidClientTokenId",
+    "AuthorizationHeaderMalformed",
+    "TokenRefreshRequired",
+}
+_DENIED = {"AccessDenied", "Forbidden", "403", "AllAccessDisabled", "AccountProblem"}
+_UNREACHABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+)
+
+
+class _TranslatingReader:
+    """A response body whose read errors come out as StorageError like everything else."""
+
+    def __init__(self, body: Any, store: S3ObjectStore, key: str) -> None:
+        self._body = body
+        self._store = store
+        self._key = key
+
+    def read(self, size: int = -1) -> bytes:
+        with self._store.translate_errors("read", self._key):
+            data: bytes = self._body.read(None if size < 0 else size)
+            return data
+
+    def close(self) -> None:
+        self._body.close()
+
+
+class S3ObjectStore:
+    """A bucket on an S3-compatible endpoint (AWS, MinIO, Ceph, B2, Wasabi, GCS interop)."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        max_pool_connections: int = 16,
+        part_size: int = 16 * MIB,
+        retry_mode: Literal["standard", "adaptive", "legacy"] = "standard",
+        max_attempts: int = 5,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        addressing_style: Literal["auto", "virtual", "path"] = "auto",
+        transport_checksums: bool = False,
+    ) -> None:
+        if part_size < 5 * MIB:
+            raise ValueError("S3 multipart parts must be at least 5 MiB")
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self._part_size = part_size
+        # A session per store: boto3's default session is not safe to share across threads, and
+        # the credentials then live only inside botocore, never on this object.
+        session = boto3.session.Session(
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token,
+            region_name=region,
+        )
+        config = Config(
+            max_pool_connections=max_pool_connections,
+            # Standard/adaptive modes retry throttling, 5xx and connection resets with jittered
+            # backoff; a failure after max_attempts surfaces as one translated error.
+            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            tcp_keepalive=True,
+            s3={"addressing_style": addressing_style},
+            # Extra CRC checksums on every request and response halve throughput (aws-chunked
+            # bodies, a CRC pass on each side) and add nothing for backups: chunks and manifests
+            # are AES-GCM authenticated, restores check each file's sha256, and TLS protects
+            # the transport. Checksums S3 requires (e.g. DeleteObjects) are still sent.
+            request_checksum_calculation="when_supported"
+            if transport_checksums
+            else "when_required",
+            response_checksum_validation="when_supported"
+            if transport_checksums
+            else "when_required",
+        )
+        self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        # Kept only to scrub them from error messages that echo request details.
+        self._scrub = [s for s in (access_key_id, secret_access_key, session_token) if s]
+
+    def __repr__(self) -> str:
+        return f"S3ObjectStore({self.describe()})"
+
+    def describe(self) -> str:
+        where = self.endpoint_url or "AWS"
+        return f"S3 bucket {self.bucket!r} at {where}"
+
+    @contextlib.contextmanager
+    def translate_errors(self, operation: str, key: str | None = None) -> Iterator[None]:
+        """Re-raise botocore failures as StorageError subclasses with a readable message."""
+        target = f"{key!r} in {self.describe()}" if key is not None else self.describe()
+        try:
+            yield
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            detail = self._clean(str(error.get("Message", "")))
+            text = f"{operation} of {target} failed: {code}" + (f" ({detail})" if detail else "")
+            if code in _NOT_FOUND:
+                raise ObjectNotFound(text) from None
+            if code in _NO_STORE:
+                raise StoreNotFound(text) from None
+            if code in _BAD_CREDENTIALS:
+                raise CredentialsError(text) from None
+            if code in _DENIED:
+                raise AccessDenied(text) from None
+            raise StorageError(text) from None
+        except (
+            botocore.exceptions.NoCredentialsError,
+            botocore.exceptions.PartialCredentialsError,
+        ) as exc:
+            raise CredentialsError(
+                f"{operation} of {target} failed: no usable credentials ({type(exc).__name__})"
+            ) from None
+        except _UNREACHABLE as exc:
+            raise EndpointUnreachable(
+                f"{operation} of {target} failed: endpoint unreachable ({type(exc).__name__})"
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise StorageError(f"{operation} of {target} failed: {self._clean(str(exc))}") from None
+
+    def _clean(self, text: str) -> str:
+        for secret in self._scrub:
+            text = text.replace(secret, "***")
+        return text
+
+    def create_bucket(self, *, versioning: bool = False) -> None:
+        """Create the bucket if missing (tests, embedded setups); optionally turn on versioning."""
+        with self.translate_errors("create bucket"):
+            with contextlib.suppress(self._client.exceptions.BucketAlreadyOwnedByYou):
+                self._client.create_bucket(Bucket=self.bucket)
+            if versioning:
+                self._client.put_bucket_versioning(
+                    Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
+                )
+
+    def put(self, key: str, data: bytes | bytearray | BinaryIO) -> None:
+        if isinstance(data, bytes | bytearray | memoryview):
+            with self.translate_errors("put", key):
+                # bytes and bytearray go out as they are: copying multi-MiB chunks costs time.
+                # botocore accepts bytearray bodies; its stubs only spell out bytes.
+                body = cast(bytes, data.tobytes() if isinstance(data, memoryview) else data)
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+            return
+        first = read_full(data, self._part_size)
+        if len(first) < self._part_size:
+            with self.translate_errors("put", key):
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=first)
+            return
+        self._put_multipart(key, first, data)
+
+    def _put_multipart(self, key: str, first: bytes, stream: BinaryIO) -> None:
+        with self.translate_errors("start multipart upload", key):
+            upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)[
+                "UploadId"
+            ]
+        parts: list[dict[str, Any]] = []
+        try:
+            part = first
+            while part:
+                number = len(parts) + 1
+                if number > _MAX_PARTS:
+                    raise StorageError(f"put of {key!r}: object exceeds the multipart part limit")
+                with self.translate_errors("upload part", key):
+                    etag = self._client.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=part,
+                    )["ETag"]
+                parts.append({"ETag": etag, "PartNumber": number})
+                growth = 1 + len(parts) // _PART_GROWTH_EVERY
+                part = read_full(stream, self._part_size * growth)
+            with self.translate_errors("complete multipart upload", key):
+                self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": cast(Any, parts)},
+                )
+        except BaseException:
+            # Leaving the upload open would keep billing for invisible parts.
+            with contextlib.suppress(botocore.exceptions.BotoCoreError, StorageError):
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def get(self, key: str) -> bytes:
+        with self.open(key) as body:
+            return body.read()
+
+    @contextlib.contextmanager
+    def open(self, key: str) -> Iterator[BinaryIO]:
+        with self.translate_errors("get", key):
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            # The reader has read()/close(), which is all callers of a BinaryIO use here.
+            yield cast(BinaryIO, _TranslatingReader(body, self, key))
+        finally:
+            body.close()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            with self.translate_errors("head", key):
+                resp = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ObjectNotFound:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=resp["ContentLength"],
+            mtime=resp["LastModified"],
+            etag=resp["ETag"].strip('"'),
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self.translate_errors("list", prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=item["Key"],
+                        size=item["Size"],
+                        mtime=item["LastModified"],
+                        etag=item["ETag"].strip('"'),
+                    )
+
+    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+        paginator = self._client.get_paginator("list_object_versions")
+        with self.translate_errors("list versions", prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                found = [
+                    ObjectVersion(
+                        key=item["Key"],
+                        version_id=item.get("VersionId") or NULL_VERSION,
+                        is_delete_marker=False,
+                        size=item.get("Size", 0),
+                        last_modified=item["LastModified"],
+                    )
+                    for item in page.get("Versions", [])
+                ]
+                found.extend(
+                    ObjectVersion(
+                        key=item["Key"],
+                        version_id=item.get("VersionId") or NULL_VERSION,
+                        is_delete_marker=True,
+                        size=0,
+                        last_modified=item["LastModified"],
+                    )
+                    for item in page.get("DeleteMarkers", [])
+                )
+                found.sort(key=lambda v: (v.key, -v.last_modified.timestamp()))
+                yield from found
+
+    def delete_versions(self, items: Iterable[tuple[str, str | None]]) -> DeleteResult:
+        result = DeleteResult()
+        batch: list[tuple[str, str | None]] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == DELETE_BATCH_SIZE:
+                result.extend(self._delete_batch(batch))
+                batch = []
+        if batch:
+            result.extend(self._delete_batch(batch))
+        return result
+
+    def _delete_batch(self, batch: builtins.list[tuple[str, str | None]]) -> DeleteResult:
+        objects: list[dict[str, str]] = []
+        for key, version_id in batch:
+            entry = {"Key": key}
+            if version_id is not None:
+                entry["VersionId"] = version_id
+            objects.append(entry)
+        with self.translate_errors("delete objects"):
+            resp = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": cast(Any, objects), "Quiet": False}
+            )
+        result = DeleteResult()
+        for item in resp.get("Deleted", []):
+            result.deleted.append((item["Key"], item.get("VersionId")))
+        for err in resp.get("Errors", []):
+            code = err.get("Code", "Unknown")
+            if code in _NOT_FOUND:
+                # Already gone is what a resumed deletion expects.
+                result.deleted.append((err["Key"], err.get("VersionId")))
+            else:
+                result.errors.append(
+                    DeleteError(
+                        err["Key"], err.get("VersionId"), code, self._clean(err.get("Message", ""))
+                    )
+                )
+        return result

@@ -1,0 +1,136 @@
+"""Runs one engine operation in its own process, so its peak RSS is the engine's alone.
+
+Prints one JSON line: seconds (excluding interpreter start-up), maxrss_mb (ru_maxrss), hwm_mb
+(VmHWM of this process image, which unlike ru_maxrss is not inherited across fork/exec), stats.
+Keys come from the environment (BENCH_MASTER_KEY, hex): the benchmark's throwaway key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from backups.engine import (
+    backup,
+    init_repository,
+    list_snapshots,
+    load_data_key,
+    load_manifest,
+    restore,
+)
+from backups.storage import LocalObjectStore, S3ObjectStore
+from tests.s3server import TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY
+
+BASE = "agencyops/org/client/dataset"
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def raw_put(endpoint: str, directory: str, threads: int) -> dict[str, object]:
+    """The endpoint's limit: every file put once, in parallel, with nothing else done."""
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=TEST_REGION,
+        aws_access_key_id=TEST_ACCESS_KEY_ID,
+        aws_secret_access_key=TEST_SECRET_ACCESS_KEY,
+        # The same checksum settings as S3ObjectStore, so the comparison is like for like.
+        config=Config(
+            max_pool_connections=threads,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+    client.create_bucket(Bucket="raw")
+    root = Path(directory)
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+    def put(name: str) -> None:
+        client.put_object(Bucket="raw", Key=name, Body=(root / name).read_bytes())
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, names))
+    return {"files": len(names)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("op", choices=["init", "backup", "restore", "raw-put"])
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--chunk-mib", type=int, default=4)
+    args = parser.parse_args()
+
+    master_key = bytes.fromhex(os.environ["BENCH_MASTER_KEY"])
+    target = S3ObjectStore(
+        bucket=args.bucket,
+        endpoint_url=args.endpoint,
+        region=TEST_REGION,
+        access_key_id=TEST_ACCESS_KEY_ID,
+        secret_access_key=TEST_SECRET_ACCESS_KEY,
+        max_pool_connections=args.threads,
+    )
+    started = time.perf_counter()
+    stats: dict[str, object] = {}
+    if args.op == "raw-put":
+        stats = raw_put(args.endpoint, args.dir, args.threads)
+    elif args.op == "init":
+        target.create_bucket()
+        init_repository(target, BASE, master_key, os.urandom(32))
+    elif args.op == "backup":
+        data_key = load_data_key(target, BASE, master_key)
+        snapshots = list_snapshots(target, BASE)
+        parent = load_manifest(target, BASE, data_key, snapshots[-1].id) if snapshots else None
+        result = backup(
+            LocalObjectStore(args.dir),
+            "",
+            [(target, BASE)],
+            data_key,
+            parent,
+            threads=args.threads,
+            chunk_size=args.chunk_mib * 1024 * 1024,
+        )
+        stats = dataclasses.asdict(result.stats)
+    else:
+        data_key = load_data_key(target, BASE, master_key)
+        latest = list_snapshots(target, BASE)[-1].id
+        result_r = restore(
+            target,
+            BASE,
+            data_key,
+            latest,
+            # No fsync for the scratch restore, like rclone and restic (they do not fsync either).
+            LocalObjectStore(args.dir, create=True, fsync=False),
+            "",
+            threads=args.threads,
+        )
+        stats = dataclasses.asdict(result_r)
+    seconds = time.perf_counter() - started
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report = {"seconds": seconds, "maxrss_mb": maxrss_mb, "hwm_mb": _vm_hwm_mb(), "stats": stats}
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
