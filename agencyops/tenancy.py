@@ -83,6 +83,14 @@ class Actor:
             level = max(level, self.dataset_levels.get(dataset_id, 0))
         return level
 
+    def may(self, permission: str, *, client_id: int, dataset_id: int | None = None) -> bool:
+        """Whether `require_level` would pass (for showing or hiding page actions)."""
+        try:
+            self.require_level(permission, client_id=client_id, dataset_id=dataset_id, action="")
+        except Forbidden:
+            return False
+        return True
+
     def require_admin(self, action: str) -> None:
         if not self.is_admin:
             raise Forbidden(f"Only an owner or admin may {action}.")

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from backups import api as backups_api
 from clients import api as clients_api
 
 router = DefaultRouter(trailing_slash=True)
@@ -14,10 +15,15 @@ router.include_format_suffixes = False
 router.register("clients", clients_api.ClientViewSet, basename="client")
 router.register("engagements", clients_api.EngagementViewSet, basename="engagement")
 router.register("locations", clients_api.LocationViewSet, basename="location")
-router.register("datasets", clients_api.DatasetViewSet, basename="dataset")
+# The backups app extends the inventory's dataset endpoint with its policy and actions.
+router.register("datasets", backups_api.DatasetViewSet, basename="dataset")
 router.register("grants", clients_api.GrantViewSet, basename="grant")
 router.register("members", clients_api.MembershipViewSet, basename="member")
 router.register("tokens", clients_api.TokenViewSet, basename="token")
+router.register("policies", backups_api.PolicyViewSet, basename="policy")
+router.register("backup-runs", backups_api.BackupRunViewSet, basename="backup-run")
+router.register("snapshots", backups_api.SnapshotViewSet, basename="snapshot")
+router.register("restores", backups_api.RestoreRunViewSet, basename="restore")
 
 urlpatterns = [
     path("api/v1/", include(router.urls)),
@@ -31,4 +37,5 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("clients.urls")),
+    path("", include("backups.urls")),
 ]

@@ -104,6 +104,28 @@ class BackupPolicy(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def retention_summary(self) -> str:
+        """ "last 8 · 30 daily · all monthly" — what pruning keeps, in words."""
+        if self.keep_forever:
+            return "every snapshot"
+        parts = []
+        for count, label in (
+            (self.keep_last, "last"),
+            (self.keep_hourly, "hourly"),
+            (self.keep_daily, "daily"),
+            (self.keep_weekly, "weekly"),
+            (self.keep_monthly, "monthly"),
+            (self.keep_yearly, "yearly"),
+        ):
+            if count == UNLIMITED:
+                parts.append(f"all {label}")
+            elif count and label == "last":
+                parts.append(f"last {count}")
+            elif count:
+                parts.append(f"{count} {label}")
+        return " · ".join(parts) or "every snapshot (no rule set)"
+
 
 class PolicyTarget(models.Model):
     """One ordered backup target of a policy."""

@@ -10,5 +10,4 @@ urlpatterns = [
         views.dataset_register_page,
         name="dataset-register",
     ),
-    path("datasets/<uuid:dataset_id>/", views.dataset_detail, name="dataset-detail"),
 ]

@@ -30,7 +30,7 @@ def client_detail(request: HttpRequest, client_id: UUID) -> HttpResponse:
         "client": client,
         "engagements": selectors.engagement_list(actor=actor).filter(client=client),
         "datasets": selectors.dataset_list(actor=actor).filter(client=client),
-        "can_register": actor.level_on(client_id=client.pk) >= 3 and actor.role != "member",
+        "can_register": actor.may("manage", client_id=client.pk),
     }
     return render(request, "clients/client_detail.html", context)
 
@@ -56,10 +56,3 @@ def dataset_register_page(request: HttpRequest, client_id: UUID) -> HttpResponse
     return render(
         request, "clients/dataset_register.html", {"client": client, "form": form}, status=status
     )
-
-
-@tenant_page
-def dataset_detail(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
-    dataset = selectors.dataset_get(actor=actor, public_id=dataset_id)
-    return render(request, "clients/dataset_detail.html", {"dataset": dataset})

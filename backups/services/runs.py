@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as monotonic_time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -149,12 +149,15 @@ def backup_run_request(
 class _Throttle:
     run_id: int
     model: type[BackupRun] | type[RestoreRun]
+    also: Callable[[int, int], None] | None = None
     last: float = 0.0
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
 
     def __call__(self, done: int, total: int) -> None:
+        if self.also is not None:
+            self.also(done, total)
         now = monotonic_time.monotonic()
         with self.lock:
             if now - self.last < PROGRESS_EVERY_SECONDS and done < total:
@@ -212,7 +215,12 @@ def _parent_manifest(
         return None
 
 
-def backup_run_execute(run_public_id: str, *, final_attempt: bool = True) -> BackupRun | None:
+def backup_run_execute(
+    run_public_id: str,
+    *,
+    final_attempt: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BackupRun | None:
     """Carry out a run. Idempotent: a finished run returns at once; a redelivered run starts
     again and re-uses every chunk already uploaded. Snapshots are recorded only after the
     engine has stored the manifest on every target."""
@@ -238,7 +246,7 @@ def backup_run_execute(run_public_id: str, *, final_attempt: bool = True) -> Bac
             repos,
             data_key,
             _parent_manifest(dataset, targets, data_key),
-            progress=_Throttle(run.pk, BackupRun),
+            progress=_Throttle(run.pk, BackupRun, on_progress),
         )
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:
@@ -364,7 +372,12 @@ def restore_request(
     return restore
 
 
-def restore_run_execute(restore_public_id: str, *, final_attempt: bool = True) -> RestoreRun | None:
+def restore_run_execute(
+    restore_public_id: str,
+    *,
+    final_attempt: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RestoreRun | None:
     """Carry out a restore, verifying every file's sha256. Idempotent: files are rewritten
     whole, so a redelivered restore simply writes them again."""
     restore = _claim(RestoreRun, restore_public_id)
@@ -390,7 +403,7 @@ def restore_run_execute(restore_public_id: str, *, final_attempt: bool = True) -
             destination,
             prefix,
             path_prefix=restore.path_prefix,
-            progress=_Throttle(restore.pk, RestoreRun),
+            progress=_Throttle(restore.pk, RestoreRun, on_progress),
         )
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:

@@ -21,4 +21,32 @@ def w(world: World) -> World:
         reason="client B view for member",
     )
     world.token, _ = services.api_token_issue(user=world.owner)
+    # backup-side rows of client B, written directly: these tests are about who sees them
+    from django.utils import timezone
+
+    from backups.models import BackupPolicy, BackupRun, RestoreRun, Snapshot
+    from backups.services import policies_create_defaults
+
+    world.policy = policies_create_defaults(world.org)[0]
+    world.other_policy = BackupPolicy.objects.create(
+        organization=world.other_org, name="theirs", frequency="daily"
+    )
+    world.run_b = BackupRun.objects.create(
+        organization=world.org, dataset=world.dataset_b, trigger="manual", status="succeeded"
+    )
+    world.snapshot_b = Snapshot.objects.create(
+        organization=world.org,
+        dataset=world.dataset_b,
+        location=world.dedicated_location,
+        run=world.run_b,
+        manifest_id="20260101T000000Z-x",
+        taken_at=timezone.now(),
+    )
+    world.restore_b = RestoreRun.objects.create(
+        organization=world.org,
+        dataset=world.dataset_b,
+        snapshot=world.snapshot_b,
+        destination_location=world.dedicated_location,
+        destination_path="restores/x",
+    )
     return world

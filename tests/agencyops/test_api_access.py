@@ -27,6 +27,8 @@ class Route:
     # "admin-list": an administration collection: 403 for leads, 200 without the target for
     #   another organization's admin (they see their own).
     # "own": the caller's own objects (tokens): others' objects are 404.
+    # "org": organization-wide configuration (policies): every member reads it, only admins
+    #   write it; another organization gets 404.
     scope: str = "client"
     # the public id that must never leak to an outsider through a list
     target: Callable[[World], str] | None = None
@@ -86,6 +88,33 @@ ROUTES: dict[str, Route] = {
     "member-detail": Route(
         lambda w: f"/api/v1/members/{_id(w.admin.membership)}/", writes=("PATCH",), scope="admin"
     ),
+    "dataset-backup": Route(
+        lambda w: f"/api/v1/datasets/{_id(w.dataset_b)}/backup/", reads=(), writes=("POST",)
+    ),
+    "policy-list": Route(
+        lambda w: "/api/v1/policies/",
+        writes=("POST",),
+        scope="org-list",
+        target=lambda w: _id(w.policy),
+    ),
+    "policy-detail": Route(
+        lambda w: f"/api/v1/policies/{_id(w.policy)}/", writes=("PATCH",), scope="org"
+    ),
+    "backup-run-list": Route(
+        lambda w: "/api/v1/backup-runs/", scope="list", target=lambda w: _id(w.run_b)
+    ),
+    "backup-run-detail": Route(lambda w: f"/api/v1/backup-runs/{_id(w.run_b)}/"),
+    "snapshot-list": Route(
+        lambda w: "/api/v1/snapshots/", scope="list", target=lambda w: _id(w.snapshot_b)
+    ),
+    "snapshot-detail": Route(lambda w: f"/api/v1/snapshots/{_id(w.snapshot_b)}/"),
+    "snapshot-restore": Route(
+        lambda w: f"/api/v1/snapshots/{_id(w.snapshot_b)}/restore/", reads=(), writes=("POST",)
+    ),
+    "restore-list": Route(
+        lambda w: "/api/v1/restores/", scope="list", target=lambda w: _id(w.restore_b)
+    ),
+    "restore-detail": Route(lambda w: f"/api/v1/restores/{_id(w.restore_b)}/"),
     "token-list": Route(
         lambda w: "/api/v1/tokens/", writes=("POST",), scope="list", target=lambda w: _id(w.token)
     ),
@@ -137,7 +166,7 @@ def test_other_organization_gets_404_or_nothing(
 ) -> None:
     route = ROUTES[name]
     response = _call(as_user(w.other_admin), method, route.url(w))
-    if route.scope in ("list", "admin-list"):
+    if route.scope in ("list", "admin-list", "org-list"):
         if method == "GET":
             assert response.status_code == 200
             assert route.target is not None
@@ -158,6 +187,10 @@ def test_ungranted_lead_gets_404_or_nothing(w: World, as_user: Any, name: str, m
         assert response.status_code == 404, response.content
     elif route.scope in ("admin", "admin-list"):
         assert response.status_code == 403, response.content
+    elif route.scope in ("org", "org-list"):
+        assert response.status_code == (200 if method == "GET" else 403), response.content
+        if method == "GET" and route.target is not None:
+            assert route.target(w) in response.content.decode()
     elif method == "GET":
         assert response.status_code == 200
         assert route.target is not None

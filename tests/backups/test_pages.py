@@ -1,0 +1,125 @@
+"""The dataset page's backup side: policy, runs, snapshots, restore form."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.test import Client as PageClient
+from django.utils import timezone
+
+from backups.models import BackupPolicy, BackupRun, RestoreRun, Snapshot
+from backups.services import policies_create_defaults, protection_ensure
+from tests.conftest import World
+from tests.factories import LocationFactory
+
+
+def _login(user: Any) -> PageClient:
+    page = PageClient()
+    page.force_login(user)
+    return page
+
+
+def _setup(world: World) -> Any:
+    target = LocationFactory(organization=world.org, name="Backup bucket")
+    for policy in policies_create_defaults(world.org):
+        policy.policy_targets.create(location=target)
+    protection_ensure(world.dataset)
+    return target
+
+
+def test_dataset_page_shows_policy_runs_and_snapshots(world: World) -> None:
+    target = _setup(world)
+    run = BackupRun.objects.create(
+        organization=world.org,
+        dataset=world.dataset,
+        trigger="manual",
+        status="running",
+        bytes_done=50,
+        bytes_total=200,
+    )
+    Snapshot.objects.create(
+        organization=world.org,
+        dataset=world.dataset,
+        location=target,
+        manifest_id="m1",
+        taken_at=timezone.now() - timedelta(hours=3),
+        files=4,
+        bytes=4096,
+    )
+    page = _login(world.lead).get(f"/datasets/{world.dataset.public_id}/").content.decode()
+    assert "Daily — active client data" in page
+    assert "30 daily · 12 monthly" in page
+    assert "Backup bucket" in page
+    assert f"/backup-runs/{run.public_id}/progress/" in page  # live progress bar
+    assert 'value="25"' in page
+    assert "Back up now" in page
+    assert "Restore a point in time" in page
+    progress = _login(world.lead).get(f"/backup-runs/{run.public_id}/progress/").json()
+    assert progress["percent"] == 25
+    assert (
+        _login(world.ungranted_lead).get(f"/backup-runs/{run.public_id}/progress/").status_code
+        == 404
+    )
+
+
+def test_back_up_now_button(world: World) -> None:
+    _setup(world)
+    response = _login(world.lead).post(f"/datasets/{world.dataset.public_id}/backup/")
+    assert response.status_code == 302
+    run = BackupRun.objects.get(dataset=world.dataset)
+    assert run.trigger == "manual"
+    assert run.requested_by == world.lead
+    again = _login(world.lead).post(f"/datasets/{world.dataset.public_id}/backup/", follow=True)
+    assert "already pending or running" in again.content.decode()
+    member = _login(world.member).post(f"/datasets/{world.dataset.public_id}/backup/")
+    assert member.status_code == 403
+    assert BackupRun.objects.filter(dataset=world.dataset).count() == 1
+
+
+def test_restore_form_point_in_time(world: World) -> None:
+    target = _setup(world)
+    old = Snapshot.objects.create(
+        organization=world.org,
+        dataset=world.dataset,
+        location=target,
+        manifest_id="old",
+        taken_at=timezone.now() - timedelta(days=2),
+    )
+    Snapshot.objects.create(
+        organization=world.org,
+        dataset=world.dataset,
+        location=target,
+        manifest_id="new",
+        taken_at=timezone.now() - timedelta(hours=1),
+    )
+    url = f"/datasets/{world.dataset.public_id}/restore/"
+    form = {
+        "as_of": (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+        "destination_location": str(world.location.public_id),
+        "destination_path": "restores/yesterday",
+        "path_prefix": "",
+    }
+    response = _login(world.member).post(url, form)
+    assert response.status_code == 302
+    restore = RestoreRun.objects.get()
+    assert restore.snapshot == old
+    assert restore.destination_path == "restores/yesterday"
+    too_early = _login(world.member).post(url, {**form, "as_of": "2001-01-01T00:00"})
+    assert too_early.status_code == 400
+    assert "No snapshot was taken" in too_early.content.decode()
+    escape = _login(world.member).post(url, {**form, "destination_path": "../x"})
+    assert escape.status_code == 400
+    assert RestoreRun.objects.count() == 1
+
+
+def test_policy_form(world: World) -> None:
+    _setup(world)
+    weekly = BackupPolicy.objects.get(organization=world.org, default_for="weekly")
+    url = f"/datasets/{world.dataset.public_id}/policy/"
+    response = _login(world.lead).post(url, {"policy": str(weekly.public_id)})
+    assert response.status_code == 302
+    world.dataset.protection.refresh_from_db()
+    assert world.dataset.protection.policy == weekly
+    assert world.dataset.protection.policy_pinned
+    assert _login(world.member).post(url, {"policy": ""}).status_code == 403
