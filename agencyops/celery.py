@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agencyops.settings")
 
@@ -21,5 +22,11 @@ app.conf.beat_schedule = {
         "task": "backups.tasks.backups_dispatch_task",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # Daily at 03:30 UTC, after the 02:00 daily backups: forget snapshots the policies no longer
+    # keep and collect unreferenced chunks. Pairs under legal hold or mid-backup are skipped.
+    "backups-retention": {
+        "task": "backups.tasks.retention_sweep_task",
+        "schedule": crontab(hour=3, minute=30),
     },
 }

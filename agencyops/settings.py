@@ -6,6 +6,7 @@ key stops the process at start with a message naming the variable.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,12 @@ def _database() -> dict[str, Any]:
 
 
 DATABASES = {"default": _database()}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Tests get a file, not SQLite's in-memory default: the integration tests' Celery worker is
+    # another process and must open the same test database. One file per test process, so two
+    # test runs in one checkout never overwrite each other's database.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("TEST", {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -225,7 +232,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Redis redelivers an unacknowledged task after this long; longer than any backup run.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 60 * 60}
+    # (The integration tests shorten it to watch a killed worker's task come back.)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("AGENCYOPS_BROKER_VISIBILITY_TIMEOUT", 6 * 60 * 60)
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -44,3 +44,8 @@ def restore_run_task(self: Any, restore_id: str) -> None:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
 def backups_dispatch_task() -> int:
     return len(services.backups_dispatch())
+
+
+@shared_task(acks_late=True, soft_time_limit=3 * 60 * 60, time_limit=3 * 60 * 60 + 300)
+def retention_sweep_task() -> int:
+    return len(services.retention_sweep())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -27,6 +28,8 @@ CHUNK_VERSION = 1
 MANIFEST_VERSION = 1
 # version byte + nonce in front, GCM tag behind: what encryption adds to every object.
 OVERHEAD = 1 + NONCE_SIZE + TAG_SIZE
+# What precedes a chunk's ciphertext: the version byte and the nonce.
+CHUNK_HEADER_SIZE = 1 + NONCE_SIZE
 
 _WRAP_AAD = b"agencyops/data-key/v1:"
 _CHUNK_AAD = b"agencyops/chunk/v1:"
@@ -83,14 +86,18 @@ class DatasetKeys:
     chunk_id_key: bytes
     chunk_cipher: AESGCM
     manifest_cipher: AESGCM
+    # The raw chunk key too, for streaming decryption (ChunkOpener), which AESGCM cannot do.
+    chunk_enc_key: bytes
 
     @classmethod
     def from_data_key(cls, data_key: bytes) -> DatasetKeys:
         _check_key(data_key, "data key")
+        chunk_enc_key = _derive(data_key, b"chunk-enc/v1")
         return cls(
             chunk_id_key=_derive(data_key, b"chunk-id/v1"),
-            chunk_cipher=AESGCM(_derive(data_key, b"chunk-enc/v1")),
+            chunk_cipher=AESGCM(chunk_enc_key),
             manifest_cipher=AESGCM(_derive(data_key, b"manifest-enc/v1")),
+            chunk_enc_key=chunk_enc_key,
         )
 
     def __repr__(self) -> str:
@@ -137,6 +144,38 @@ def decrypt_chunk(keys: DatasetKeys, cid: str, sealed: bytes) -> bytes:
         )
     except InvalidTag:
         raise ChunkCorrupt(cid, "does not authenticate") from None
+
+
+class ChunkOpener:
+    """Streaming decryption of one sealed chunk (the same format `decrypt_chunk` opens).
+
+    Feed the ciphertext in pieces with `update_into`, then `finish` with the trailing tag.
+    Plaintext handed out before `finish` is NOT yet authenticated: callers must keep it from
+    becoming visible (e.g. in a temporary file) until `finish` returns.
+    """
+
+    __slots__ = ("_cid", "_decryptor")
+
+    def __init__(self, keys: DatasetKeys, cid: str, header: bytes | bytearray | memoryview):
+        if len(header) != CHUNK_HEADER_SIZE or header[0] != CHUNK_VERSION:
+            raise ChunkCorrupt(cid, "unknown format or truncated")
+        self._cid = cid
+        nonce = bytes(header[1:])
+        self._decryptor = Cipher(algorithms.AES(keys.chunk_enc_key), modes.GCM(nonce)).decryptor()
+        self._decryptor.authenticate_additional_data(_CHUNK_AAD + cid.encode())
+
+    def update_into(self, ciphertext: bytes | bytearray | memoryview, out: bytearray) -> int:
+        """Decrypt a piece into `out`, which must hold len(ciphertext) + 15 bytes."""
+        return self._decryptor.update_into(ciphertext, out)
+
+    def finish(self, tag: bytes) -> None:
+        """Check the tag over everything fed; raises ChunkCorrupt if the chunk was altered."""
+        if len(tag) != TAG_SIZE:
+            raise ChunkCorrupt(self._cid, "unknown format or truncated")
+        try:
+            self._decryptor.finalize_with_tag(tag)
+        except InvalidTag:
+            raise ChunkCorrupt(self._cid, "does not authenticate") from None
 
 
 def encrypt_manifest(keys: DatasetKeys, manifest_id: str, plaintext: bytes) -> bytes:

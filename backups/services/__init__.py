@@ -13,6 +13,12 @@ from backups.services.policies import (
     protection_follow_state,
     schedules_sync,
 )
+from backups.services.retention import (
+    PruneReport,
+    dataset_prune,
+    retention_policy_for,
+    retention_sweep,
+)
 from backups.services.runs import (
     TransientFailure,
     backup_run_create,
@@ -34,6 +40,7 @@ from backups.services.stores import (
 
 __all__ = [
     "DEFAULT_POLICIES",
+    "PruneReport",
     "TransientFailure",
     "backup_run_create",
     "backup_run_execute",
@@ -41,6 +48,7 @@ __all__ = [
     "backups_dispatch",
     "dataset_data_key",
     "dataset_policy_set",
+    "dataset_prune",
     "dataset_source",
     "default_policy_key",
     "due_schedules",
@@ -54,6 +62,8 @@ __all__ = [
     "repository_base",
     "restore_request",
     "restore_run_execute",
+    "retention_policy_for",
+    "retention_sweep",
     "schedules_sync",
     "snapshot_as_of",
     "snapshot_verify",

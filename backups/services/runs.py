@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time as monotonic_time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -145,26 +145,49 @@ def backup_run_request(
 # --- executing ---
 
 
-@dataclass
-class _Throttle:
-    run_id: int
-    model: type[BackupRun] | type[RestoreRun]
-    also: Callable[[int, int], None] | None = None
-    last: float = 0.0
+class _Progress:
+    """Collects (done, total) from engine threads; only the calling thread writes it to the
+    database, so every write uses the run's own connection (and, in tests, its transaction)."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, also: Callable[[int, int], None] | None) -> None:
+        self.also = also
         self.lock = threading.Lock()
+        self.latest: tuple[int, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.also is not None:
             self.also(done, total)
-        now = monotonic_time.monotonic()
         with self.lock:
-            if now - self.last < PROGRESS_EVERY_SECONDS and done < total:
-                return
-            self.last = now
-        # Engine threads report progress; each write is one small UPDATE on its own connection.
-        self.model.objects.filter(pk=self.run_id).update(bytes_done=done, bytes_total=total)
+            self.latest = (done, total)
+
+    def take(self) -> tuple[int, int] | None:
+        with self.lock:
+            latest, self.latest = self.latest, None
+        return latest
+
+
+_T = TypeVar("_T")
+
+
+def _with_progress(
+    work: Callable[[_Progress], _T],
+    model: type[BackupRun] | type[RestoreRun],
+    pk: int,
+    also: Callable[[int, int], None] | None,
+) -> _T:
+    """Run `work` on a helper thread and publish its progress every second from this one."""
+    progress = _Progress(also)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine") as pool:
+        future = pool.submit(work, progress)
+        while True:
+            try:
+                result = future.result(timeout=PROGRESS_EVERY_SECONDS)
+            except FutureTimeout:
+                latest = progress.take()
+                if latest is not None:
+                    model.objects.filter(pk=pk).update(bytes_done=latest[0], bytes_total=latest[1])
+                continue
+            return result
 
 
 def _claim(model: type[BackupRun] | type[RestoreRun], public_id: str) -> Any:
@@ -240,13 +263,14 @@ def backup_run_execute(
                 store, base, master_key(), data_key, context=dataset_key_context(dataset)
             )
             repos.append((store, base))
-        result = engine.backup(
-            source,
-            prefix,
-            repos,
-            data_key,
-            _parent_manifest(dataset, targets, data_key),
-            progress=_Throttle(run.pk, BackupRun, on_progress),
+        parent = _parent_manifest(dataset, targets, data_key)
+        result = _with_progress(
+            lambda progress: engine.backup(
+                source, prefix, repos, data_key, parent, progress=progress
+            ),
+            BackupRun,
+            run.pk,
+            on_progress,
         )
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:
@@ -395,15 +419,21 @@ def restore_run_execute(
             location = StorageLocation.objects.get(pk=restore.destination_location_id)
             destination = store_for_location(location, create=True)
             prefix = location_key(location, restore.destination_path)
-        result = engine.restore(
-            store,
-            repository_base(snapshot.location, dataset),
-            data_key,
-            snapshot.manifest_id,
-            destination,
-            prefix,
-            path_prefix=restore.path_prefix,
-            progress=_Throttle(restore.pk, RestoreRun, on_progress),
+        base = repository_base(snapshot.location, dataset)
+        result = _with_progress(
+            lambda progress: engine.restore(
+                store,
+                base,
+                data_key,
+                snapshot.manifest_id,
+                destination,
+                prefix,
+                path_prefix=restore.path_prefix,
+                progress=progress,
+            ),
+            RestoreRun,
+            restore.pk,
+            on_progress,
         )
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:

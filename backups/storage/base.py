@@ -6,7 +6,8 @@ Everything above this package (the backup engine, deletion, posture checks) talk
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import io
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,6 +133,19 @@ def join_key(prefix: str, name: str) -> str:
     if not name:
         return prefix + "/"
     return f"{prefix}/{name}"
+
+
+def readinto_of(stream: object) -> Callable[[memoryview], int] | None:
+    """The stream's own readinto, or None when it only has read().
+
+    io.RawIOBase declares a readinto that subclasses overriding just read() leave
+    unimplemented, so its presence alone proves nothing.
+    """
+    method = getattr(type(stream), "readinto", None)
+    if method is None or method is io.RawIOBase.readinto:
+        return None
+    bound: Callable[[memoryview], int] = getattr(stream, "readinto")  # noqa: B009
+    return bound
 
 
 def read_full(stream: BinaryIO, size: int) -> bytes:

@@ -10,7 +10,7 @@ import builtins
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +21,7 @@ from backups.storage.base import (
     DeleteResult,
     ObjectInfo,
     ObjectVersion,
+    readinto_of,
     validate_key,
 )
 from backups.storage.errors import InvalidKey, ObjectNotFound, StorageError, StoreNotFound
@@ -29,6 +30,18 @@ from backups.storage.errors import InvalidKey, ObjectNotFound, StorageError, Sto
 TMP_PREFIX = ".agencyops-tmp-"
 # Larger than a backup chunk, so a stream handing out whole chunks is written without slicing.
 _COPY_BUFFER = 8 * 1024 * 1024
+# Streams with readinto are copied through this buffer (they hand out pieces of any size).
+_READINTO_BUFFER = 1024 * 1024
+
+
+def _copy_readinto(readinto: Callable[[memoryview], int], out: BinaryIO) -> None:
+    """Copy a stream through one reused buffer: no new bytes object per read."""
+    view = memoryview(bytearray(_READINTO_BUFFER))
+    while True:
+        n = readinto(view)
+        if not n:
+            return
+        out.write(view[:n])
 
 
 def _mtime(ns: int) -> datetime:
@@ -95,6 +108,8 @@ class LocalObjectStore:
             with open(tmp, "xb") as out:
                 if isinstance(data, bytes | bytearray | memoryview):
                     out.write(data)
+                elif (readinto := readinto_of(data)) is not None:
+                    _copy_readinto(readinto, out)
                 else:
                     shutil.copyfileobj(data, out, _COPY_BUFFER)
                 if self._fsync:

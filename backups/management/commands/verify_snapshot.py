@@ -35,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--read-data-subset", default="100%", help="share of chunks to read")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        fraction = _fraction(options["read_data_subset"])
         snapshot = (
             Snapshot.objects.filter(public_id=options["snapshot"])
             .select_related("dataset", "dataset__organization", "dataset__client", "location")
@@ -42,7 +43,6 @@ class Command(BaseCommand):
         )
         if snapshot is None:
             raise CommandError(f"No snapshot {options['snapshot']}.")
-        fraction = _fraction(options["read_data_subset"])
         try:
             report = services.snapshot_verify(snapshot, read_data_subset=fraction)
         except (ApplicationError, StorageError) as error:

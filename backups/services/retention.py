@@ -1,0 +1,113 @@
+"""Retention: keep what the policy names, forget the rest, collect unreferenced chunks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from backups import engine
+from backups.models import UNLIMITED, BackupPolicy, DatasetProtection, RunTarget, Snapshot
+from backups.services.policies import dataset_data_key, protection_ensure
+from backups.services.stores import repository_base, store_for_location
+from backups.storage import StorageError
+from clients.models import Dataset, LifecycleState, StorageLocation
+
+logger = logging.getLogger(__name__)
+
+# restic's "unlimited": more buckets than any repository will ever hold.
+_UNLIMITED_COUNT = 10**9
+
+
+@dataclass
+class PruneReport:
+    dataset: str
+    target: str
+    kept: int = 0
+    forgotten: int = 0
+    chunks_deleted: int = 0
+    bytes_deleted: int = 0
+    skipped: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def retention_policy_for(policy: BackupPolicy) -> engine.RetentionPolicy | None:
+    """The engine's policy, or None when nothing may be pruned (keep forever or no rule)."""
+    if policy.keep_forever:
+        return None
+
+    def count(value: int) -> int:
+        return _UNLIMITED_COUNT if value == UNLIMITED else value
+
+    rules = engine.RetentionPolicy(
+        keep_last=count(policy.keep_last),
+        keep_hourly=count(policy.keep_hourly),
+        keep_daily=count(policy.keep_daily),
+        keep_weekly=count(policy.keep_weekly),
+        keep_monthly=count(policy.keep_monthly),
+        keep_yearly=count(policy.keep_yearly),
+    )
+    return None if rules.is_empty else rules
+
+
+def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
+    """Forget the snapshots the policy does not keep on one target, then collect chunks no
+    remaining snapshot references. Never while a legal hold suspends pruning, never while a
+    backup of the same pair is running (its fresh chunks are not referenced yet)."""
+    report = PruneReport(dataset=str(dataset.public_id), target=location.name)
+    protection: DatasetProtection = protection_ensure(dataset)
+    if protection.pruning_suspended:
+        report.skipped = "legal hold: pruning suspended"
+        return report
+    if protection.policy is None or dataset.lifecycle_state in (
+        LifecycleState.DELETION_PENDING,
+        LifecycleState.DELETED,
+    ):
+        report.skipped = "no policy or dataset leaving"
+        return report
+    rules = retention_policy_for(protection.policy)
+    if rules is None:
+        report.skipped = "policy keeps every snapshot"
+        return report
+    if RunTarget.objects.filter(dataset=dataset, location=location, active=True).exists():
+        report.skipped = "a backup of this target is running"
+        return report
+    store = store_for_location(location)
+    base = repository_base(location, dataset)
+    try:
+        decision, deleted = engine.forget(store, base, rules)
+        forgotten = {ref.id for ref in decision.remove}
+        failed = {error.key.rsplit("/", 1)[-1] for error in deleted.errors}
+        Snapshot.objects.filter(
+            dataset=dataset,
+            location=location,
+            manifest_id__in=forgotten - failed,
+            forgotten_at__isnull=True,
+        ).update(forgotten_at=timezone.now())
+        report.kept, report.forgotten = len(decision.keep), len(forgotten - failed)
+        report.errors.extend(f"{e.key}: {e.message}" for e in deleted.errors)
+        collected = engine.garbage_collect(store, base, dataset_data_key(dataset))
+        report.chunks_deleted = collected.chunks_deleted
+        report.bytes_deleted = collected.bytes_deleted
+    except (StorageError, engine.EngineError) as exc:
+        report.errors.append(str(exc))
+        logger.warning("prune of %s on %s failed: %s", dataset.public_id, location.name, exc)
+    return report
+
+
+def retention_sweep() -> list[PruneReport]:
+    """Daily: prune every (dataset, target) pair that holds snapshots."""
+    pairs = (
+        Snapshot.objects.unscoped_for_system_task()
+        .filter(forgotten_at__isnull=True)
+        .values_list("dataset_id", "location_id")
+        .distinct()
+    )
+    reports = []
+    for dataset_id, location_id in pairs:
+        dataset = Dataset.objects.select_related("organization", "client", "location").get(
+            pk=dataset_id
+        )
+        reports.append(dataset_prune(dataset, StorageLocation.objects.get(pk=location_id)))
+    return reports

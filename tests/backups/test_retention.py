@@ -1,0 +1,136 @@
+"""Retention on real repositories (local directories): keep what the policy names, nothing else;
+never under legal hold; every kept snapshot still verifies and restores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agencyops.crypto import master_key
+from agencyops.tenancy import Actor
+from backups import engine
+from backups.engine.manifest import manifest_time
+from backups.models import BackupPolicy, Snapshot
+from backups.services import (
+    dataset_data_key,
+    dataset_prune,
+    policies_create_defaults,
+    protection_ensure,
+    repository_base,
+    retention_policy_for,
+    store_for_location,
+)
+from backups.services.policies import dataset_key_context
+from backups.storage import LocalObjectStore
+from clients import services as inventory
+from tests.conftest import World
+
+
+@pytest.fixture
+def repo(world: World, tmp_path: Path) -> dict[str, Any]:
+    source_dir = tmp_path / "primary"
+    (source_dir / "ds").mkdir(parents=True)
+    target_dir = tmp_path / "target"
+    target_dir.mkdir()
+    system = Actor.system(world.org)
+    primary = inventory.location_create(
+        actor=system, name="disk", kind="local", provider="filesystem", prefix=str(source_dir)
+    )
+    target = inventory.location_create(
+        actor=system,
+        name="backup disk",
+        kind="local",
+        provider="filesystem",
+        prefix=str(target_dir),
+    )
+    dataset = inventory.dataset_register(
+        actor=system,
+        client=world.client,
+        name="labels",
+        kind="labeled_training_set",
+        location=primary,
+        path="ds",
+    )
+    policy = BackupPolicy.objects.create(
+        organization=world.org, name="two daily", frequency="daily", keep_daily=2
+    )
+    protection = protection_ensure(dataset)
+    protection.policy = policy
+    protection.save()
+    policies_create_defaults(world.org)
+    return {
+        "dataset": dataset,
+        "target": target,
+        "source": source_dir / "ds",
+        "protection": protection,
+        "policy": policy,
+    }
+
+
+def _snapshot_at(repo: dict[str, Any], when: datetime, content: str) -> Snapshot:
+    dataset, target = repo["dataset"], repo["target"]
+    (repo["source"] / "file.txt").write_text(content)
+    store = store_for_location(target)
+    base = repository_base(target, dataset)
+    key = dataset_data_key(dataset)
+    engine.init_repository(store, base, master_key(), key, context=dataset_key_context(dataset))
+    source = store_for_location(dataset.location)
+    result = engine.backup(source, "ds", [(store, base)], key, now=when)
+    return Snapshot.objects.create(
+        organization=dataset.organization,
+        dataset=dataset,
+        location=target,
+        manifest_id=result.manifest_id,
+        taken_at=manifest_time(result.manifest_id),
+        files=len(result.manifest.files),
+    )
+
+
+def test_prune_keeps_exactly_the_named_snapshots(repo: dict[str, Any], tmp_path: Path) -> None:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    made = [_snapshot_at(repo, start + timedelta(days=i), f"day {i}") for i in range(5)]
+    report = dataset_prune(repo["dataset"], repo["target"])
+    assert report.errors == []
+    assert (report.kept, report.forgotten) == (2, 3)
+    alive = Snapshot.objects.filter(dataset=repo["dataset"], forgotten_at__isnull=True)
+    assert {s.pk for s in alive} == {made[3].pk, made[4].pk}
+    store = store_for_location(repo["target"])
+    base = repository_base(repo["target"], repo["dataset"])
+    listed = {ref.id for ref in engine.list_snapshots(store, base)}
+    assert listed == {made[3].manifest_id, made[4].manifest_id}
+    key = dataset_data_key(repo["dataset"])
+    for snapshot in alive:
+        assert engine.verify(store, base, key, snapshot.manifest_id, read_data_subset=1.0).ok
+    out = tmp_path / "restored"
+    engine.restore(store, base, key, made[3].manifest_id, LocalObjectStore(out, create=True))
+    assert (out / "file.txt").read_text() == "day 3"
+
+
+def test_legal_hold_suspends_pruning(repo: dict[str, Any]) -> None:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for i in range(4):
+        _snapshot_at(repo, start + timedelta(days=i), f"day {i}")
+    repo["protection"].pruning_suspended = True
+    repo["protection"].save()
+    report = dataset_prune(repo["dataset"], repo["target"])
+    assert report.skipped.startswith("legal hold")
+    store = store_for_location(repo["target"])
+    assert len(engine.list_snapshots(store, repository_base(repo["target"], repo["dataset"]))) == 4
+    assert Snapshot.objects.filter(forgotten_at__isnull=False).count() == 0
+
+
+def test_keep_forever_and_unlimited_map_to_the_engine(repo: dict[str, Any]) -> None:
+    policy: BackupPolicy = repo["policy"]
+    policy.keep_forever = True
+    assert retention_policy_for(policy) is None
+    policy.keep_forever = False
+    policy.keep_daily, policy.keep_monthly = 30, -1
+    rules = retention_policy_for(policy)
+    assert rules is not None
+    assert rules.keep_daily == 30
+    assert rules.keep_monthly >= 10**9
+    policy.keep_daily = policy.keep_monthly = 0
+    assert retention_policy_for(policy) is None  # no rule: nothing may be pruned
