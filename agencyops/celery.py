@@ -23,6 +23,13 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Every minute: runs whose worker died (heartbeat older than 30 s) or whose message was lost
+    # are enqueued again; the claim lets exactly one worker resume them.
+    "backups-recover": {
+        "task": "backups.tasks.runs_recover_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     # Daily at 03:30 UTC, after the 02:00 daily backups: forget snapshots the policies no longer
     # keep and collect unreferenced chunks. Pairs under legal hold or mid-backup are skipped.
     "backups-retention": {

@@ -258,6 +258,8 @@ class BackupRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written every second by the worker carrying the run: a stale heartbeat means it died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     files_seen = models.PositiveIntegerField(default=0)
     bytes_seen = models.BigIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)
@@ -383,6 +385,7 @@ class RestoreRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     files = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)

@@ -12,7 +12,7 @@ from backups import services
 @shared_task(
     bind=True,
     acks_late=True,
-    autoretry_for=(services.TransientFailure,),
+    autoretry_for=(services.TransientFailure, services.RunInProgress),
     retry_backoff=15,
     retry_backoff_max=300,
     retry_jitter=True,
@@ -28,7 +28,7 @@ def backup_run_task(self: Any, run_id: str) -> None:
 @shared_task(
     bind=True,
     acks_late=True,
-    autoretry_for=(services.TransientFailure,),
+    autoretry_for=(services.TransientFailure, services.RunInProgress),
     retry_backoff=15,
     retry_backoff_max=300,
     retry_jitter=True,
@@ -44,6 +44,11 @@ def restore_run_task(self: Any, restore_id: str) -> None:
 @shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
 def backups_dispatch_task() -> int:
     return len(services.backups_dispatch())
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
+def runs_recover_task() -> dict[str, int]:
+    return services.runs_recover()
 
 
 @shared_task(acks_late=True, soft_time_limit=3 * 60 * 60, time_limit=3 * 60 * 60 + 300)

@@ -20,6 +20,7 @@ from backups.services.retention import (
     retention_sweep,
 )
 from backups.services.runs import (
+    RunInProgress,
     TransientFailure,
     backup_run_create,
     backup_run_execute,
@@ -28,6 +29,7 @@ from backups.services.runs import (
     due_schedules,
     restore_request,
     restore_run_execute,
+    runs_recover,
     snapshot_as_of,
     snapshot_verify,
 )
@@ -41,6 +43,7 @@ from backups.services.stores import (
 __all__ = [
     "DEFAULT_POLICIES",
     "PruneReport",
+    "RunInProgress",
     "TransientFailure",
     "backup_run_create",
     "backup_run_execute",
@@ -64,6 +67,7 @@ __all__ = [
     "restore_run_execute",
     "retention_policy_for",
     "retention_sweep",
+    "runs_recover",
     "schedules_sync",
     "snapshot_as_of",
     "snapshot_verify",

@@ -7,12 +7,12 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agencyops.crypto import master_key
@@ -21,7 +21,6 @@ from agencyops.tenancy import Actor
 from backups import engine
 from backups.engine.manifest import manifest_time
 from backups.models import (
-    ACTIVE_RUN_STATES,
     BackupRun,
     BackupSchedule,
     RestoreRun,
@@ -55,6 +54,10 @@ logger = logging.getLogger(__name__)
 # Errors worth another attempt after boto3's own retries gave up: the endpoint may come back.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (EndpointUnreachable,)
 PROGRESS_EVERY_SECONDS = 1.0
+# A run whose heartbeat is older than this lost its worker; it may be claimed again.
+STALE_AFTER = timedelta(seconds=30)
+# After this many claims a run that keeps losing its worker is failed instead of retried.
+MAX_ATTEMPTS = 5
 
 
 class TransientFailure(Exception):
@@ -183,20 +186,36 @@ def _with_progress(
             try:
                 result = future.result(timeout=PROGRESS_EVERY_SECONDS)
             except FutureTimeout:
+                fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
                 latest = progress.take()
                 if latest is not None:
-                    model.objects.filter(pk=pk).update(bytes_done=latest[0], bytes_total=latest[1])
+                    fields.update(bytes_done=latest[0], bytes_total=latest[1])
+                model.objects.filter(pk=pk).update(**fields)
                 continue
             return result
 
 
+class RunInProgress(Exception):
+    """Another live worker holds this run (its heartbeat is fresh); try again later."""
+
+
 def _claim(model: type[BackupRun] | type[RestoreRun], public_id: str) -> Any:
-    """Take a pending run, or resume a running one whose worker died (redelivery)."""
+    """Take a pending run, or a running one whose worker died (no heartbeat for STALE_AFTER).
+
+    The conditional update wins once, so two deliveries of the same task never both work.
+    Returns None when the run is finished (or unknown); raises RunInProgress when a live worker
+    holds it.
+    """
     now = timezone.now()
-    claimed = model.objects.filter(public_id=public_id, status__in=ACTIVE_RUN_STATES).update(
-        status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now
+    stale = Q(status=RunStatus.RUNNING) & (
+        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True)
     )
+    claimed = model.objects.filter(
+        Q(public_id=public_id) & (Q(status=RunStatus.PENDING) | stale)
+    ).update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now)
     if not claimed:
+        if model.objects.filter(public_id=public_id, status=RunStatus.RUNNING).exists():
+            raise RunInProgress(f"run {public_id} is held by a live worker")
         return None
     return model.objects.select_related(
         "dataset", "dataset__organization", "dataset__client", "dataset__location"
@@ -511,3 +530,30 @@ def backups_dispatch(now: datetime | None = None) -> list[BackupRun]:
             continue
         started.append(run)
     return started
+
+
+def runs_recover(now: datetime | None = None) -> dict[str, int]:
+    """Every minute: re-enqueue runs whose worker died (stale heartbeat) or whose message was
+    lost (pending for over five minutes); fail those that lost their worker MAX_ATTEMPTS times.
+    Nothing is lost when a broker cannot redeliver (filesystem) or redelivers late (Redis)."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "failed": 0}
+    for model, enqueue in ((BackupRun, _enqueue_backup), (RestoreRun, _enqueue_restore)):
+        stuck = model.objects.unscoped_for_system_task().filter(
+            Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+            | Q(status=RunStatus.PENDING, created_at__lt=now - timedelta(minutes=5))
+        )
+        for run in stuck:
+            if run.attempts >= MAX_ATTEMPTS:
+                _finish_failed(
+                    model,
+                    run.pk,
+                    f"The worker running this stopped {run.attempts} times; "
+                    "giving up. Check the worker logs, then start it again.",
+                )
+                counts["failed"] += 1
+            else:
+                with transaction.atomic():
+                    enqueue(run)
+                counts["requeued"] += 1
+    return counts
