@@ -16,15 +16,10 @@ install: $(STAMP)
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-# Web server, Celery worker and beat in one process group: Ctrl-C (or any one exiting) stops all.
+# Web server, Celery worker and beat together: Ctrl-C (or any one exiting) stops all three.
 run: migrate
 	$(PY) manage.py bootstrap_demo
-	@echo "Serving http://127.0.0.1:8000 — web, worker and beat. Ctrl-C stops all three."
-	@bash -c 'trap "kill \$$(jobs -p) 2>/dev/null; wait" EXIT; \
-	  $(VENV)/bin/celery -A agencyops worker --loglevel=INFO --concurrency=2 & \
-	  $(VENV)/bin/celery -A agencyops beat --loglevel=INFO & \
-	  $(PY) manage.py runserver 127.0.0.1:8000 --noreload & \
-	  wait -n'
+	$(PY) manage.py serve_all
 
 test: install
 	$(PY) -m pytest
