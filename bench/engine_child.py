@@ -1,6 +1,7 @@
 """Runs one engine operation in its own process, so its peak RSS is the engine's alone.
 
-Prints one JSON line: seconds (excluding interpreter start-up), maxrss_mb (ru_maxrss), hwm_mb
+Prints one JSON line: seconds (excluding interpreter start-up), cpu_seconds (user + system CPU
+of this process over the same span), maxrss_mb (ru_maxrss), hwm_mb
 (VmHWM of this process image, which unlike ru_maxrss is not inherited across fork/exec), stats.
 Keys come from the environment (BENCH_MASTER_KEY, hex): the benchmark's throwaway key.
 """
@@ -91,6 +92,7 @@ def main() -> None:
         max_pool_connections=args.threads,
     )
     started = time.perf_counter()
+    cpu_started = time.process_time()
     stats: dict[str, object] = {}
     if args.op == "raw-put":
         stats = raw_put(args.endpoint, args.dir, args.threads)
@@ -126,8 +128,15 @@ def main() -> None:
         )
         stats = dataclasses.asdict(result_r)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = {"seconds": seconds, "maxrss_mb": maxrss_mb, "hwm_mb": _vm_hwm_mb(), "stats": stats}
+    report = {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "maxrss_mb": maxrss_mb,
+        "hwm_mb": _vm_hwm_mb(),
+        "stats": stats,
+    }
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
 

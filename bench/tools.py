@@ -13,6 +13,8 @@ from tests.s3server import TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_K
 
 # Both tools get the same parallelism as our engine.
 TRANSFERS = 16
+# No tool run may take longer than this (the whole benchmark must finish in ~10 minutes).
+TIMEOUT = 180.0
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,12 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 def _timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> ToolRun:
     started = time.perf_counter()
-    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(
+            argv, env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        return ToolRun(time.perf_counter() - started, False, f"timed out after {TIMEOUT:.0f} s")
     seconds = time.perf_counter() - started
     detail = "" if proc.returncode == 0 else (proc.stderr or proc.stdout)[-400:]
     return ToolRun(seconds, proc.returncode == 0, detail)

@@ -15,8 +15,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import BinaryIO
 
-from backups.engine.crypto import DatasetKeys, chunk_id, encrypt_chunk
+from backups.engine.crypto import (
+    OVERHEAD,
+    DatasetKeys,
+    chunk_id,
+    encrypt_chunk,
+    encrypt_chunk_into,
+)
 from backups.engine.errors import SourceEmpty
 from backups.engine.manifest import FileEntry, Manifest, new_manifest_id
 from backups.engine.repository import (
@@ -27,10 +34,12 @@ from backups.engine.repository import (
     store_manifest,
 )
 from backups.storage import InvalidKey, ObjectInfo, ObjectStore, read_full, validate_key
+from backups.storage.base import readinto_of
 
 MIB = 1024 * 1024
 DEFAULT_CHUNK_SIZE = 4 * MIB
 DEFAULT_THREADS = 16
+_DEFAULT_CHUNKS_IN_FLIGHT = 8
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -81,6 +90,49 @@ class _ByteBudget:
             self._cond.notify_all()
 
 
+class _BufferPool:
+    """Reused chunk-sized buffers.
+
+    Fresh multi-MiB allocations freed by other threads scatter over glibc's per-thread arenas,
+    which keep the memory: the process grows well past what is actually in flight. Reusing a
+    few buffers keeps RSS at the byte budget (and saves page faults on every chunk).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> bytearray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return bytearray(self.size)
+
+    def put(self, buffer: bytearray | None) -> None:
+        if buffer is not None:
+            with self._lock:
+                self._free.append(buffer)
+
+
+def _read_into(stream: BinaryIO, buffer: bytearray) -> int:
+    """Fill `buffer` from the stream unless EOF comes first; returns the bytes read."""
+    view = memoryview(buffer)
+    readinto = readinto_of(stream)
+    got = 0
+    while got < len(view):
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            piece = stream.read(len(view) - got)
+            n = len(piece)
+            view[got : got + n] = piece
+        if not n:
+            break
+        got += n
+    return got
+
+
 class _Run:
     """State shared by the reader and uploader threads of one backup."""
 
@@ -107,6 +159,8 @@ class _Run:
         self.stats = BackupStats()
         self.lock = threading.Lock()
         self.scheduled: set[str] = set()
+        self.plain_pool = _BufferPool(chunk_size)
+        self.sealed_pool = _BufferPool(chunk_size + OVERHEAD)
         self.failed = threading.Event()
         self.error: BaseException | None = None
 
@@ -135,19 +189,28 @@ class _Run:
                     raise _CancelledError
                 # Reserve memory before reading, sized by what the listing says is left.
                 held = self.budget.acquire(max(1, min(self.chunk_size, info.size - size)))
+                pooled: bytearray | None = None
+                data: bytes | memoryview
                 try:
-                    data = read_full(stream, self.chunk_size)
+                    if info.size - size >= self.chunk_size:
+                        # A whole chunk expected: read it into a reused buffer.
+                        pooled = self.plain_pool.get()
+                        data = memoryview(pooled)[: _read_into(stream, pooled)]
+                    else:
+                        data = read_full(stream, self.chunk_size)
                 except BaseException:
+                    self.plain_pool.put(pooled)
                     self.budget.release(held)
                     raise
                 if not data:
+                    self.plain_pool.put(pooled)
                     self.budget.release(held)
                     break
                 digest.update(data)
                 cid = chunk_id(self.keys, data)
                 ids.append(cid)
                 size += len(data)
-                self._dispatch(cid, data, held)
+                self._dispatch(cid, data, held, pooled)
                 if len(data) < self.chunk_size:
                     break
         with self.lock:
@@ -162,7 +225,9 @@ class _Run:
             chunks=tuple(ids),
         )
 
-    def _dispatch(self, cid: str, data: bytes, held: int) -> None:
+    def _dispatch(
+        self, cid: str, data: bytes | memoryview, held: int, pooled: bytearray | None
+    ) -> None:
         with self.lock:
             needs = [i for i, have in enumerate(self.present) if cid not in have]
             fresh = bool(needs) and cid not in self.scheduled
@@ -171,16 +236,29 @@ class _Run:
             else:
                 self.stats.chunks_deduplicated += 1
         if not fresh:
+            self.plain_pool.put(pooled)
             self.budget.release(held)
             self.advance(len(data))
             return
-        self.uploaders.submit(self._upload, cid, data, needs, held)
+        self.uploaders.submit(self._upload, cid, data, needs, held, pooled)
 
-    def _upload(self, cid: str, data: bytes, needs: list[int], held: int) -> None:
+    def _upload(
+        self,
+        cid: str,
+        data: bytes | memoryview,
+        needs: list[int],
+        held: int,
+        pooled: bytearray | None,
+    ) -> None:
+        sealed_pooled: bytearray | None = None
         try:
             if self.failed.is_set():
                 return
-            sealed = encrypt_chunk(self.keys, cid, data)
+            if len(data) == self.chunk_size:
+                sealed_pooled = sealed = self.sealed_pool.get()
+                encrypt_chunk_into(self.keys, cid, data, sealed)
+            else:
+                sealed = encrypt_chunk(self.keys, cid, data)
             for index in needs:
                 target = self.targets[index]
                 target.store.put(chunk_object(target.base, cid), sealed)
@@ -194,6 +272,10 @@ class _Run:
             # Nobody waits on this future's result: the error must be recorded here.
             self.fail(exc)
         finally:
+            # put() has returned: nothing refers to the buffers any more.
+            del data
+            self.sealed_pool.put(sealed_pooled)
+            self.plain_pool.put(pooled)
             self.budget.release(held)
 
     def read_task(self, source: ObjectStore, info: ObjectInfo, path: str) -> FileEntry | None:
@@ -281,7 +363,11 @@ def backup(
     # Largest first, so the long files start early and small ones fill the gaps.
     to_read.sort(key=lambda item: item[1].size, reverse=True)
 
-    budget = _ByteBudget(max_in_flight_bytes or threads * chunk_size)
+    # Eight chunks in flight keep the uploaders busy (reading and sealing a chunk is far faster
+    # than storing it); more only adds memory (each in-flight chunk also has a sealed copy).
+    budget = _ByteBudget(
+        max_in_flight_bytes or min(threads, _DEFAULT_CHUNKS_IN_FLIGHT) * chunk_size
+    )
     bytes_total = sum(info.size for _, info in listing)
     with ThreadPoolExecutor(threads, thread_name_prefix="backup-upload") as uploaders:
         run = _Run(keys, repos, present, chunk_size, budget, uploaders, progress, bytes_total)

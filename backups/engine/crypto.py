@@ -119,6 +119,16 @@ def encrypt_chunk(keys: DatasetKeys, cid: str, plaintext: bytes | memoryview) ->
     96-bit nonces stay safe far beyond any dataset's chunk count (2^32 chunks = 16 PiB).
     """
     out = bytearray(len(plaintext) + OVERHEAD)
+    encrypt_chunk_into(keys, cid, plaintext, out)
+    return out
+
+
+def encrypt_chunk_into(
+    keys: DatasetKeys, cid: str, plaintext: bytes | memoryview, out: bytearray
+) -> None:
+    """`encrypt_chunk` into a caller's buffer of exactly len(plaintext) + OVERHEAD bytes."""
+    if len(out) != len(plaintext) + OVERHEAD:
+        raise ValueError("output buffer must be exactly the sealed chunk's size")
     out[0] = CHUNK_VERSION
     nonce = os.urandom(NONCE_SIZE)
     out[1 : 1 + NONCE_SIZE] = nonce
@@ -126,7 +136,6 @@ def encrypt_chunk(keys: DatasetKeys, cid: str, plaintext: bytes | memoryview) ->
     keys.chunk_cipher.encrypt_into(
         nonce, plaintext, _CHUNK_AAD + cid.encode(), memoryview(out)[1 + NONCE_SIZE :]
     )
-    return out
 
 
 def decrypt_chunk(keys: DatasetKeys, cid: str, sealed: bytes) -> bytes:

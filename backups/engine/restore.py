@@ -1,11 +1,15 @@
 """Restore a snapshot into any object store, verifying every byte on the way.
 
-One pool of workers restores whole files, largest first, so the pool works across files while
-each file streams its chunks in order: a chunk's ciphertext arrives in pieces (read into
-reused per-thread buffers), is decrypted piece by piece, hashed and handed to the destination's
-`put` as a stream. Memory per worker is a few hundred KiB whatever the chunk size.
+Workers restore whole files from a size-sorted queue, half of them from the largest end and half
+from the smallest: big files are bound by bytes moved and small ones by per-request work, so
+both kinds run side by side instead of a long tail of small requests at the end. Each file's
+chunks are fetched whole into reused buffers (draining the connection at once), decrypted in
+cache-sized pieces, hashed and handed to the destination's `put` as a stream. Once every file
+has a worker, idle capacity prefetches later chunks of the files still running, so a few big
+files are not restored one request at a time. Memory is bounded: a chunk buffer per worker
+plus at most threads/2 prefetched chunks.
 
-Nothing unverified becomes visible: a chunk's GCM tag is checked when its last piece arrives,
+Nothing unverified becomes visible: a chunk's GCM tag is checked before the next chunk starts,
 and the last piece of a file is released only after the file's size and sha256 match the
 manifest, so a destination never receives a complete-looking file with wrong content (`put`
 stores nothing when the stream it reads raises).
@@ -13,16 +17,19 @@ stores nothing when the stream it reads raises).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from backups.engine.crypto import (
     CHUNK_HEADER_SIZE,
+    OVERHEAD,
     TAG_SIZE,
     ChunkOpener,
     DatasetKeys,
@@ -40,6 +47,9 @@ DEFAULT_THREADS = 16
 _PIECE = 256 * 1024
 # Files up to this size are fetched whole and decrypted in one call: fewer steps per file.
 _WHOLE_FILE_MAX = _PIECE
+# Ciphertext drained per read is at most this (a chunk of the default size fits whole).
+# Chunks of one file fetched ahead of the one being decrypted, when workers are idle.
+_PREFETCH = 4
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -96,11 +106,36 @@ class _Buffers(threading.local):
     """Per-worker scratch space, reused for every chunk the worker restores."""
 
     def __init__(self) -> None:
-        # Ciphertext: one piece plus the tag-sized tail held back until the next read.
-        self.sealed = bytearray(_PIECE + TAG_SIZE)
+        self.sealed = bytearray()
         # Plaintext: two, so one piece can wait (unreleased) while the next is decrypted.
         # update_into wants room for a block beyond the input.
-        self.plain = (bytearray(_PIECE + TAG_SIZE + 16), bytearray(_PIECE + TAG_SIZE + 16))
+        self.plain = (bytearray(_PIECE + 16), bytearray(_PIECE + 16))
+
+    def sealed_view(self, size: int) -> memoryview:
+        if len(self.sealed) < size:
+            # Grown on demand: a worker that only meets small files never holds a big buffer.
+            self.sealed = bytearray(size)
+        return memoryview(self.sealed)[:size]
+
+
+class _BufferPool:
+    """Reused sealed-chunk buffers for prefetching (fresh multi-MiB allocations per chunk cost
+    page faults and leave glibc arenas holding memory)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> bytearray:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return bytearray(self._size)
+
+    def put(self, buffer: bytearray) -> None:
+        with self._lock:
+            self._free.append(buffer)
 
 
 class _FileStream:
@@ -154,8 +189,19 @@ class _Restorer:
         keys: DatasetKeys,
         progress: ProgressCallback | None,
         total: int,
+        chunk_size: int,
+        prefetcher: ThreadPoolExecutor,
+        prefetch_slots: int,
     ) -> None:
         self.store = store
+        # Room for a whole sealed chunk (fixed-size chunking) and one byte to spot a larger one.
+        self.sealed_size = chunk_size + OVERHEAD + 1
+        self.prefetcher = prefetcher
+        # Prefetched chunks waiting in memory, across all files.
+        self.slots = threading.Semaphore(prefetch_slots)
+        self.pool = _BufferPool(self.sealed_size)
+        # Set once every file has been handed to a worker: from then on, prefetch.
+        self.queue_drained = threading.Event()
         self.base = base
         self.keys = keys
         self.progress = progress
@@ -164,6 +210,7 @@ class _Restorer:
         self.lock = threading.Lock()
         self.buffers = _Buffers()
         self.failed = threading.Event()
+        self.error: BaseException | None = None
 
     def check(self, entry: FileEntry, size: int, sha256: str) -> None:
         if size != entry.size or not hmac.compare_digest(sha256, entry.sha256):
@@ -172,57 +219,124 @@ class _Restorer:
                 f"(size {size} vs {entry.size}, or sha256 differs)"
             )
 
+    def fetch(self, cid: str, buffer: memoryview) -> int:
+        """Read a whole sealed chunk into `buffer`, as fast as it arrives; returns its length.
+
+        Draining the connection at once matters: a reader that dawdles keeps the server's
+        sending thread waking up for every few socket buffers.
+        """
+        with self.store.open(chunk_object(self.base, cid)) as body:
+            n = _read_exact(body, buffer)
+        if n == len(buffer):
+            # The buffer has one byte more than the largest valid chunk.
+            raise ChunkCorrupt(cid, "larger than a chunk of this snapshot")
+        return n
+
     def pieces(self, entry: FileEntry) -> Iterator[memoryview]:
         """Yield the file's plaintext in order; the last piece only once the file checks out.
 
-        Each yielded view is valid until the next one is requested (buffers are reused).
+        Chunks are fetched whole (the worker fetches the next one itself; once every file has
+        a worker, idle capacity prefetches later chunks of the files still running, so one big
+        file is not restored one request at a time), then decrypted, hashed and released in
+        cache-sized pieces. Each yielded view is valid until the next one is requested.
         """
-        buffers = self.buffers
-        sealed = memoryview(buffers.sealed)
-        plain = buffers.plain
+        chunks = entry.chunks
+        # A one-chunk file needs no more than its own size plus the encryption overhead.
+        own = self.buffers.sealed_view(min(self.sealed_size, entry.size + OVERHEAD + 1))
+        plain = self.buffers.plain
         which = 0
         digest = hashlib.sha256()
         size = 0
         pending: memoryview | None = None
-        for cid in entry.chunks:
-            if self.failed.is_set():
-                raise _Cancelled
-            with self.store.open(chunk_object(self.base, cid)) as body:
-                header = sealed[:CHUNK_HEADER_SIZE]
-                if _read_exact(body, header) != CHUNK_HEADER_SIZE:
-                    raise ChunkCorrupt(cid, "unknown format or truncated")
-                opener = ChunkOpener(self.keys, cid, header)
-                held = 0  # bytes at the start of `sealed` that may be the tag
-                while True:
-                    n = _readinto(body, sealed[held : held + _PIECE])
-                    if not n:
-                        break
-                    available = held + n
-                    if available <= TAG_SIZE:
-                        held = available
-                        continue
-                    ready = available - TAG_SIZE
-                    out = plain[which]
-                    produced = opener.update_into(sealed[:ready], out)
-                    tail = bytes(sealed[ready:available])
-                    sealed[:TAG_SIZE] = tail
-                    held = TAG_SIZE
-                    piece = memoryview(out)[:produced]
-                    digest.update(piece)
-                    size += produced
+        ahead: deque[tuple[int, Future[int], bytearray]] = deque()
+        following = 1  # the next chunk index that may be prefetched
+        buffer: bytearray | None = None
+        try:
+            for index, cid in enumerate(chunks):
+                if self.failed.is_set():
+                    raise _Cancelled
+                following = max(following, index + 1)
+                while (
+                    self.queue_drained.is_set()
+                    and following < len(chunks)
+                    and following - index <= _PREFETCH
+                    and self.slots.acquire(blocking=False)
+                ):
+                    spare = self.pool.get()
+                    future = self.prefetcher.submit(
+                        self.fetch, chunks[following], memoryview(spare)
+                    )
+                    ahead.append((following, future, spare))
+                    following += 1
+                if ahead and ahead[0][0] == index:
+                    _, future, buffer = ahead.popleft()
+                    try:
+                        sealed = memoryview(buffer)[: future.result()]
+                    except BaseException:
+                        self._recycle(buffer)
+                        raise
+                else:
+                    buffer = None
+                    sealed = own[: self.fetch(cid, own)]
+                try:
+                    if len(sealed) < OVERHEAD:
+                        raise ChunkCorrupt(cid, "unknown format or truncated")
+                    opener = ChunkOpener(self.keys, cid, sealed[:CHUNK_HEADER_SIZE])
+                    ciphertext = sealed[CHUNK_HEADER_SIZE : len(sealed) - TAG_SIZE]
+                    for start in range(0, len(ciphertext), _PIECE):
+                        out = plain[which]
+                        produced = opener.update_into(ciphertext[start : start + _PIECE], out)
+                        piece = memoryview(out)[:produced]
+                        digest.update(piece)
+                        size += produced
+                        # Hold each piece back until the next exists: the last waits for checks.
+                        if pending is not None:
+                            yield pending
+                        pending = piece
+                        which ^= 1
+                    opener.finish(bytes(sealed[len(sealed) - TAG_SIZE :]))
                     if size > entry.size:
+                        # Authentic chunks, but more of them than the file holds.
                         self.check(entry, size, "")
-                    # Hold each piece back until the next exists: the final one waits for checks.
-                    if pending is not None:
-                        yield pending
-                    pending = piece
-                    which ^= 1
-                if held != TAG_SIZE:
-                    raise ChunkCorrupt(cid, "unknown format or truncated")
-                opener.finish(bytes(sealed[:TAG_SIZE]))
-        self.check(entry, size, digest.hexdigest())
-        if pending is not None:
-            yield pending
+                finally:
+                    del sealed
+                    if buffer is not None:
+                        self._recycle(buffer)
+            self.check(entry, size, digest.hexdigest())
+            if pending is not None:
+                yield pending
+        finally:
+            for _, future, spare in ahead:
+                if future.cancel():
+                    self._recycle(spare)
+                else:
+                    future.add_done_callback(functools.partial(self._recycle_later, spare))
+
+    def _recycle_later(self, buffer: bytearray, _future: Future[int]) -> None:
+        self._recycle(buffer)
+
+    def _recycle(self, buffer: bytearray) -> None:
+        self.pool.put(buffer)
+        self.slots.release()
+
+    def work(
+        self, queue: _TwoEndedQueue, smallest: bool, destination: ObjectStore, prefix: str
+    ) -> None:
+        """One worker: restore files from its end of the queue until it is empty or one fails."""
+        try:
+            while not self.failed.is_set():
+                entry = queue.take(smallest)
+                if entry is None:
+                    self.queue_drained.set()
+                    return
+                self.restore_file(entry, destination, join_key(prefix, entry.path))
+        except _Cancelled:
+            return
+        except BaseException as exc:
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+            self.failed.set()
 
     def restore_file(self, entry: FileEntry, destination: ObjectStore, key: str) -> int:
         if self.failed.is_set():
@@ -253,6 +367,20 @@ class _Cancelled(Exception):
     """A worker noticed that another one failed and stopped early."""
 
 
+class _TwoEndedQueue:
+    """Files sorted by size, handed out from either end."""
+
+    def __init__(self, entries: list[FileEntry]) -> None:
+        self._entries = deque(entries)  # largest first
+        self._lock = threading.Lock()
+
+    def take(self, smallest: bool) -> FileEntry | None:
+        with self._lock:
+            if not self._entries:
+                return None
+            return self._entries.pop() if smallest else self._entries.popleft()
+
+
 def restore(
     store: ObjectStore,
     base: str,
@@ -278,36 +406,34 @@ def restore(
     entries = _selected(manifest.files, path_prefix)
     for entry in entries:
         check_manifest_path(entry.path)
-    # Largest first, so the long files start early and small ones fill the gaps.
     entries.sort(key=lambda e: e.size, reverse=True)
     total = sum(e.size for e in entries)
 
-    restorer = _Restorer(store, base, keys, progress, total)
-    with ThreadPoolExecutor(threads, thread_name_prefix="restore") as pool:
+    # Half the workers take the largest files left, half the smallest: big files are bound by
+    # bytes moved, small ones by per-request work on the server; running both kinds side by side
+    # keeps both busy, where largest-first leaves a long tail of small requests at the end.
+    lanes = [i % 2 == 1 for i in range(threads)]
+    prefetch_slots = max(1, threads // 2)
+    with (
+        ThreadPoolExecutor(prefetch_slots, thread_name_prefix="restore-prefetch") as prefetcher,
+        ThreadPoolExecutor(threads, thread_name_prefix="restore") as pool,
+    ):
+        restorer = _Restorer(
+            store, base, keys, progress, total, manifest.chunk_size, prefetcher, prefetch_slots
+        )
+        queue = _TwoEndedQueue(entries)
         futures = [
-            pool.submit(restorer.restore_file, e, destination, join_key(destination_prefix, e.path))
-            for e in entries
+            pool.submit(restorer.work, queue, smallest, destination, destination_prefix)
+            for smallest in lanes
         ]
-        restored = 0
-        error: BaseException | None = None
         try:
-            for future in as_completed(futures):
-                try:
-                    restored += future.result()
-                except _Cancelled:
-                    continue
-                except Exception as exc:
-                    if error is None:
-                        error = exc
-                        restorer.failed.set()
-                        for f in futures:
-                            f.cancel()
+            for future in futures:
+                future.exception()  # waits; the first failure is kept by the restorer
         except BaseException:
-            # E.g. KeyboardInterrupt: stop the workers before leaving the pool.
+            # E.g. KeyboardInterrupt: stop the workers before leaving the pools.
             restorer.failed.set()
-            for f in futures:
-                f.cancel()
             raise
-        if error is not None:
-            raise error
+    if restorer.error is not None:
+        raise restorer.error
+    restored = restorer.done
     return RestoreResult(manifest_id, files_restored=len(entries), bytes_restored=restored)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import http.client
-import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
@@ -108,10 +107,8 @@ class _DirectBody:
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         try:
-            if self._fp is not None:
-                n = self._fp.readinto(buffer)
-            else:
-                n = self._raw.readinto(buffer)
+            source = self._fp if self._fp is not None else self._raw
+            n = source.readinto(buffer)
         except (TimeoutError, ConnectionError) as exc:
             raise EndpointUnreachable(
                 f"read of {self._key!r} in {self._store.describe()} failed: "
@@ -217,7 +214,6 @@ class S3ObjectStore:
         self._credentials = session.get_credentials()
         self._direct_base: str | None = None
         self._direct_enabled = True
-        self._direct_lock = threading.Lock()
         # Kept only to scrub them from error messages that echo request details.
         self._scrub = [s for s in (access_key_id, secret_access_key, session_token) if s]
 
@@ -343,9 +339,7 @@ class S3ObjectStore:
             if not parts.path.endswith("/" + probe):
                 raise ValueError("unexpected presigned URL shape")
             path = parts.path[: -len(probe)]
-            self._direct_base = urllib.parse.urlunsplit(
-                (parts.scheme, parts.netloc, path, "", "")
-            )
+            self._direct_base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
         return self._direct_base
 
     def _direct_open(self, key: str) -> _DirectBody | None:
@@ -362,23 +356,27 @@ class S3ObjectStore:
             return None
         try:
             url = self._direct_url_base() + urllib.parse.quote(key, safe="/~")
-            request = AWSRequest(method="GET", url=url)
             region = self._client.meta.region_name or "us-east-1"
-            S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", region).add_auth(
-                request
-            )
+            session = self._client._endpoint.http_session  # type: ignore[attr-defined]
+        except Exception:
+            # This botocore does not fit the fast path: use the normal one from now on.
+            self._direct_enabled = False
+            return None
+        try:
+            request = AWSRequest(method="GET", url=url)
+            credentials = self._credentials.get_frozen_credentials()
+            S3SigV4Auth(credentials, "s3", region).add_auth(request)
             prepared = request.prepare()
             prepared.stream_output = True
-            session = self._client._endpoint.http_session  # type: ignore[attr-defined]
             response = session.send(prepared)
-        except Exception:  # noqa: BLE001 - botocore repeats the request and reports properly
+        except Exception:
+            # botocore repeats the request, with its retries and error reports.
             return None
         if response.status_code != 200:
             response.raw.close()
-            if response.status_code not in (404, 500, 502, 503, 504):
+            if response.status_code not in (404, 429, 500, 502, 503, 504):
                 # E.g. a region redirect or a signing mismatch: leave it to botocore for good.
-                with self._direct_lock:
-                    self._direct_enabled = False
+                self._direct_enabled = False
             return None
         return _DirectBody(response, self, key)
 
