@@ -247,6 +247,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# Access events are recorded as pending rows and drained into their chain by a worker; "inline"
+# drains in the recording process after its commit instead (the test suite, so a test never
+# publishes to a developer's broker).
+AGENCYOPS_ACCESS_LOG_INLINE = env_bool("AGENCYOPS_ACCESS_LOG_INLINE", default=False)
+
 # Grants default to this lifetime when the granting admin names none.
 AGENCYOPS_DEFAULT_GRANT_DAYS = env_int("AGENCYOPS_DEFAULT_GRANT_DAYS", 90)
 AGENCYOPS_TOKEN_DEFAULT_DAYS = env_int("AGENCYOPS_TOKEN_DEFAULT_DAYS", 365)

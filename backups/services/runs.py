@@ -17,8 +17,9 @@ from django.utils import timezone
 
 from agencyops.crypto import master_key
 from agencyops.exceptions import Conflict, ValidationFailed
+from agencyops.http import NO_ORIGIN, RequestOrigin
 from agencyops.tenancy import Actor
-from backups import engine
+from backups import engine, signals
 from backups.engine.manifest import manifest_time
 from backups.models import (
     BackupRun,
@@ -293,7 +294,11 @@ def backup_run_execute(
         )
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:
-            BackupRun.objects.filter(pk=run.pk).update(error=f"retrying: {exc}"[:4000])
+            # Hand the run back for the task's retry: with a fresh heartbeat the retry would be
+            # refused as "held by a live worker" until it went stale.
+            BackupRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.PENDING, heartbeat_at=None, error=f"retrying: {exc}"[:4000]
+            )
             raise TransientFailure(str(exc)) from exc
         _finish_failed(BackupRun, run.pk, _clear_message(exc))
         return BackupRun.objects.get(pk=run.pk)
@@ -381,9 +386,11 @@ def restore_request(
     path_prefix: str = "",
     is_drill: bool = False,
     enqueue: bool = True,
+    origin: RequestOrigin = NO_ORIGIN,
 ) -> RestoreRun:
     """Ask for a restore. Needs `restore` on the dataset. A local destination is an absolute
-    directory; an S3 destination is a key prefix inside that location."""
+    directory; an S3 destination is a key prefix inside that location. The request is the read
+    of client data that the access log records (`data_accessed`, once per restore)."""
     dataset = snapshot.dataset
     if actor is not None:
         actor.require_level(
@@ -409,6 +416,23 @@ def restore_request(
         path_prefix=path_prefix.strip("/"),
         is_drill=is_drill,
         requested_by=actor.user if actor is not None else None,
+    )
+    signals.data_accessed.send(
+        sender=RestoreRun,
+        organization=dataset.organization,
+        actor=actor,
+        action="restore_drill" if is_drill else "restore",
+        dataset=dataset,
+        snapshot=snapshot,
+        details={
+            "restore": str(restore.public_id),
+            "destination_location": (
+                str(destination_location.public_id) if destination_location else None
+            ),
+            "destination_path": restore.destination_path,
+            "path_prefix": restore.path_prefix,
+        },
+        origin=origin,
     )
     if enqueue:
         _enqueue_restore(restore)
@@ -456,6 +480,10 @@ def restore_run_execute(
         )
     except TRANSIENT_ERRORS as exc:
         if not final_attempt:
+            # As for backups: the retry must be able to claim the restore at once.
+            RestoreRun.objects.filter(pk=restore.pk).update(
+                status=RunStatus.PENDING, heartbeat_at=None, error=f"retrying: {exc}"[:4000]
+            )
             raise TransientFailure(str(exc)) from exc
         _finish_failed(RestoreRun, restore.pk, _clear_message(exc))
         return RestoreRun.objects.get(pk=restore.pk)
