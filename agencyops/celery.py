@@ -30,6 +30,28 @@ app.conf.beat_schedule = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Every minute: grants past their expiry lose their guardian rows (the actor already ignores
+    # them at once; this makes the rows match), so an expired grant is gone the same minute.
+    "grants-expire": {
+        "task": "clients.tasks.grants_expire_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Every minute: append access events whose drain message was lost (a broker restart, a
+    # worker killed before acking). Recording never depends on the message: the pending row
+    # committed with the action, so it reaches its chain within a minute whatever happens.
+    "access-events-drain": {
+        "task": "lifecycle.tasks.access_events_drain_all_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Every 15 minutes: import newly delivered S3 server access logs. AWS delivers them with a
+    # delay of minutes to hours; finished log objects are skipped, so a tick costs one listing.
+    "storage-logs-ingest": {
+        "task": "lifecycle.tasks.storage_logs_ingest_task",
+        "schedule": 15 * 60.0,
+        "options": {"expires": 14 * 60},
+    },
     # Daily at 03:30 UTC, after the 02:00 daily backups: forget snapshots the policies no longer
     # keep and collect unreferenced chunks. Pairs under legal hold or mid-backup are skipped.
     "backups-retention": {

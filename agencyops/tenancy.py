@@ -176,11 +176,16 @@ def actor_for_user(
 def _grant_levels(
     user: AbstractBaseUser, organization: Organization
 ) -> tuple[dict[int, int], dict[int, int], set[int]]:
-    """Read the user's guardian object permissions on clients and datasets of the organization."""
+    """Read the user's guardian object permissions on clients and datasets of the organization.
+
+    A level counts only while an active grant backs it: a grant that expired a second ago stops
+    working at once, before the every-minute sweep removes its guardian rows.
+    """
     from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
     from guardian.models import UserObjectPermission
 
-    from clients.models import Client, Dataset
+    from clients.models import AccessGrant, Client, Dataset
 
     types = ContentType.objects.get_for_models(Client, Dataset)
     client_ct, dataset_ct = types[Client].pk, types[Dataset].pk
@@ -194,15 +199,24 @@ def _grant_levels(
         target = raw_clients if content_type_id == client_ct else raw_datasets
         pk = int(object_pk)
         target[pk] = max(target.get(pk, 0), level)
+    active = AccessGrant.objects.active(timezone.now()).filter(
+        organization=organization, grantee_id=user.pk
+    )
     client_levels: dict[int, int] = {}
     if raw_clients:
-        in_org = Client.objects.filter(organization=organization, pk__in=raw_clients)
-        client_levels = {pk: raw_clients[pk] for pk in in_org.values_list("pk", flat=True)}
+        # Grants are made in the grant's organization only, so this also scopes to it.
+        rows1 = active.filter(dataset__isnull=True, client_id__in=raw_clients)
+        for client_id, permission in rows1.values_list("client_id", "permission"):
+            level = min(raw_clients[client_id], LEVELS[permission])
+            client_levels[client_id] = max(client_levels.get(client_id, 0), level)
     dataset_levels: dict[int, int] = {}
     dataset_clients: set[int] = set()
     if raw_datasets:
-        rows2 = Dataset.objects.filter(organization=organization, pk__in=raw_datasets)
-        for pk, client_id in rows2.values_list("pk", "client_id"):
-            dataset_levels[pk] = raw_datasets[pk]
+        rows2 = active.filter(dataset_id__in=raw_datasets)
+        for dataset_id, client_id, permission in rows2.values_list(
+            "dataset_id", "client_id", "permission"
+        ):
+            level = min(raw_datasets[dataset_id], LEVELS[permission])
+            dataset_levels[dataset_id] = max(dataset_levels.get(dataset_id, 0), level)
             dataset_clients.add(client_id)
     return client_levels, dataset_levels, dataset_clients

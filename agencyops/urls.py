@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from backups import api as backups_api
 from clients import api as clients_api
+from lifecycle import api as lifecycle_api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -18,14 +19,21 @@ router.register("locations", clients_api.LocationViewSet, basename="location")
 # The backups app extends the inventory's dataset endpoint with its policy and actions.
 router.register("datasets", backups_api.DatasetViewSet, basename="dataset")
 router.register("grants", clients_api.GrantViewSet, basename="grant")
+router.register("grant-requests", clients_api.GrantRequestViewSet, basename="grant-request")
 router.register("members", clients_api.MembershipViewSet, basename="member")
 router.register("tokens", clients_api.TokenViewSet, basename="token")
 router.register("policies", backups_api.PolicyViewSet, basename="policy")
 router.register("backup-runs", backups_api.BackupRunViewSet, basename="backup-run")
 router.register("snapshots", backups_api.SnapshotViewSet, basename="snapshot")
 router.register("restores", backups_api.RestoreRunViewSet, basename="restore")
+router.register("access-events", lifecycle_api.AccessEventViewSet, basename="access-event")
 
 urlpatterns = [
+    path(
+        "api/v1/access-events/export.csv",
+        lifecycle_api.AccessEventViewSet.as_view({"get": "export"}),
+        name="access-event-export",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -38,4 +46,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("clients.urls")),
     path("", include("backups.urls")),
+    path("", include("lifecycle.urls")),
 ]

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agencyops.api import AdminWrites, TenantViewSet, VisibleRelatedField
+from agencyops.http import request_origin
 from backups import selectors, services
 from backups.models import (
     BackupPolicy,
@@ -335,6 +336,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             destination_location=location,
             destination_path=body.validated_data.get("destination_path") or default_path,
             path_prefix=body.validated_data.get("path_prefix", ""),
+            origin=request_origin(request),
         )
         fresh = selectors.restore_list(actor=self.actor).get(pk=restore.pk)
         return Response(RestoreRunSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from agencyops.exceptions import Conflict, NotFound, ValidationFailed
+from agencyops.http import request_origin
 from agencyops.pages import tenant_page
 from agencyops.tenancy import Actor
 from backups import selectors, services
@@ -94,6 +95,7 @@ def dataset_restore(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
                     destination_location=form.cleaned_data["destination_location"],
                     destination_path=form.cleaned_data["destination_path"],
                     path_prefix=form.cleaned_data["path_prefix"],
+                    origin=request_origin(request),
                 )
             except (Conflict, ValidationFailed, ValidationError) as error:
                 form.add_error(None, getattr(error, "message", str(error)))

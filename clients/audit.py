@@ -12,12 +12,13 @@ def register_models() -> None:
         Client,
         Dataset,
         Engagement,
+        GrantRequest,
         Membership,
         Organization,
         StorageLocation,
     )
 
-    for model in (Organization, Membership, Client, Engagement, Dataset, AccessGrant):
+    for model in (Organization, Membership, Client, Engagement, Dataset, AccessGrant, GrantRequest):
         if not auditlog.contains(model):
             auditlog.register(model)
     if not auditlog.contains(StorageLocation):

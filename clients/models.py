@@ -443,6 +443,10 @@ class GrantQuerySet(TenantQuerySet["AccessGrant"]):
     def active(self, now: Any) -> GrantQuerySet:
         return self.filter(revoked_at__isnull=True, expires_at__gt=now)
 
+    def expired_unswept(self, now: Any) -> GrantQuerySet:
+        """Grants past their expiry whose permissions the sweep has not removed yet."""
+        return self.filter(revoked_at__isnull=True, expired_at__isnull=True, expires_at__lte=now)
+
 
 class AccessGrant(models.Model):
     """Permission for one user on one client, or on one dataset of it, until it expires."""
@@ -476,6 +480,8 @@ class AccessGrant(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set by the every-minute sweep once the grant's guardian rows were removed at expiry.
+    expired_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = GrantQuerySet.as_manager()
 
@@ -496,6 +502,71 @@ class AccessGrant(models.Model):
     @property
     def level(self) -> int:
         return GRANT_LEVELS[self.permission]
+
+
+class GrantRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class GrantRequestQuerySet(TenantQuerySet["GrantRequest"]):
+    def visible_to(self, actor: Actor) -> GrantRequestQuerySet:
+        qs = self.filter(organization_id=actor.organization_id)
+        if actor.sees_whole_organization:
+            return qs
+        return qs.filter(requested_by_id=actor.user_id)
+
+
+class GrantRequest(models.Model):
+    """A lead's or member's request for a grant; an owner or admin approves or rejects it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grant_requests"
+    )
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="grant_requests")
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="grant_requests"
+    )
+    permission = models.CharField(max_length=8, choices=GrantPermission.choices)
+    reason = models.CharField(max_length=500)
+    days = models.PositiveIntegerField(
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(366)],
+        help_text="How long the grant should last once approved.",
+    )
+    status = models.CharField(
+        max_length=8, choices=GrantRequestStatus.choices, default=GrantRequestStatus.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_note = models.CharField(max_length=500, blank=True)
+    grant = models.OneToOneField(
+        AccessGrant, null=True, blank=True, on_delete=models.SET_NULL, related_name="request"
+    )
+
+    objects = GrantRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(permission__in=[p.value for p in GrantPermission]),
+                name="grant_request_permission_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in GrantRequestStatus]),
+                name="grant_request_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requested_by} asks {self.permission} on {self.dataset or self.client}"
 
 
 class ApiTokenQuerySet(TenantQuerySet["ApiToken"]):

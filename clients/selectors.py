@@ -14,6 +14,7 @@ from clients.models import (
     Client,
     Dataset,
     Engagement,
+    GrantRequest,
     LifecycleState,
     Membership,
     StorageLocation,
@@ -62,6 +63,12 @@ def dataset_get(*, actor: Actor, public_id: Any) -> Dataset:
 def grant_list(*, actor: Actor) -> QuerySet[AccessGrant]:
     return AccessGrant.objects.visible_to(actor).select_related(
         "client", "dataset", "grantee", "granted_by", "revoked_by"
+    )
+
+
+def grant_request_list(*, actor: Actor) -> QuerySet[GrantRequest]:
+    return GrantRequest.objects.visible_to(actor).select_related(
+        "client", "dataset", "requested_by", "decided_by", "grant"
     )
 
 

@@ -6,6 +6,7 @@ with the change; a receiver with outside effects uses `delay_on_commit`):
 - dataset_registered(sender=Dataset, dataset, actor)
 - dataset_state_changed(sender=Dataset, dataset, previous_state, actor)
 - grant_changed(sender=AccessGrant, grant, action: "grant" | "revoke" | "expire", actor)
+- token_created(sender=ApiToken, token, user) — a personal API token was issued to `user`
 """
 
 from django.dispatch import Signal
@@ -14,3 +15,4 @@ organization_created = Signal()
 dataset_registered = Signal()
 dataset_state_changed = Signal()
 grant_changed = Signal()
+token_created = Signal()

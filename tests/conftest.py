@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from agencyops.tenancy import Actor
 from clients import services
 from clients.models import Client, Dataset, Engagement, Organization, StorageLocation
+from lifecycle.models import PendingAccessEvent
 from tests.factories import (
     ClientFactory,
     DatasetFactory,
@@ -60,6 +61,13 @@ class World:
 def _fast_password_hashing(settings: Any) -> None:
     # PBKDF2's deliberate slowness costs seconds per fixture; the hash strength is not under test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _access_log_inline(settings: Any) -> None:
+    # Access events are appended in this process when a test commits for real, never published
+    # to the developer's broker (tests of the worker path switch this off, see tests/lifecycle).
+    settings.AGENCYOPS_ACCESS_LOG_INLINE = True
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +118,10 @@ def world(db: Any) -> World:
     services.grant_create(
         actor=system, grantee=member, client=client, permission="restore", reason="member of A"
     )
+    # The setup's own grant events never reach a chain: the test's transaction never commits,
+    # so no drain is asked for them. Drop their pending rows too, so a test's drain appends
+    # only what the test itself recorded.
+    PendingAccessEvent.objects.all().delete()
     return World(
         org=org,
         other_org=other_org,

@@ -49,4 +49,24 @@ def w(world: World) -> World:
         destination_location=world.dedicated_location,
         destination_path="restores/x",
     )
+    # one access-log event on client B's dataset, appended as the worker would
+    from lifecycle.services import access_event_payload, access_events_append
+
+    (world.event_b,) = access_events_append(
+        [
+            access_event_payload(
+                organization=world.org,
+                action="restore",
+                actor=Actor.system(world.org),
+                dataset=world.dataset_b,
+            )
+        ]
+    )
+    # a lead's pending request for a grant on client B (only admins and the requester see it)
+    world.grant_request_b = services.grant_request_create(
+        actor=world.actor(world.lead),
+        client=world.client_b,
+        permission="view",
+        reason="covering for a colleague",
+    )
     return world

@@ -1,4 +1,6 @@
-"""Every write to the inventory. Each service checks the actor's right, validates, and saves.
+"""Inventory writes: organizations, members, clients, engagements, locations, datasets.
+
+Each service checks the actor's right, validates, and saves.
 
 Services raise ApplicationError subclasses; Django ValidationErrors from `full_clean()` carry
 field messages and are mapped to 400 by the API's exception handler.
@@ -6,29 +8,21 @@ field messages and are mapped to 400 by the API's exception handler.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import models, transaction
-from django.utils import timezone
 from django.utils.text import slugify
-from guardian.shortcuts import assign_perm, remove_perm
 
 from agencyops.crypto import seal, unseal
 from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
 from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import (
-    GRANT_LEVELS,
-    AccessGrant,
-    ApiToken,
     Client,
     Dataset,
     Engagement,
@@ -42,7 +36,6 @@ from clients.models import (
 
 _M = TypeVar("_M", bound=models.Model)
 CREDENTIALS_PURPOSE = "storage-location-credentials"
-TOKEN_PREFIX = "ao_"  # noqa: S105  # a public marker, not a secret
 
 
 def _save(obj: _M, *, update_fields: Iterable[str] | None = None) -> _M:
@@ -312,149 +305,3 @@ def dataset_update(*, actor: Actor, dataset: Dataset, data: Mapping[str, Any]) -
             sender=Dataset, dataset=dataset, previous_state=previous_state, actor=actor
         )
     return dataset
-
-
-# --- access grants ---
-
-_CLIENT_CODENAMES = ("view_client", "restore_client", "manage_client")
-_DATASET_CODENAMES = ("view_dataset", "restore_dataset", "manage_dataset")
-
-
-def grant_sync_permissions(*, user: Any, client: Client, dataset: Dataset | None) -> None:
-    """Make the guardian rows for (user, target) match the user's active grants exactly."""
-    now = timezone.now()
-    grants = AccessGrant.objects.active(now).filter(grantee=user, client=client, dataset=dataset)
-    level = max((GRANT_LEVELS[p] for p in grants.values_list("permission", flat=True)), default=0)
-    target: Client | Dataset = dataset if dataset is not None else client
-    codenames = _DATASET_CODENAMES if dataset is not None else _CLIENT_CODENAMES
-    for index, codename in enumerate(codenames):
-        if index < level:
-            assign_perm(codename, user, target)
-        else:
-            remove_perm(codename, user, target)
-
-
-@transaction.atomic
-def grant_create(
-    *,
-    actor: Actor,
-    grantee: Any,
-    client: Client,
-    permission: str,
-    reason: str,
-    dataset: Dataset | None = None,
-    expires_at: datetime | None = None,
-) -> AccessGrant:
-    """Grant a member view/restore/manage on a client or one dataset, until `expires_at`."""
-    actor.require_admin("grant access")
-    now = timezone.now()
-    expires_at = expires_at or now + timedelta(days=settings.AGENCYOPS_DEFAULT_GRANT_DAYS)
-    errors: dict[str, str] = {}
-    if expires_at <= now:
-        errors["expires_at"] = "The expiry must be in the future."
-    if dataset is not None and dataset.client_id != client.pk:
-        errors["dataset"] = "The dataset belongs to another client."
-    membership = Membership.objects.filter(user=grantee, organization=actor.organization).first()
-    if membership is None:
-        errors["grantee"] = "The grantee is not a member of this organization."
-    elif membership.role in ("owner", "admin", "auditor"):
-        errors["grantee"] = f"An {membership.role} already sees the whole organization."
-    elif membership.role == Role.MEMBER and permission == "manage":
-        errors["permission"] = "Members can hold view or restore grants, not manage."
-    if errors:
-        raise ValidationFailed("The grant is not valid.", fields=errors)
-    grant = _save(
-        AccessGrant(
-            organization=actor.organization,
-            grantee=grantee,
-            client=client,
-            dataset=dataset,
-            permission=permission,
-            reason=reason,
-            granted_by=actor.user,
-            expires_at=expires_at,
-        )
-    )
-    grant_sync_permissions(user=grantee, client=client, dataset=dataset)
-    signals.grant_changed.send(sender=AccessGrant, grant=grant, action="grant", actor=actor)
-    return grant
-
-
-@transaction.atomic
-def grant_revoke(*, actor: Actor, grant: AccessGrant) -> AccessGrant:
-    """Revoke a grant now and remove exactly the guardian rows no other active grant needs."""
-    actor.require_admin("revoke access")
-    locked = AccessGrant.objects.select_for_update().get(pk=grant.pk)
-    if locked.revoked_at is not None:
-        raise Conflict("This grant was already revoked.")
-    locked.revoked_at = timezone.now()
-    locked.revoked_by = actor.user
-    locked.save(update_fields=["revoked_at", "revoked_by"])
-    grant_sync_permissions(user=locked.grantee, client=locked.client, dataset=locked.dataset)
-    signals.grant_changed.send(sender=AccessGrant, grant=locked, action="revoke", actor=actor)
-    return locked
-
-
-# --- API tokens ----------------------------------------------------------------------------------
-
-
-def token_hash(raw: str) -> str:
-    # Tokens carry 256 random bits, so a plain SHA-256 is a safe, fast lookup key.
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-@transaction.atomic
-def api_token_issue(
-    *, user: Any, name: str = "personal token", expires_at: datetime | None = None
-) -> tuple[ApiToken, str]:
-    """Issue a personal token. Returns the row and the token, which is never shown again."""
-    membership = Membership.objects.filter(user=user).select_related("organization").first()
-    if membership is None:
-        raise ValidationFailed(
-            "The user belongs to no organization.", fields={"username": "Not a member."}
-        )
-    now = timezone.now()
-    if expires_at is not None and expires_at <= now:
-        raise ValidationFailed(
-            "The expiry must be in the future.", fields={"expires_at": "Must be in the future."}
-        )
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = _save(
-        ApiToken(
-            organization=membership.organization,
-            user=user,
-            name=name,
-            token_hash=token_hash(raw),
-            expires_at=expires_at or now + timedelta(days=settings.AGENCYOPS_TOKEN_DEFAULT_DAYS),
-        )
-    )
-    return token, raw
-
-
-def api_token_authenticate(raw: str) -> ApiToken | None:
-    """The live token for this secret, or None (unknown, revoked, expired, inactive user)."""
-    now = timezone.now()
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or (token.expires_at is not None and token.expires_at <= now):
-        return None
-    if not token.user.is_active:
-        return None
-    # Touch last_used_at at most once a minute: a hot token must not write on every request.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
-
-
-@transaction.atomic
-def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    if token.user_id != actor.user_id and not actor.is_admin:
-        raise Forbidden("You may revoke only your own tokens.")
-    if token.revoked_at is not None:
-        raise Conflict("This token was already revoked.")
-    token.revoked_at = timezone.now()
-    token.save(update_fields=["revoked_at"])
-    return token

@@ -1,0 +1,74 @@
+"""Every write to the inventory. Each service checks the actor's right, validates, and saves.
+
+Split by sub-domain (inventory, grants, tokens); the public names are re-exported here.
+Services raise ApplicationError subclasses; Django ValidationErrors from `full_clean()` carry
+field messages and are mapped to 400 by the API's exception handler.
+"""
+
+from clients.services.grants import (
+    OrphanPermission,
+    grant_create,
+    grant_permission_orphans,
+    grant_permission_orphans_remove,
+    grant_request_approve,
+    grant_request_create,
+    grant_request_reject,
+    grant_revoke,
+    grant_sync_permissions,
+    grants_expire,
+)
+from clients.services.inventory import (
+    CREDENTIALS_PURPOSE,
+    client_create,
+    client_update,
+    dataset_register,
+    dataset_update,
+    engagement_create,
+    engagement_update,
+    location_create,
+    location_credentials,
+    location_update,
+    membership_add,
+    membership_set_role,
+    organization_create,
+    user_create,
+)
+from clients.services.tokens import (
+    TOKEN_PREFIX,
+    api_token_authenticate,
+    api_token_issue,
+    api_token_revoke,
+    token_hash,
+)
+
+__all__ = [
+    "CREDENTIALS_PURPOSE",
+    "TOKEN_PREFIX",
+    "OrphanPermission",
+    "api_token_authenticate",
+    "api_token_issue",
+    "api_token_revoke",
+    "client_create",
+    "client_update",
+    "dataset_register",
+    "dataset_update",
+    "engagement_create",
+    "engagement_update",
+    "grant_create",
+    "grant_permission_orphans",
+    "grant_permission_orphans_remove",
+    "grant_request_approve",
+    "grant_request_create",
+    "grant_request_reject",
+    "grant_revoke",
+    "grant_sync_permissions",
+    "grants_expire",
+    "location_create",
+    "location_credentials",
+    "location_update",
+    "membership_add",
+    "membership_set_role",
+    "organization_create",
+    "token_hash",
+    "user_create",
+]

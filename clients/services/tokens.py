@@ -1,0 +1,83 @@
+"""Personal API tokens: issued once, stored as SHA-256, revoked by their owner or an admin."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
+from agencyops.tenancy import Actor
+from clients import signals
+from clients.models import ApiToken, Membership
+from clients.services.inventory import _save
+
+TOKEN_PREFIX = "ao_"  # noqa: S105  # a public marker, not a secret
+
+
+def token_hash(raw: str) -> str:
+    # Tokens carry 256 random bits, so a plain SHA-256 is a safe, fast lookup key.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_token_issue(
+    *, user: Any, name: str = "personal token", expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Issue a personal token. Returns the row and the token, which is never shown again."""
+    membership = Membership.objects.filter(user=user).select_related("organization").first()
+    if membership is None:
+        raise ValidationFailed(
+            "The user belongs to no organization.", fields={"username": "Not a member."}
+        )
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ValidationFailed(
+            "The expiry must be in the future.", fields={"expires_at": "Must be in the future."}
+        )
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = _save(
+        ApiToken(
+            organization=membership.organization,
+            user=user,
+            name=name,
+            token_hash=token_hash(raw),
+            expires_at=expires_at or now + timedelta(days=settings.AGENCYOPS_TOKEN_DEFAULT_DAYS),
+        )
+    )
+    signals.token_created.send(sender=ApiToken, token=token, user=user)
+    return token, raw
+
+
+def api_token_authenticate(raw: str) -> ApiToken | None:
+    """The live token for this secret, or None (unknown, revoked, expired, inactive user)."""
+    now = timezone.now()
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or (token.expires_at is not None and token.expires_at <= now):
+        return None
+    if not token.user.is_active:
+        return None
+    # Touch last_used_at at most once a minute: a hot token must not write on every request.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+@transaction.atomic
+def api_token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
+    if token.user_id != actor.user_id and not actor.is_admin:
+        raise Forbidden("You may revoke only your own tokens.")
+    if token.revoked_at is not None:
+        raise Conflict("This token was already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    return token
