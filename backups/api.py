@@ -6,7 +6,9 @@ from typing import Any
 
 import django_filters
 from django.db import transaction
+from django.http import FileResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -314,6 +316,10 @@ class RestoreRunSerializer(serializers.ModelSerializer[RestoreRun]):
         read_only_fields = fields
 
 
+class DownloadQuerySerializer(serializers.Serializer[Any]):
+    path = serializers.CharField(max_length=1024, help_text="The file's path in the snapshot.")
+
+
 class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet[Snapshot]):
     """Complete snapshots; `?dataset=&as_of=` lists what existed at a point in time."""
 
@@ -340,6 +346,25 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         )
         fresh = selectors.restore_list(actor=self.actor).get(pk=restore.pk)
         return Response(RestoreRunSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[DownloadQuerySerializer],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, id: str) -> FileResponse:  # URL kwarg
+        """One file of the snapshot, checked against its sha256; recorded in the access log."""
+        query = DownloadQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        downloaded = services.snapshot_file_download(
+            actor=self.actor,
+            snapshot=self.get_object(),
+            path=query.validated_data["path"],
+            origin=request_origin(request),
+        )
+        response = FileResponse(downloaded.open(), as_attachment=True, filename=downloaded.name)
+        response["X-Content-SHA256"] = downloaded.sha256
+        return response
 
 
 class RestoreFilter(django_filters.FilterSet):

@@ -4,8 +4,8 @@ Contract (sent inside the service's transaction, so nothing is recorded for a ro
 request; receivers with outside effects use `transaction.on_commit`):
 - data_accessed(sender=RestoreRun, organization, actor: Actor | None, action, dataset,
   snapshot, details: dict of JSON values, origin: agencyops.http.RequestOrigin)
-  — client data is being read through the system. `action` is "restore" or "restore_drill"
-  ("download" once downloads exist); `actor` is None for a system-started drill.
+  — client data is being read through the system. `action` is "restore", "restore_drill" or
+  "download"; `actor` is None for a system-started drill.
 """
 
 from django.dispatch import Signal

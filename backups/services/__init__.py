@@ -1,5 +1,6 @@
 """Every write and side effect of the backup app. Split by sub-domain; public names here."""
 
+from backups.services.downloads import DownloadedFile, snapshot_file_download
 from backups.services.policies import (
     DEFAULT_POLICIES,
     dataset_data_key,
@@ -42,6 +43,7 @@ from backups.services.stores import (
 
 __all__ = [
     "DEFAULT_POLICIES",
+    "DownloadedFile",
     "PruneReport",
     "RunInProgress",
     "TransientFailure",
@@ -70,6 +72,7 @@ __all__ = [
     "runs_recover",
     "schedules_sync",
     "snapshot_as_of",
+    "snapshot_file_download",
     "snapshot_verify",
     "store_for_location",
 ]

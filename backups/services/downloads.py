@@ -1,0 +1,105 @@
+"""Downloading one file of a snapshot: decrypted, checked against its sha256, logged."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+
+from agencyops.exceptions import NotFound, ValidationFailed
+from agencyops.http import NO_ORIGIN, RequestOrigin
+from agencyops.tenancy import Actor
+from backups import engine, signals
+from backups.models import Snapshot
+from backups.services.policies import dataset_data_key
+from backups.services.stores import repository_base, store_for_location
+from backups.storage import LocalObjectStore
+
+
+@dataclass
+class DownloadedFile:
+    """A verified plaintext copy in a private temporary directory; `cleanup()` removes it."""
+
+    path: Path
+    name: str
+    size: int
+    sha256: str
+    directory: Path
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def open(self) -> _SelfRemovingFile:
+        """The file for reading; closing it (the response does) removes the plaintext copy."""
+        return _SelfRemovingFile(self.path, self.cleanup)
+
+
+class _SelfRemovingFile(io.FileIO):
+    def __init__(self, path: Path, on_close: Callable[[], None]) -> None:
+        super().__init__(path, "rb")
+        self._on_close = on_close
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._on_close()
+
+
+def snapshot_file_download(
+    *, actor: Actor, snapshot: Snapshot, path: str, origin: RequestOrigin = NO_ORIGIN
+) -> DownloadedFile:
+    """One file of a snapshot for a person with `restore` on the dataset. The file is restored
+    through the engine (every chunk authenticated, the whole file's sha256 checked) into a
+    private temporary directory, and the read is recorded in the access log (`download`)."""
+    dataset = snapshot.dataset
+    actor.require_level(
+        "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="download data"
+    )
+    try:
+        clean = engine.check_manifest_path(path.strip("/"))
+    except engine.UnsafePath:
+        raise ValidationFailed("Invalid file path.", fields={"path": "Not a safe path."}) from None
+    store = store_for_location(snapshot.location)
+    base = repository_base(snapshot.location, dataset)
+    data_key = dataset_data_key(dataset)
+    manifest = engine.load_manifest(store, base, data_key, snapshot.manifest_id)
+    entry = next((e for e in manifest.files if e.path == clean), None)
+    if entry is None:
+        raise NotFound(f"No file {clean!r} in this snapshot.")
+    directory = Path(tempfile.mkdtemp(prefix="agencyops-download-"))
+    try:
+        engine.restore(
+            store,
+            base,
+            data_key,
+            snapshot.manifest_id,
+            LocalObjectStore(directory),
+            path_prefix=clean,
+        )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    with transaction.atomic():
+        signals.data_accessed.send(
+            sender=Snapshot,
+            organization=dataset.organization,
+            actor=actor,
+            action="download",
+            dataset=dataset,
+            snapshot=snapshot,
+            details={"path": clean, "size": entry.size, "sha256": entry.sha256},
+            origin=origin,
+        )
+    return DownloadedFile(
+        path=directory / clean,
+        name=clean.rsplit("/", 1)[-1],
+        size=entry.size,
+        sha256=entry.sha256,
+        directory=directory,
+    )
