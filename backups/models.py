@@ -239,7 +239,41 @@ class DatasetScopedQuerySet(TenantQuerySet[_M], Generic[_M]):
         )
 
 
-class BackupRun(models.Model):
+class WorkRecord(models.Model):
+    """What every unit of worker-run work records: state, attempts, timing, a heartbeat while a
+    worker holds it, byte progress and the error a person reads. The claim and recovery rules
+    that use these fields live in backups.services.runs."""
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Written every second by the worker carrying the run: a stale heartbeat means it died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == RunStatus.SUCCEEDED:
+            return 100
+        if not self.bytes_total:
+            return 0
+        return min(100, int(self.bytes_done * 100 / self.bytes_total))
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class BackupRun(WorkRecord):
     """One backup of a dataset to one or more targets."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -253,20 +287,10 @@ class BackupRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Written every second by the worker carrying the run: a stale heartbeat means it died.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     files_seen = models.PositiveIntegerField(default=0)
     bytes_seen = models.BigIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
     new_bytes = models.BigIntegerField(default=0)
     files_reused = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
 
     objects = DatasetScopedQuerySet["BackupRun"].as_manager()
 
@@ -284,20 +308,6 @@ class BackupRun(models.Model):
 
     def __str__(self) -> str:
         return f"backup of {self.dataset} ({self.status})"
-
-    @property
-    def progress_percent(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 100
-        if not self.bytes_total:
-            return 0
-        return min(100, int(self.bytes_done * 100 / self.bytes_total))
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class RunTarget(models.Model):
@@ -358,7 +368,7 @@ class Snapshot(models.Model):
         return f"{self.dataset} @ {self.taken_at:%Y-%m-%d %H:%M} on {self.location}"
 
 
-class RestoreRun(models.Model):
+class RestoreRun(WorkRecord):
     """A restore of a snapshot (or part of it) to a local directory or an S3 prefix."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -380,17 +390,8 @@ class RestoreRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     files = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
 
     objects = DatasetScopedQuerySet["RestoreRun"].as_manager()
 
@@ -399,9 +400,3 @@ class RestoreRun(models.Model):
 
     def __str__(self) -> str:
         return f"restore of {self.snapshot} ({self.status})"
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None

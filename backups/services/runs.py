@@ -237,6 +237,30 @@ def _finish_failed(model: type[BackupRun] | type[RestoreRun], pk: int, error: st
         RunTarget.objects.filter(run_id=pk).update(active=False)
 
 
+# What a run can meet that is the data's or the storage's fault, not a bug: the run records it.
+RUN_ERRORS: tuple[type[Exception], ...] = (
+    StorageError,
+    engine.EngineError,
+    ValidationFailed,
+    OSError,
+)
+
+
+def _failed(
+    model: type[BackupRun] | type[RestoreRun], pk: int, exc: Exception, *, final_attempt: bool
+) -> Any:
+    """A transient error before the final attempt hands the run back (pending, no heartbeat, so
+    the task's retry can claim it at once) and raises for the retry; any other error, or the
+    last attempt's, fails the run with a message a person can act on."""
+    if isinstance(exc, TRANSIENT_ERRORS) and not final_attempt:
+        model.objects.filter(pk=pk).update(
+            status=RunStatus.PENDING, heartbeat_at=None, error=f"retrying: {exc}"[:4000]
+        )
+        raise TransientFailure(str(exc)) from exc
+    _finish_failed(model, pk, _clear_message(exc))
+    return model.objects.get(pk=pk)
+
+
 def _parent_manifest(
     dataset: Dataset, targets: Sequence[StorageLocation], data_key: bytes
 ) -> engine.Manifest | None:
@@ -292,19 +316,8 @@ def backup_run_execute(
             run.pk,
             on_progress,
         )
-    except TRANSIENT_ERRORS as exc:
-        if not final_attempt:
-            # Hand the run back for the task's retry: with a fresh heartbeat the retry would be
-            # refused as "held by a live worker" until it went stale.
-            BackupRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.PENDING, heartbeat_at=None, error=f"retrying: {exc}"[:4000]
-            )
-            raise TransientFailure(str(exc)) from exc
-        _finish_failed(BackupRun, run.pk, _clear_message(exc))
-        return BackupRun.objects.get(pk=run.pk)
-    except (StorageError, engine.EngineError, ValidationFailed, OSError) as exc:
-        _finish_failed(BackupRun, run.pk, _clear_message(exc))
-        return BackupRun.objects.get(pk=run.pk)
+    except RUN_ERRORS as exc:
+        return _failed(BackupRun, run.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
     return _record_success(run, targets, result)
 
 
@@ -478,18 +491,8 @@ def restore_run_execute(
             restore.pk,
             on_progress,
         )
-    except TRANSIENT_ERRORS as exc:
-        if not final_attempt:
-            # As for backups: the retry must be able to claim the restore at once.
-            RestoreRun.objects.filter(pk=restore.pk).update(
-                status=RunStatus.PENDING, heartbeat_at=None, error=f"retrying: {exc}"[:4000]
-            )
-            raise TransientFailure(str(exc)) from exc
-        _finish_failed(RestoreRun, restore.pk, _clear_message(exc))
-        return RestoreRun.objects.get(pk=restore.pk)
-    except (StorageError, engine.EngineError, ValidationFailed, OSError) as exc:
-        _finish_failed(RestoreRun, restore.pk, _clear_message(exc))
-        return RestoreRun.objects.get(pk=restore.pk)
+    except RUN_ERRORS as exc:
+        return _failed(RestoreRun, restore.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
     RestoreRun.objects.filter(pk=restore.pk).update(
         status=RunStatus.SUCCEEDED,
         finished_at=timezone.now(),
