@@ -6,4 +6,6 @@ class BackupsConfig(AppConfig):
     verbose_name = "Backups and assurance"
 
     def ready(self) -> None:
-        from backups import receivers  # noqa: F401  # connects the inventory hooks
+        from backups import audit, receivers  # noqa: F401  # receivers connect the hooks
+
+        audit.register_models()

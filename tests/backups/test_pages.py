@@ -123,3 +123,31 @@ def test_policy_form(world: World) -> None:
     assert world.dataset.protection.policy == weekly
     assert world.dataset.protection.policy_pinned
     assert _login(world.member).post(url, {"policy": ""}).status_code == 403
+
+
+def test_admin_lists_backup_models_without_keys(world: World) -> None:
+    from auditlog.models import LogEntry
+
+    _setup(world)
+    protection = protection_ensure(world.dataset)
+    wrapped = bytes(protection.wrapped_key or b"")
+    assert wrapped
+    world.owner.is_staff = world.owner.is_superuser = True
+    world.owner.save()
+    page = _login(world.owner)
+    for model in (
+        "backuppolicy",
+        "datasetprotection",
+        "backupschedule",
+        "backuprun",
+        "snapshot",
+        "restorerun",
+    ):
+        assert page.get(f"/admin/backups/{model}/").status_code == 200, model
+    detail = page.get(f"/admin/backups/datasetprotection/{protection.pk}/change/")
+    assert detail.status_code == 200
+    assert wrapped.hex() not in detail.content.decode()
+    assert "wrapped_key" not in detail.content.decode()
+    for entry in LogEntry.objects.all():
+        assert wrapped.hex() not in str(entry.changes)
+        assert "wrapped_key" not in str(entry.changes)

@@ -1,0 +1,15 @@
+"""django-auditlog registration for backup configuration; keys never enter the audit trail."""
+
+from __future__ import annotations
+
+from auditlog.registry import auditlog
+
+
+def register_models() -> None:
+    from backups.models import BackupPolicy, DatasetProtection, PolicyTarget
+
+    for model in (BackupPolicy, PolicyTarget):
+        if not auditlog.contains(model):
+            auditlog.register(model)
+    if not auditlog.contains(DatasetProtection):
+        auditlog.register(DatasetProtection, exclude_fields=["wrapped_key"])
