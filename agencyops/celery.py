@@ -58,4 +58,23 @@ app.conf.beat_schedule = {
         "task": "backups.tasks.retention_sweep_task",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Every minute: deletions whose worker died (stale heartbeat) or whose message was lost are
+    # enqueued again; the claim lets one worker resume them where they stopped.
+    "deletions-recover": {
+        "task": "lifecycle.tasks.deletions_recover_task",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Daily at 06:00 UTC, the start of the European working day: draft deletion requests for
+    # obligations that came due and e-mail the admins, who approve them during the day.
+    "deletion-requests-draft-due": {
+        "task": "lifecycle.tasks.deletion_requests_draft_due_task",
+        "schedule": crontab(hour=6, minute=0),
+    },
+    # Daily at 04:30 UTC, after retention: delete versions whose object lock has expired since
+    # their deletion (the follow-up each lock-retained deletion scheduled).
+    "deletion-follow-ups": {
+        "task": "lifecycle.tasks.deletion_follow_ups_task",
+        "schedule": crontab(hour=4, minute=30),
+    },
 }

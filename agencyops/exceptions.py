@@ -47,3 +47,21 @@ class Conflict(ApplicationError):
 
     status = 409
     code = "conflict"
+
+
+class LegalHoldActive(Conflict):
+    """A legal hold covers the scope: no deletion may be drafted, approved or executed."""
+
+    code = "legal_hold_active"
+
+
+class RetentionActive(Conflict):
+    """A retain-type obligation keeps the scope's data until it expires."""
+
+    code = "retention_active"
+
+
+class SelfApprovalForbidden(Forbidden):
+    """Four eyes: whoever requested a deletion cannot approve it."""
+
+    code = "self_approval_forbidden"

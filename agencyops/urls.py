@@ -14,7 +14,8 @@ router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.include_format_suffixes = False
 router.register("clients", clients_api.ClientViewSet, basename="client")
-router.register("engagements", clients_api.EngagementViewSet, basename="engagement")
+# The lifecycle app extends the engagement endpoint with "end".
+router.register("engagements", lifecycle_api.EngagementViewSet, basename="engagement")
 router.register("locations", clients_api.LocationViewSet, basename="location")
 # The backups app extends the inventory's dataset endpoint with its policy and actions.
 router.register("datasets", backups_api.DatasetViewSet, basename="dataset")
@@ -27,6 +28,12 @@ router.register("backup-runs", backups_api.BackupRunViewSet, basename="backup-ru
 router.register("snapshots", backups_api.SnapshotViewSet, basename="snapshot")
 router.register("restores", backups_api.RestoreRunViewSet, basename="restore")
 router.register("access-events", lifecycle_api.AccessEventViewSet, basename="access-event")
+router.register("obligations", lifecycle_api.ObligationViewSet, basename="obligation")
+router.register("legal-holds", lifecycle_api.LegalHoldViewSet, basename="legal-hold")
+router.register(
+    "deletion-requests", lifecycle_api.DeletionRequestViewSet, basename="deletion-request"
+)
+router.register("signing-key", lifecycle_api.SigningKeyViewSet, basename="signing-key")
 
 urlpatterns = [
     path(

@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from bench import access_log, tools
+from bench import access_log, deletion, tools
 from bench.dataset import Dataset, change_one_percent, generate
 from tests.s3server import moto_server
 
@@ -357,6 +358,33 @@ def _run_sections(bench: Bench, started: float) -> None:
             print(f"{name} failed: {exc}", file=sys.stderr)
 
 
+def _deletion_section(bench: Bench) -> dict[str, Any] | None:
+    """Cascading deletion against the same moto endpoint, next to raw batched deletes."""
+    print("deletion ...", file=sys.stderr)
+    try:
+        return deletion.section_deletion(SimpleNamespace(endpoint=bench.endpoint, sections={}))
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+        bench.skipped.append(f"deletion: failed: {str(exc)[-500:]}")
+        return None
+
+
+def deletion_table(result: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "",
+            f"Deletion of {result['versions']:,} object versions over {result['targets']} targets:",
+            "",
+            "| who | seconds | versions/s |",
+            "|---|---|---|",
+            f"| raw batched delete_objects | {result['raw_seconds']:.2f} | "
+            f"{result['raw_versions_per_second']:.0f} |",
+            f"| ours (plan, claim, delete, destroy keys, verify, certificate) | "
+            f"{result['ours_seconds']:.2f} | {result['ours_versions_per_second']:.0f} "
+            f"({result['ratio_to_raw']:.2f} x raw) |",
+        ]
+    )
+
+
 def _access_log_section(bench: Bench) -> dict[str, Any] | None:
     """The access log's figures (no S3 endpoint involved), measured after the storage sections."""
     print("access log ...", file=sys.stderr)
@@ -397,6 +425,7 @@ def main() -> None:
         with moto_server() as endpoint:
             bench = Bench(work, dataset, endpoint)
             _run_sections(bench, started)
+            deletion_result = _deletion_section(bench)
         results = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "dataset": {"files": len(dataset.files), "bytes": dataset.total_bytes},
@@ -417,11 +446,16 @@ def main() -> None:
             "goals": goals(bench),
             "run_seconds": round(time.monotonic() - started, 1),
         }
+    results["deletion"] = deletion_result
+    if deletion_result:
+        results["goals"].update(deletion_result.get("goals", {}))
     results["access_log"] = _access_log_section(bench)
     if results["access_log"]:
         results["goals"].update(results["access_log"].get("goals", {}))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(bench, results))
+    if results["deletion"]:
+        print(deletion_table(results["deletion"]))
     if results["access_log"]:
         print(access_log_table(results["access_log"]))
     print(f"\npeak RSS of the engine: {bench.peak_rss_mb:.0f} MB")

@@ -1,4 +1,5 @@
-"""Access-log API: the scoped, filterable list, its CSV export (streamed), and verification."""
+"""Lifecycle API: the access log (list, CSV export, verification), obligations, legal holds,
+deletion requests with their plan, decisions and certificate, and the signing key."""
 
 from __future__ import annotations
 
@@ -18,10 +19,21 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import TenantViewSet
-from agencyops.exceptions import Forbidden
+from agencyops.api import AdminWrites, TenantViewSet, VisibleRelatedField
+from agencyops.exceptions import Forbidden, NotFound
+from clients import api as clients_api
+from clients.models import Client, Dataset, Engagement
 from lifecycle import selectors, services
-from lifecycle.models import AccessAction, AccessEvent
+from lifecycle.models import (
+    AccessAction,
+    AccessEvent,
+    DeletionApproval,
+    DeletionRequest,
+    LegalHold,
+    ObligationKind,
+    RetentionObligation,
+    SigningKey,
+)
 
 
 class AccessEventSerializer(serializers.ModelSerializer[AccessEvent]):
@@ -188,3 +200,299 @@ class AccessEventViewSet(mixins.ListModelMixin, TenantViewSet[AccessEvent]):
             raise Forbidden("Only owners, admins and auditors verify the whole access log.")
         report = services.access_log_verify(self.actor.organization)
         return Response(ChainReportSerializer(report.as_dict()).data)
+
+
+# --- engagements: the lifecycle app adds "end" ---
+
+
+class EngagementEndSerializer(serializers.Serializer[Any]):
+    ends_on = serializers.DateField(required=False)
+
+
+class EngagementViewSet(clients_api.EngagementViewSet):
+    """Engagements; `POST …/end/` ends one and computes its obligations' due dates."""
+
+    @extend_schema(request=EngagementEndSerializer, responses=clients_api.EngagementSerializer)
+    @action(detail=True, methods=["post"])
+    def end(self, request: Request, id: str) -> Response:  # URL kwarg name
+        engagement = self.get_object()
+        body = EngagementEndSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        done = services.engagement_end(
+            actor=self.actor, engagement=engagement, ends_on=body.validated_data.get("ends_on")
+        )
+        fresh = self.get_queryset().get(pk=done.pk)
+        return Response(self.get_serializer(fresh).data)
+
+
+# --- obligations ---
+
+
+class ObligationSerializer(serializers.ModelSerializer[RetentionObligation]):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    client = VisibleRelatedField(Client)
+    engagement = VisibleRelatedField(Engagement, required=False, allow_null=True)
+    dataset = VisibleRelatedField(Dataset, required=False, allow_null=True)
+    kind = serializers.ChoiceField(choices=ObligationKind.choices)
+    drafted_request = serializers.UUIDField(
+        source="drafted_request.public_id", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = RetentionObligation
+        fields = (
+            "id",
+            "client",
+            "engagement",
+            "dataset",
+            "kind",
+            "days_after_end",
+            "retain_until",
+            "retain_years",
+            "source",
+            "source_reference",
+            "due_on",
+            "drafted_request",
+            "created_at",
+        )
+        read_only_fields = ("due_on", "created_at")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None:
+            for name in ("client", "engagement", "dataset"):
+                if name in attrs and attrs[name] != getattr(self.instance, name):
+                    raise serializers.ValidationError({name: "An obligation keeps its scope."})
+                attrs.pop(name, None)
+        return attrs
+
+
+class ObligationViewSet(clients_api._WriteThroughServices, mixins.DestroyModelMixin):
+    """Retention obligations (delete N days after the engagement, retain until, retain for N
+    years) with their computed due date. Owners and admins write."""
+
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    serializer_class = ObligationSerializer
+    extra_permission_classes = (AdminWrites,)
+    selector = staticmethod(selectors.obligation_list)
+
+    def create_with(self, data: dict[str, Any]) -> RetentionObligation:
+        return services.obligation_create(actor=self.actor, **data)
+
+    def update_with(self, instance: RetentionObligation, data: dict[str, Any]) -> Any:
+        return services.obligation_update(actor=self.actor, obligation=instance, data=data)
+
+    def perform_destroy(self, instance: RetentionObligation) -> None:
+        services.obligation_delete(actor=self.actor, obligation=instance)
+
+
+# --- legal holds ---
+
+
+class LegalHoldSerializer(serializers.ModelSerializer[LegalHold]):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    client = VisibleRelatedField(Client)
+    dataset = VisibleRelatedField(Dataset, required=False, allow_null=True)
+    placed_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    released_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = LegalHold
+        fields = (
+            "id",
+            "client",
+            "dataset",
+            "reason",
+            "active",
+            "placed_by",
+            "placed_at",
+            "released_by",
+            "released_at",
+        )
+        read_only_fields = ("placed_at", "released_at")
+
+
+class LegalHoldViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    TenantViewSet[LegalHold],
+):
+    """Legal holds: owners and admins place and release them; while one is active, deletions
+    in its scope are refused (409) and backup pruning is suspended."""
+
+    serializer_class = LegalHoldSerializer
+    extra_permission_classes = (AdminWrites,)
+    selector = staticmethod(selectors.legal_hold_list)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.legal_hold_place(
+            actor=self.actor, **serializer.validated_data
+        )
+
+    @extend_schema(request=None, responses=LegalHoldSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, id: str) -> Response:  # URL kwarg name
+        hold = services.legal_hold_release(actor=self.actor, hold=self.get_object())
+        return Response(self.get_serializer(self.get_queryset().get(pk=hold.pk)).data)
+
+
+# --- deletion requests ---
+
+
+class DeletionApprovalSerializer(serializers.ModelSerializer[DeletionApproval]):
+    decided_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+
+    class Meta:
+        model = DeletionApproval
+        fields = ("decided_by", "decision", "comment", "decided_at")
+        read_only_fields = fields
+
+
+class DeletionRequestSerializer(serializers.ModelSerializer[DeletionRequest]):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    client = VisibleRelatedField(Client)
+    engagement = VisibleRelatedField(Engagement, required=False, allow_null=True)
+    dataset = VisibleRelatedField(Dataset, required=False, allow_null=True)
+    requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    approvals = DeletionApprovalSerializer(many=True, read_only=True)
+    progress_percent = serializers.IntegerField(read_only=True)
+    plan = serializers.SerializerMethodField()
+    certificate = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeletionRequest
+        fields = (
+            "id",
+            "client",
+            "engagement",
+            "dataset",
+            "scope",
+            "reason",
+            "state",
+            "requested_by",
+            "created_at",
+            "approvals_required",
+            "approvals",
+            "decided_at",
+            "plan",
+            "plan_computed_at",
+            "started_at",
+            "versions_total",
+            "versions_deleted",
+            "progress_percent",
+            "keys_destroyed_at",
+            "executed_at",
+            "verified_at",
+            "verification",
+            "follow_up_at",
+            "error",
+            "certificate",
+        )
+        read_only_fields = tuple(
+            f for f in fields if f not in ("client", "engagement", "dataset", "reason")
+        )
+
+    def get_plan(self, obj: DeletionRequest) -> dict[str, Any]:
+        """The plan without internal ids."""
+        plan = dict(obj.plan)
+        plan["datasets"] = [
+            {k: v for k, v in d.items() if k != "pk"} for d in plan.get("datasets", [])
+        ]
+        plan["locations"] = [
+            {k: v for k, v in e.items() if k != "location_pk"} for e in plan.get("locations", [])
+        ]
+        return plan
+
+    def get_certificate(self, obj: DeletionRequest) -> str | None:
+        certificate = getattr(obj, "certificate", None)
+        return str(certificate.public_id) if certificate is not None else None
+
+
+class DeletionDecisionSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class DeletionRequestViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    TenantViewSet[DeletionRequest],
+):
+    """Deletion requests with their plan and progress. Leads with `manage` and admins request;
+    an owner or admin who did not request it approves or rejects; the certificate follows
+    verification."""
+
+    serializer_class = DeletionRequestSerializer
+    selector = staticmethod(selectors.deletion_request_list)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = services.deletion_request_create(actor=self.actor, **serializer.validated_data)
+        fresh = self.get_queryset().get(pk=created.pk)
+        return Response(self.get_serializer(fresh).data, status=201)
+
+    def _decide(self, request: Request, decide: Any) -> Response:
+        target = self.get_object()
+        body = DeletionDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        done = decide(
+            actor=self.actor, request=target, comment=body.validated_data.get("comment", "")
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=done.pk)).data)
+
+    @extend_schema(request=DeletionDecisionSerializer, responses=DeletionRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, id: str) -> Response:  # URL kwarg name
+        return self._decide(request, services.deletion_request_approve)
+
+    @extend_schema(request=DeletionDecisionSerializer, responses=DeletionRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, id: str) -> Response:  # URL kwarg name
+        return self._decide(request, services.deletion_request_reject)
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def certificate(self, request: Request, id: str) -> Response:  # URL kwarg name
+        """The signed certificate, in the form `manage.py verify_certificate` checks."""
+        target = self.get_object()
+        certificate = getattr(target, "certificate", None)
+        if certificate is None:
+            raise NotFound("No certificate yet: it is issued once the deletion is verified.")
+        return Response(services.certificate_envelope(certificate))
+
+
+class SigningKeySerializer(serializers.Serializer[Any]):
+    organization = serializers.CharField()
+    algorithm = serializers.CharField()
+    public_key = serializers.CharField()
+
+
+class SigningKeyViewSet(TenantViewSet[Any]):
+    """`GET /api/v1/signing-key/`: the organization's Ed25519 public key (raw, base64)."""
+
+    serializer_class = SigningKeySerializer
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return SigningKey.objects.none()
+        return SigningKey.objects.visible_to(self.actor)
+
+    @extend_schema(responses=SigningKeySerializer)
+    def list(self, request: Request) -> Response:
+        key = services.signing_key_ensure(self.actor.organization)
+        return Response(
+            {
+                "organization": str(self.actor.organization.public_id),
+                "algorithm": "Ed25519",
+                "public_key": key.public_key,
+            }
+        )

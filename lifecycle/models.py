@@ -256,3 +256,396 @@ class StorageLogObject(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- obligations, legal holds, deletions, certificates ---
+
+
+class ObligationKind(models.TextChoices):
+    DELETE_AFTER_ENGAGEMENT = "delete_after_engagement", "Delete N days after the engagement ends"
+    RETAIN_UNTIL = "retain_until", "Retain until a date"
+    RETAIN_FOR = "retain_for", "Retain for N years"
+
+
+RETAIN_KINDS = (ObligationKind.RETAIN_UNTIL, ObligationKind.RETAIN_FOR)
+
+
+class ObligationSource(models.TextChoices):
+    CONTRACT = "contract", "Contract clause"
+    DPA = "dpa", "Data processing agreement"
+    REGULATION = "regulation", "Regulation"
+
+
+class ClientScopedQuerySet(TenantQuerySet[Any]):
+    """Rows of one client: visible with any grant on that client (whole organization roles: all)."""
+
+    def visible_to(self, actor: Actor) -> Any:
+        qs = self.filter(organization_id=actor.organization_id)
+        if actor.sees_whole_organization:
+            return qs
+        return qs.filter(client_id__in=actor.visible_client_ids)
+
+
+class RetentionObligation(models.Model):
+    """What the contract, DPA or a regulation says about keeping or deleting a scope's data.
+
+    Scope: the client, one engagement of it, or one dataset of it. `due_on` is computed: for
+    delete_after_engagement the day deletion is due (empty until the engagement ends); for the
+    retain kinds the day the retention ends — deletion of the scope is blocked until then.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="obligations")
+    engagement = models.ForeignKey(
+        "clients.Engagement",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="obligations",
+    )
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="obligations"
+    )
+    kind = models.CharField(max_length=32, choices=ObligationKind.choices)
+    days_after_end = models.PositiveIntegerField(null=True, blank=True)
+    retain_until = models.DateField(null=True, blank=True)
+    retain_years = models.PositiveSmallIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=ObligationSource.choices)
+    source_reference = models.CharField(
+        max_length=300, blank=True, help_text="Clause, DPA section or regulation article."
+    )
+    due_on = models.DateField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set once the daily task drafted this obligation's deletion request (idempotency).
+    drafted_request = models.ForeignKey(
+        "DeletionRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ClientScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in ObligationKind]),
+                name="obligation_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=[s.value for s in ObligationSource]),
+                name="obligation_source_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="delete_after_engagement", days_after_end__isnull=False)
+                    | Q(kind="retain_until", retain_until__isnull=False)
+                    | Q(kind="retain_for", retain_years__isnull=False)
+                ),
+                name="obligation_kind_fields_present",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.dataset or self.engagement or self.client}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors: dict[str, str] = {}
+        engagement = self.engagement if self.engagement_id else None
+        dataset = self.dataset if self.dataset_id else None
+        if engagement is not None and engagement.client_id != self.client_id:
+            errors["engagement"] = "The engagement belongs to another client."
+        if dataset is not None and dataset.client_id != self.client_id:
+            errors["dataset"] = "The dataset belongs to another client."
+        if self.kind == ObligationKind.DELETE_AFTER_ENGAGEMENT:
+            if self.days_after_end is None:
+                errors["days_after_end"] = "Say how many days after the engagement ends."
+            if engagement is None and not (dataset is not None and dataset.engagement_id):
+                errors["engagement"] = "Deletion after an engagement needs the engagement."
+        if self.kind == ObligationKind.RETAIN_UNTIL and self.retain_until is None:
+            errors["retain_until"] = "Give the date the retention ends."
+        if self.kind == ObligationKind.RETAIN_FOR and not self.retain_years:
+            errors["retain_years"] = "Give the number of years to retain."
+        if errors:
+            raise ValidationError(errors)
+
+
+class LegalHoldQuerySet(ClientScopedQuerySet):
+    def active(self) -> Any:
+        return self.filter(released_at__isnull=True)
+
+
+class LegalHold(models.Model):
+    """While active, nothing in its scope (a client, or one dataset) is deleted or pruned."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="legal_holds")
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="legal_holds"
+    )
+    reason = models.CharField(max_length=500)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = LegalHoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-placed_at", "id"]
+        indexes = [models.Index(fields=["organization", "client", "released_at"])]
+
+    def __str__(self) -> str:
+        return f"legal hold on {self.dataset or self.client}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.released_at is None
+
+
+class DeletionScope(models.TextChoices):
+    CLIENT = "client", "Client"
+    ENGAGEMENT = "engagement", "Engagement"
+    DATASET = "dataset", "Dataset"
+
+
+class DeletionState(models.TextChoices):
+    DRAFTED = "drafted", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXECUTING = "executing", "Executing"
+    VERIFIED = "verified", "Deleted and verified"
+    FAILED = "failed", "Failed"
+
+
+class DeletionSettings(models.Model):
+    """Per organization: how many distinct admins must approve a deletion (four or six eyes)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "deletion settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1) & Q(approvals_required__lte=2),
+                name="deletion_settings_approvals_1_or_2",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.approvals_required} approval(s)"
+
+
+class DeletionRequest(models.Model):
+    """Delete a scope's data everywhere: drafted with its plan, approved by another admin,
+    executed and verified by workers, proved by a certificate."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="deletion_requests")
+    engagement = models.ForeignKey(
+        "clients.Engagement",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deletion_requests",
+    )
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="deletion_requests"
+    )
+    scope = models.CharField(max_length=16, choices=DeletionScope.choices)
+    reason = models.CharField(max_length=500)
+    obligation = models.ForeignKey(
+        RetentionObligation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when the daily task drafted it for a due obligation.",
+    )
+    state = models.CharField(
+        max_length=16, choices=DeletionState.choices, default=DeletionState.DRAFTED
+    )
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    plan = models.JSONField(default=dict, blank=True)
+    plan_computed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    versions_total = models.PositiveBigIntegerField(default=0)
+    versions_deleted = models.PositiveBigIntegerField(default=0)
+    keys_destroyed_at = models.DateTimeField(null=True, blank=True)
+    verification = models.JSONField(default=dict, blank=True)
+    follow_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the object lock on retained versions expires."
+    )
+    error = models.TextField(blank=True)
+
+    objects = ClientScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in DeletionState]),
+                name="deletion_request_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(scope="client", engagement__isnull=True, dataset__isnull=True)
+                    | Q(scope="engagement", engagement__isnull=False, dataset__isnull=True)
+                    | Q(scope="dataset", dataset__isnull=False)
+                ),
+                name="deletion_request_scope_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1) & Q(approvals_required__lte=2),
+                name="deletion_request_approvals_1_or_2",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "state"])]
+
+    def __str__(self) -> str:
+        return f"deletion of {self.dataset or self.engagement or self.client} ({self.state})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.state == DeletionState.VERIFIED:
+            return 100
+        if not self.versions_total:
+            return 0
+        return min(100, int(self.versions_deleted * 100 / self.versions_total))
+
+
+class DeletionDecision(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    REJECT = "reject", "Rejected"
+
+
+class DeletionApproval(models.Model):
+    """One admin's recorded decision on a deletion request, with their comment."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    request = models.ForeignKey(DeletionRequest, on_delete=models.CASCADE, related_name="approvals")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decision = models.CharField(max_length=8, choices=DeletionDecision.choices)
+    comment = models.CharField(max_length=1000, blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "decided_by"], name="one_decision_per_admin"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__in=[d.value for d in DeletionDecision]),
+                name="deletion_decision_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.decided_by_id}"
+
+
+class ItemRole(models.TextChoices):
+    PRIMARY = "primary", "Primary copy"
+    BACKUP = "backup", "Backup repository"
+
+
+class DeletionItem(models.Model):
+    """One prefix on one location that the plan deletes: the unit of resumable work."""
+
+    request = models.ForeignKey(DeletionRequest, on_delete=models.CASCADE, related_name="items")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    location = models.ForeignKey(StorageLocation, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=8, choices=ItemRole.choices)
+    prefix = models.CharField(max_length=1100)
+    objects_found = models.PositiveBigIntegerField(default=0)
+    versions_found = models.PositiveBigIntegerField(default=0)
+    delete_markers_found = models.PositiveBigIntegerField(default=0)
+    bytes_found = models.PositiveBigIntegerField(default=0)
+    versions_deleted = models.PositiveBigIntegerField(default=0)
+    # [{"key", "version_id", "retain_until"}]: versions object lock refused to delete.
+    retained = models.JSONField(default=list, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["request", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "location", "prefix"], name="deletion_item_once"
+            ),
+            models.CheckConstraint(
+                condition=~Q(prefix="") & ~Q(prefix="/"), name="deletion_item_prefix_not_root"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location_id}:{self.prefix}"
+
+
+class SigningKey(models.Model):
+    """The organization's Ed25519 key for certificates and evidence; the private half is
+    sealed under the master key."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="signing_key"
+    )
+    public_key = models.CharField(max_length=64, help_text="Raw Ed25519 public key, base64.")
+    private_sealed = models.BinaryField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"signing key of {self.organization_id}"
+
+
+class DeletionCertificate(models.Model):
+    """The signed proof of a verified deletion. `document` is what was signed."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
+    request = models.OneToOneField(
+        DeletionRequest, on_delete=models.PROTECT, related_name="certificate"
+    )
+    document = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    signature = models.CharField(max_length=200)
+    public_key = models.CharField(max_length=64)
+    issued_at = models.DateTimeField()
+
+    objects = ClientScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at", "id"]
+
+    def __str__(self) -> str:
+        return f"certificate {self.public_id}"

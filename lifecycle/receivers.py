@@ -111,3 +111,11 @@ def _login_failed(
         origin=request_origin(request),
         details={"username": username},
     )
+
+
+@receiver(clients_signals.dataset_registered, dispatch_uid="lifecycle.hold_new_dataset")
+def _hold_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
+    # After backups' receiver created the protection row (registered first: INSTALLED_APPS).
+    from lifecycle.services import legal_hold_cover_new_dataset
+
+    legal_hold_cover_new_dataset(dataset)

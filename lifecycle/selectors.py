@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from agencyops.exceptions import Forbidden
 from agencyops.tenancy import Actor
-from lifecycle.models import AccessEvent
+from lifecycle.models import (
+    AccessEvent,
+    DeletionApproval,
+    DeletionCertificate,
+    DeletionRequest,
+    LegalHold,
+    RetentionObligation,
+)
 
 
 def access_event_list(*, actor: Actor) -> QuerySet[AccessEvent]:
@@ -15,3 +22,42 @@ def access_event_list(*, actor: Actor) -> QuerySet[AccessEvent]:
     if actor.role == "member":
         raise Forbidden("Members may not read the access log.")
     return AccessEvent.objects.visible_to(actor).order_by("-seq")
+
+
+def obligation_list(*, actor: Actor) -> QuerySet[RetentionObligation]:
+    """Obligations of the clients the actor sees."""
+    qs: QuerySet[RetentionObligation] = RetentionObligation.objects.visible_to(actor)
+    return qs.select_related("client", "engagement", "dataset", "drafted_request").order_by(
+        "due_on", "id"
+    )
+
+
+def legal_hold_list(*, actor: Actor) -> QuerySet[LegalHold]:
+    """Legal holds of the clients the actor sees, newest first."""
+    qs: QuerySet[LegalHold] = LegalHold.objects.visible_to(actor)
+    return qs.select_related("client", "dataset", "placed_by", "released_by").order_by(
+        "-placed_at", "-id"
+    )
+
+
+def deletion_request_list(*, actor: Actor) -> QuerySet[DeletionRequest]:
+    """Deletion requests of the clients the actor sees, newest first."""
+    qs: QuerySet[DeletionRequest] = DeletionRequest.objects.visible_to(actor)
+    return (
+        qs.select_related("client", "engagement", "dataset", "requested_by", "certificate")
+        .prefetch_related(
+            Prefetch("approvals", queryset=DeletionApproval.objects.select_related("decided_by"))
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def deletion_request_get(*, actor: Actor, public_id: object) -> DeletionRequest:
+    from agencyops.tenancy import get_visible_or_404
+
+    return get_visible_or_404(deletion_request_list(actor=actor), public_id)
+
+
+def deletion_certificate_list(*, actor: Actor) -> QuerySet[DeletionCertificate]:
+    qs: QuerySet[DeletionCertificate] = DeletionCertificate.objects.visible_to(actor)
+    return qs.select_related("request").order_by("-issued_at", "-id")

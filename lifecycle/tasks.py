@@ -63,3 +63,35 @@ def access_event_append_task(payload: dict[str, Any]) -> int:
 @shared_task(acks_late=True, soft_time_limit=50 * 60, time_limit=55 * 60)
 def storage_logs_ingest_task() -> int:
     return sum(r.events for r in services.storage_logs_ingest_all().values())
+
+
+@shared_task(
+    acks_late=True,
+    # Endpoint unreachable or a backup of the scope still running: try again later.
+    autoretry_for=(services.DeletionDeferred, OperationalError),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=20,
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 300,
+)
+def deletion_request_execute_task(request_public_id: str) -> str:
+    """Execute an approved deletion (idempotent: finished or held requests return at once)."""
+    return str(services.deletion_request_execute(request_public_id).state)
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=55)
+def deletions_recover_task() -> int:
+    return len(services.deletions_recover())
+
+
+@shared_task(acks_late=True, soft_time_limit=3600, time_limit=3700)
+def deletion_requests_draft_due_task() -> int:
+    """Draft a request for every obligation that came due and notify the admins."""
+    return len(services.deletion_requests_draft_due())
+
+
+@shared_task(acks_late=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+def deletion_follow_ups_task() -> int:
+    return len(services.deletion_follow_ups_run())

@@ -69,4 +69,32 @@ def w(world: World) -> World:
         permission="view",
         reason="covering for a colleague",
     )
+    # lifecycle rows of client B: an obligation, a legal hold (released, so the deletion below
+    # could be verified), and a verified deletion request with its certificate
+    from lifecycle.models import DeletionRequest, LegalHold, RetentionObligation
+    from lifecycle.services import deletion_certificate_issue, signing_key_ensure
+
+    world.obligation_b = RetentionObligation.objects.create(
+        organization=world.org,
+        client=world.client_b,
+        kind="retain_until",
+        retain_until=timezone.now().date(),
+        source="dpa",
+    )
+    world.hold_b = LegalHold.objects.create(
+        organization=world.org, client=world.client_b, reason="litigation"
+    )
+    world.deletion_request_b = DeletionRequest.objects.create(
+        organization=world.org,
+        client=world.client_b,
+        dataset=world.dataset_b,
+        scope="dataset",
+        reason="contract ended",
+        state="verified",
+        verification={"ok": True, "locations": [], "database_keys_destroyed": True},
+        plan={"datasets": [], "locations": [], "keys": []},
+        verified_at=timezone.now(),
+    )
+    world.certificate_b = deletion_certificate_issue(world.deletion_request_b)
+    world.signing_key = signing_key_ensure(world.org).public_key
     return world

@@ -158,6 +158,54 @@ ROUTES: dict[str, Route] = {
         lambda w: "/api/v1/tokens/", writes=("POST",), scope="list", target=lambda w: _id(w.token)
     ),
     "token-detail": Route(lambda w: f"/api/v1/tokens/{_id(w.token)}/", scope="own"),
+    "engagement-end": Route(
+        lambda w: f"/api/v1/engagements/{_id(w.engagement_b)}/end/", reads=(), writes=("POST",)
+    ),
+    "obligation-list": Route(
+        lambda w: "/api/v1/obligations/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.obligation_b),
+    ),
+    "obligation-detail": Route(
+        lambda w: f"/api/v1/obligations/{_id(w.obligation_b)}/", writes=("PATCH", "DELETE")
+    ),
+    "legal-hold-list": Route(
+        lambda w: "/api/v1/legal-holds/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.hold_b),
+    ),
+    "legal-hold-detail": Route(lambda w: f"/api/v1/legal-holds/{_id(w.hold_b)}/"),
+    "legal-hold-release": Route(
+        lambda w: f"/api/v1/legal-holds/{_id(w.hold_b)}/release/", reads=(), writes=("POST",)
+    ),
+    "deletion-request-list": Route(
+        lambda w: "/api/v1/deletion-requests/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.deletion_request_b),
+    ),
+    "deletion-request-detail": Route(
+        lambda w: f"/api/v1/deletion-requests/{_id(w.deletion_request_b)}/"
+    ),
+    "deletion-request-approve": Route(
+        lambda w: f"/api/v1/deletion-requests/{_id(w.deletion_request_b)}/approve/",
+        reads=(),
+        writes=("POST",),
+    ),
+    "deletion-request-reject": Route(
+        lambda w: f"/api/v1/deletion-requests/{_id(w.deletion_request_b)}/reject/",
+        reads=(),
+        writes=("POST",),
+    ),
+    "deletion-request-certificate": Route(
+        lambda w: f"/api/v1/deletion-requests/{_id(w.deletion_request_b)}/certificate/"
+    ),
+    # The organization's public key: every member reads their own organization's.
+    "signing-key-list": Route(
+        lambda w: "/api/v1/signing-key/", scope="org-list", target=lambda w: w.signing_key
+    ),
     "token-revoke": Route(
         lambda w: f"/api/v1/tokens/{_id(w.token)}/revoke/", reads=(), writes=("POST",), scope="own"
     ),

@@ -1,0 +1,250 @@
+"""Deletion certificates: canonical JSON, its sha256, an Ed25519 signature by the
+organization's signing key (private half sealed under the master key)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agencyops.crypto import seal, unseal
+from agencyops.exceptions import Conflict
+from clients.models import Organization
+from lifecycle.models import (
+    DeletionCertificate,
+    DeletionDecision,
+    DeletionRequest,
+    DeletionState,
+    SigningKey,
+)
+
+ALGORITHM = "Ed25519"
+ENVELOPE_FIELDS = frozenset({"certificate", "sha256", "signature", "algorithm", "public_key"})
+TOOL = "AgencyOps"
+TOOL_VERSION = "0.4.0"
+STATEMENT = (
+    "Every object version and delete marker under the listed prefixes was deleted with batched "
+    "multi-object deletes, the dataset keys were destroyed in the database and on every target, "
+    "and a fresh listing of every prefix (all versions) found nothing but the versions listed as "
+    "retained by object lock, which cannot be decrypted because their key was destroyed."
+)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: one byte string per document."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _purpose(organization: Organization) -> str:
+    return f"signing-key:{organization.public_id}"
+
+
+def signing_key_ensure(organization: Organization) -> SigningKey:
+    """The organization's signing key, generated on first use; idempotent under races."""
+    existing = SigningKey.objects.filter(organization=organization).first()
+    if existing is not None:
+        return existing
+    private = Ed25519PrivateKey.generate()
+    raw_private = private.private_bytes_raw()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        with transaction.atomic():
+            return SigningKey.objects.create(
+                organization=organization,
+                public_key=base64.b64encode(public).decode(),
+                private_sealed=seal(raw_private, purpose=_purpose(organization)),
+            )
+    except IntegrityError:
+        return SigningKey.objects.get(organization=organization)
+
+
+def _sign(organization: Organization, message: bytes) -> tuple[str, str]:
+    key = signing_key_ensure(organization)
+    raw = unseal(bytes(key.private_sealed), purpose=_purpose(organization))
+    signature = Ed25519PrivateKey.from_private_bytes(raw).sign(message)
+    return base64.b64encode(signature).decode(), key.public_key
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _user(user: Any) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def certificate_document(request: DeletionRequest) -> dict[str, Any]:
+    """What the certificate states, from the request, its items and its verification."""
+    items = list(request.items.select_related("location").order_by("pk"))
+    approvals = list(
+        request.approvals.filter(decision=DeletionDecision.APPROVE).select_related("decided_by")
+    )
+    retained_any = any(item.retained for item in items)
+    locations = []
+    for item in items:
+        loc = item.location
+        locations.append(
+            {
+                "location": str(loc.public_id),
+                "name": loc.name,
+                "provider": loc.provider,
+                "region": loc.region,
+                "bucket": loc.bucket,
+                "prefix": item.prefix,
+                "role": item.role,
+                "objects_found": item.objects_found,
+                "versions_found": item.versions_found,
+                "delete_markers_found": item.delete_markers_found,
+                "bytes_found": item.bytes_found,
+                "versions_deleted": item.versions_deleted,
+                "retained_under_lock": [
+                    {
+                        "key": r["key"],
+                        "version_id": r["version_id"],
+                        "retained_until": r["retain_until"],
+                        "readable": False,
+                    }
+                    for r in item.retained
+                ],
+            }
+        )
+    verification = request.verification
+    return {
+        "type": "agencyops.deletion-certificate/v1",
+        "certificate_id": None,  # filled by the issuer
+        "organization": {
+            "id": str(request.organization.public_id),
+            "name": request.organization.name,
+        },
+        "client": {"id": str(request.client.public_id), "name": request.client.name},
+        "engagement": (
+            {"id": str(request.engagement.public_id), "name": request.engagement.name}
+            if request.engagement is not None
+            else None
+        ),
+        "scope": request.scope,
+        "reason": request.reason,
+        "datasets": [
+            {
+                "id": d["id"],
+                "name": d["name"],
+                "kind": d["kind"],
+                "classification": d["classification"],
+                "contains_personal_data": d["contains_personal_data"],
+            }
+            for d in request.plan.get("datasets", [])
+        ],
+        "locations": locations,
+        "method": "delete all versions + crypto-erase",
+        "keys": {
+            "destroyed_at": _iso(request.keys_destroyed_at),
+            "database_copy_destroyed": verification.get("database_keys_destroyed", False),
+            "target_key_objects_deleted": not any(
+                e.get("key_readable") for e in verification.get("locations", [])
+            ),
+        },
+        "tool": {"name": TOOL, "version": TOOL_VERSION},
+        "requested_by": _user(request.requested_by) or "system (obligation due)",
+        "requested_at": _iso(request.created_at),
+        "approved_by": [
+            {"user": _user(a.decided_by), "at": _iso(a.decided_at), "comment": a.comment}
+            for a in approvals
+        ],
+        "approved_at": _iso(request.decided_at),
+        "executed_at": _iso(request.executed_at),
+        "verified_at": _iso(request.verified_at),
+        "verification": {
+            "method": "re-listed every prefix with all versions and delete markers; "
+            "opened the key copies; tried to decrypt a retained chunk",
+            "result": "passed" if verification.get("ok") else "failed",
+            "versions_remaining": sum(
+                e["versions_remaining"] for e in verification.get("locations", [])
+            ),
+            "retained_under_lock": retained_any,
+        },
+        "checks": {
+            "legal_holds": "none active at drafting, approval and execution",
+            "obligations": "no retention obligation in force over the scope",
+            "obligation": str(request.obligation.public_id)
+            if request.obligation is not None
+            else None,
+        },
+        "statement": STATEMENT,
+    }
+
+
+@transaction.atomic
+def deletion_certificate_issue(request: DeletionRequest) -> DeletionCertificate:
+    """Only after verification: build the document, hash its canonical JSON, sign it."""
+    if request.state != DeletionState.VERIFIED:
+        raise Conflict("A certificate is issued only after the deletion was verified.")
+    existing: DeletionCertificate | None = DeletionCertificate.objects.filter(
+        request=request
+    ).first()
+    if existing is not None:
+        return existing
+    certificate = DeletionCertificate(organization=request.organization, client=request.client)
+    document = certificate_document(request)
+    document["certificate_id"] = str(certificate.public_id)
+    document["issued_at"] = timezone.now().isoformat()
+    canonical = canonical_json(document)
+    signature, public_key = _sign(request.organization, canonical)
+    certificate.request = request
+    certificate.document = document
+    certificate.sha256 = hashlib.sha256(canonical).hexdigest()
+    certificate.signature = signature
+    certificate.public_key = public_key
+    certificate.issued_at = timezone.now()
+    certificate.save()
+    return certificate
+
+
+def certificate_envelope(certificate: DeletionCertificate) -> dict[str, Any]:
+    """The saved form: the document, its sha256, the signature and how to check it."""
+    return {
+        "certificate": certificate.document,
+        "sha256": certificate.sha256,
+        "signature": certificate.signature,
+        "algorithm": ALGORITHM,
+        "public_key": certificate.public_key,
+    }
+
+
+def certificate_file_bytes(certificate: DeletionCertificate) -> bytes:
+    """The file procurement keeps: canonical JSON of the envelope and a newline."""
+    return canonical_json(certificate_envelope(certificate)) + b"\n"
+
+
+def certificate_verify(raw: bytes, *, public_key: str | None = None) -> tuple[bool, str]:
+    """Check a saved certificate offline. The file must be the canonical form (so any changed
+    byte fails), its sha256 must match, and the signature must verify under `public_key`
+    (default: the one the file names — pin the published key to prove who signed)."""
+    try:
+        envelope = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return False, "not valid JSON"
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("certificate"), dict):
+        return False, "not a certificate envelope"
+    if set(envelope) != ENVELOPE_FIELDS or envelope.get("algorithm") != ALGORITHM:
+        return False, "not a certificate envelope (unexpected fields or algorithm)"
+    if raw.rstrip(b"\n") != canonical_json(envelope):
+        return False, "the file is not in canonical form (it was edited)"
+    canonical = canonical_json(envelope["certificate"])
+    if hashlib.sha256(canonical).hexdigest() != envelope.get("sha256"):
+        return False, "sha256 does not match the certificate"
+    key_text = public_key or envelope.get("public_key")
+    if public_key is not None and envelope.get("public_key") != public_key:
+        return False, "signed by another key than the published one"
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(str(key_text), validate=True))
+        key.verify(base64.b64decode(str(envelope.get("signature")), validate=True), canonical)
+    except (InvalidSignature, ValueError):
+        return False, "the signature does not verify"
+    return True, "the certificate is intact and its signature verifies"
