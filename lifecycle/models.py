@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from agencyops.tenancy import TenantQuerySet
-from clients.models import Client, Dataset, Organization, StorageLocation
+from clients.models import Client, ClientScopedQuerySet, Dataset, Organization, StorageLocation
 
 if TYPE_CHECKING:
     from agencyops.tenancy import Actor
@@ -274,16 +274,6 @@ class ObligationSource(models.TextChoices):
     CONTRACT = "contract", "Contract clause"
     DPA = "dpa", "Data processing agreement"
     REGULATION = "regulation", "Regulation"
-
-
-class ClientScopedQuerySet(TenantQuerySet[Any]):
-    """Rows of one client: visible with any grant on that client (whole organization roles: all)."""
-
-    def visible_to(self, actor: Actor) -> Any:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(client_id__in=actor.visible_client_ids)
 
 
 class RetentionObligation(models.Model):
