@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from agencyops.tenancy import TenantQuerySet
 
@@ -69,6 +70,14 @@ class Membership(models.Model):
         return f"{self.user} ({self.role}) in {self.organization}"
 
 
+REVIEW_PERIOD = timedelta(days=182)  # every client and policy is reviewed twice a year
+
+
+def default_next_review() -> datetime:
+    """Six months from now: when a new client's or policy's protection is first reviewed."""
+    return timezone.now() + REVIEW_PERIOD
+
+
 class ClientStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     OFFBOARDING = "offboarding", "Offboarding"
@@ -97,6 +106,10 @@ class Client(models.Model):
     contact_email = models.EmailField(blank=True)
     contract_reference = models.CharField(max_length=200, blank=True)
     dpa_reference = models.CharField("DPA reference", max_length=200, blank=True)
+    next_review_at = models.DateTimeField(
+        default=default_next_review,
+        help_text="When someone must next confirm this client's protection still fits.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

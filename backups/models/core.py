@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import time
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from django.conf import settings
@@ -12,13 +12,14 @@ from django.db import models
 from django.db.models import Q
 
 from agencyops.tenancy import TenantQuerySet
-from clients.models import Dataset, Organization, StorageLocation
+from clients.models import Dataset, Organization, StorageLocation, default_next_review
 
 if TYPE_CHECKING:
     from agencyops.tenancy import Actor
 
 _M = TypeVar("_M", bound=models.Model)
 UNLIMITED = -1  # a keep_* value of -1 keeps every bucket, like restic's "unlimited"
+DEFAULT_DRILL_EVERY = timedelta(days=91)  # quarterly
 
 
 class Frequency(models.TextChoices):
@@ -77,6 +78,16 @@ class BackupPolicy(models.Model):
     )
     infrequent_access_after_days = models.PositiveIntegerField(null=True, blank=True)
     archive_after_days = models.PositiveIntegerField(null=True, blank=True)
+    drill_every = models.DurationField(
+        null=True,
+        blank=True,
+        default=DEFAULT_DRILL_EVERY,
+        help_text="How often each dataset is restored in a drill; empty: drills by hand only.",
+    )
+    next_review_at = models.DateTimeField(
+        default=default_next_review,
+        help_text="When someone must next confirm this policy still fits its datasets.",
+    )
     targets: models.ManyToManyField[StorageLocation, PolicyTarget] = models.ManyToManyField(
         StorageLocation, through="PolicyTarget", related_name="policies", blank=True
     )
@@ -392,6 +403,21 @@ class RestoreRun(WorkRecord):
     )
     files = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0)
+    # Drill record: what was checked, how long it took against the RTO, how old the recovery
+    # point was against the RPO, and who looked at the result.
+    files_verified = models.PositiveIntegerField(default=0)
+    measured_duration = models.DurationField(null=True, blank=True)
+    rto = models.DurationField("RTO", null=True, blank=True)
+    rto_met = models.BooleanField(null=True, blank=True)
+    recovery_point_age = models.DurationField(null=True, blank=True)
+    rpo = models.DurationField("RPO", null=True, blank=True)
+    rpo_met = models.BooleanField(null=True, blank=True)
+    issues = models.JSONField(default=list, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
 
     objects = DatasetScopedQuerySet["RestoreRun"].as_manager()
 
