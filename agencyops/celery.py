@@ -77,4 +77,7 @@ app.conf.beat_schedule = {
         "task": "lifecycle.tasks.deletion_follow_ups_task",
         "schedule": crontab(hour=4, minute=30),
     },
+    # --- posture audits ---
+    # --- alerts and reviews ---
+    # --- restore drills ---
 }

@@ -34,6 +34,11 @@ router.register(
     "deletion-requests", lifecycle_api.DeletionRequestViewSet, basename="deletion-request"
 )
 router.register("signing-key", lifecycle_api.SigningKeyViewSet, basename="signing-key")
+# --- posture audits and fixes ---
+# --- protection status (3-2-1) and cost ---
+# --- alerts, reviews, notification settings ---
+# --- restore drills ---
+# --- procurement evidence ---
 
 urlpatterns = [
     path(

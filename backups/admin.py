@@ -104,3 +104,8 @@ class RestoreRunAdmin(_ReadOnly):
     list_display = ("dataset", "snapshot", "status", "is_drill", "created_at", "finished_at")
     list_filter = ("status", "is_drill")
     list_select_related = ("dataset", "snapshot")
+
+
+# --- posture audits ---
+
+# --- alerts and reviews ---

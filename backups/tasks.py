@@ -54,3 +54,10 @@ def runs_recover_task() -> dict[str, int]:
 @shared_task(acks_late=True, soft_time_limit=3 * 60 * 60, time_limit=3 * 60 * 60 + 300)
 def retention_sweep_task() -> int:
     return len(services.retention_sweep())
+
+
+# --- posture audits ---
+
+# --- alerts and reviews ---
+
+# --- restore drills ---

@@ -209,6 +209,11 @@ ROUTES: dict[str, Route] = {
     "token-revoke": Route(
         lambda w: f"/api/v1/tokens/{_id(w.token)}/revoke/", reads=(), writes=("POST",), scope="own"
     ),
+    # --- posture audits and fixes ---
+    # --- protection status (3-2-1) and cost ---
+    # --- alerts, reviews, notification settings ---
+    # --- restore drills ---
+    # --- procurement evidence ---
 }
 
 

@@ -1,4 +1,4 @@
-"""Backup API: policies, the dataset's backup fields and actions, runs, snapshots, restores."""
+"""Backup API core: policies, the dataset's backup fields and actions, runs, snapshots, restores."""
 
 from __future__ import annotations
 
