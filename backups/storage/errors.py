@@ -34,5 +34,9 @@ class EndpointUnreachable(StorageError):
     """The endpoint could not be reached or stopped answering (DNS, refused, timeout)."""
 
 
+class IncompleteBody(StorageError):
+    """A response body stopped before its announced length (reset, truncation, timeout)."""
+
+
 class InvalidKey(StorageError):
     """A key is malformed or would escape the store's root ('..', absolute, NUL, empty part)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import http.client
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
@@ -33,6 +34,8 @@ from backups.storage.errors import (
     AccessDenied,
     CredentialsError,
     EndpointUnreachable,
+    IncompleteBody,
+    InvalidKey,
     ObjectNotFound,
     StorageError,
     StoreNotFound,
@@ -89,6 +92,89 @@ class _TranslatingReader:
         self._body.close()
 
 
+# Failures that say nothing about the rest of the object: reading again from where the body
+# broke off can succeed. A missing object, a refusal or a bad key will not change on retry.
+_FINAL_READ_ERRORS = (ObjectNotFound, StoreNotFound, AccessDenied, InvalidKey)
+_RESUME_ATTEMPTS = 4
+_RESUME_BACKOFF_SECONDS = 0.2
+
+
+class _ResumingReader:
+    """An object's body that survives dropped connections and truncated responses.
+
+    Each read goes to the current response; when it fails midway (reset, truncation, timeout),
+    the reader closes it and asks for the remaining bytes of the same version with a Range
+    request, up to a few times with growing pauses. Callers see one continuous body, or, once
+    the attempts are spent, the last error.
+    """
+
+    def __init__(self, store: S3ObjectStore, key: str) -> None:
+        self._store = store
+        self._key = key
+        self._done = 0
+        self._failures = 0
+        self._body, self._length, self._etag = store._open_from(key, 0, None)
+
+    def _resume(self, error: StorageError) -> None:
+        self._failures += 1
+        if (
+            isinstance(error, _FINAL_READ_ERRORS)
+            or self._failures > _RESUME_ATTEMPTS
+            or self._length < 0  # without a length a short body cannot be told from the end
+        ):
+            raise error
+        with contextlib.suppress(Exception):
+            self._body.close()
+        time.sleep(_RESUME_BACKOFF_SECONDS * self._failures)
+        self._body, _, etag = self._store._open_from(self._key, self._done, self._etag)
+        if self._etag and etag and etag != self._etag:
+            raise StorageError(
+                f"read of {self._key!r} in {self._store.describe()} failed: "
+                "the object changed while it was read"
+            )
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        while True:
+            try:
+                n: int = self._body.readinto(buffer)
+            except StorageError as exc:
+                self._resume(exc)
+                continue
+            if not n and len(buffer) and 0 <= self._length != self._done:
+                try:
+                    raise IncompleteBody(
+                        f"read of {self._key!r} in {self._store.describe()} failed: "
+                        f"body ended after {self._done} of {self._length} bytes"
+                    )
+                except IncompleteBody as exc:
+                    self._resume(exc)
+                    continue
+            self._done += n
+            return n
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            pieces = []
+            while piece := self.read(MIB):
+                pieces.append(piece)
+            return b"".join(pieces)
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        got = 0
+        while got < size:
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        del view
+        del buffer[got:]
+        return bytes(buffer)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+
+
 class _DirectBody:
     """The body of a GET sent on the fast path: read straight from the socket.
 
@@ -101,6 +187,8 @@ class _DirectBody:
         fp = getattr(self._raw, "_fp", None)
         self._fp = fp if isinstance(fp, http.client.HTTPResponse) else None
         self._length = int(response.headers.get("content-length", -1))
+        self.length = self._length
+        self.etag: str | None = str(response.headers.get("etag", "")).strip('"') or None
         self._done = 0
         self._store = store
         self._key = key
@@ -115,12 +203,12 @@ class _DirectBody:
                 f"endpoint unreachable ({type(exc).__name__})"
             ) from None
         except (http.client.HTTPException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(
+            raise IncompleteBody(
                 f"read of {self._key!r} in {self._store.describe()} failed: {type(exc).__name__}"
             ) from None
         self._done += n
         if not n and len(buffer) and 0 <= self._length != self._done:
-            raise StorageError(
+            raise IncompleteBody(
                 f"read of {self._key!r} in {self._store.describe()} failed: "
                 f"body ended after {self._done} of {self._length} bytes"
             )
@@ -219,6 +307,12 @@ class S3ObjectStore:
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.describe()})"
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client, for the bucket's settings (posture audits and fixes), which the
+        object interface does not cover. Wrap calls in `translate_errors`."""
+        return self._client
 
     def describe(self) -> str:
         where = self.endpoint_url or "AWS"
@@ -382,21 +476,36 @@ class S3ObjectStore:
 
     @contextlib.contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:
-        direct = self._direct_open(key)
-        if direct is not None:
-            try:
-                # The body has read()/readinto()/close(), all callers of a BinaryIO use here.
-                yield cast(BinaryIO, direct)
-            finally:
-                direct.close()
-            return
-        with self.translate_errors("get", key):
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body = _ResumingReader(self, key)
         try:
-            # The reader has read()/close(), which is all callers of a BinaryIO use here.
-            yield cast(BinaryIO, _TranslatingReader(body, self, key))
+            # The reader has read()/readinto()/close(), all callers of a BinaryIO use here.
+            yield cast(BinaryIO, body)
         finally:
             body.close()
+
+    def _open_from(self, key: str, offset: int, etag: str | None) -> tuple[Any, int, str | None]:
+        """Start reading `key` at `offset`: (body, total length or -1, etag).
+
+        The first request tries the fast path; a resumed one asks botocore for the rest of the
+        same version (If-Match on the ETag), so a body stitched from two responses can never
+        mix two versions of an object.
+        """
+        if offset == 0:
+            direct = self._direct_open(key)
+            if direct is not None:
+                return direct, direct.length, direct.etag
+        extra: dict[str, Any] = {}
+        if offset:
+            extra["Range"] = f"bytes={offset}-"
+        if etag:
+            extra["IfMatch"] = f'"{etag}"'
+        with self.translate_errors("get", key):
+            response = self._client.get_object(Bucket=self.bucket, Key=key, **extra)
+        length = int(response.get("ContentLength", -1))
+        if offset and length >= 0:
+            length += offset
+        found = str(response.get("ETag", "")).strip('"') or None
+        return _TranslatingReader(response["Body"], self, key), length, found
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
