@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install run migrate test lint bench lock clean
+.PHONY: install run migrate test lint bench reliability lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: install
 
 bench: install
 	$(PY) -m bench.run
+
+# The full fault and crash matrix (make test runs a bounded version); figures land in
+# var/reliability/*.json for the README's reliability table.
+reliability: install
+	AGENCYOPS_RELIABILITY_FULL=1 $(PY) -m pytest tests/reliability -v
 
 # Re-resolve every dependency from pyproject.toml into the lock file (exact versions).
 lock:

@@ -8,19 +8,22 @@ from datetime import timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import FieldDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
 from django.http import Http404
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_iso_string
+from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from agencyops.exceptions import ApplicationError
+from agencyops.authentication import ProcurementPrincipal
+from agencyops.exceptions import ApplicationError, NotFound
+from agencyops.http import request_origin
 from agencyops.tenancy import Actor, actor_for_user, get_visible_or_404, parse_public_id
 
 logger = logging.getLogger(__name__)
@@ -85,6 +88,135 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
     return response
 
 
+# --- OpenAPI ---
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every refusal has this shape (see `exception_handler`).",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong, in words."},
+        "code": {"type": "string", "description": "A stable code: invalid, not_found, …"},
+        "fields": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": "With 400: the message(s) of each invalid field.",
+        },
+    },
+    "required": ["detail", "code"],
+}
+ERROR_RESPONSES = {
+    "400": "Invalid input: the body, a query parameter or the page.",
+    "401": "No credentials, or an invalid, expired or revoked token.",
+    "403": "Authenticated, but the role or grant does not allow this.",
+    "404": "Absent, another organization's, not granted, or closed to procurement tokens.",
+}
+WRITE_ERROR_RESPONSES = {"409": "The change conflicts with the current state."}
+
+
+class TenantAutoSchema(AutoSchema):
+    """Documents the answers every tenant endpoint may give besides its success: the error
+    shape with 400, 401, 403 and 404 (and 409 for writes), so clients and schema-driven tests
+    know them."""
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        from drf_spectacular.plumbing import ResolvedComponent
+
+        component = ResolvedComponent(  # type: ignore[no-untyped-call]  # untyped plumbing
+            name="Error", type=ResolvedComponent.SCHEMA, object="Error", schema=ERROR_SCHEMA
+        )
+        self.registry.register_on_missing(component)
+        errors = dict(ERROR_RESPONSES)
+        if self.method not in ("GET", "HEAD", "OPTIONS"):
+            errors.update(WRITE_ERROR_RESPONSES)
+        media_types = self._error_media_types()
+        for code, description in errors.items():
+            responses.setdefault(
+                code,
+                {
+                    "description": description,
+                    "content": {media: {"schema": component.ref} for media in media_types},
+                },
+            )
+        return responses
+
+    def _error_media_types(self) -> list[str]:
+        """Errors are rendered by the view's renderers: JSON, or CSV on a CSV route."""
+        media = [r.media_type for r in self.view.get_renderers() if r.format != "api"]
+        return [m for m in media if m != "text/html"] or ["application/json"]
+
+    def _get_serializer_field_meta(self, field: Any, direction: str) -> dict[str, Any]:
+        """A read-only field shows its model column as it is: null where the column (or a
+        relation on the way to it) may be null — `requested_by` of a system run, a released
+        hold's `released_by` — whether or not the serializer said `allow_null`."""
+        meta: dict[str, Any] = super()._get_serializer_field_meta(  # type: ignore[no-untyped-call]  # untyped base
+            field, direction
+        )
+        if getattr(field, "read_only", False) and any(f.null for f in _source_fields(field)):
+            meta["nullable"] = True
+        return meta
+
+    def _map_serializer_field(
+        self, field: Any, direction: str, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer_field(  # type: ignore[no-untyped-call]  # untyped base
+            field, direction, bypass_extensions
+        )
+        if isinstance(field, serializers.TimeField) and schema.get("format") == "time":
+            # DRF writes "02:00:00"; JSON Schema's "time" format demands an offset.
+            schema = {k: v for k, v in schema.items() if k != "format"}
+            schema["pattern"] = r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"
+        if (
+            isinstance(field, serializers.ChoiceField)
+            and field.read_only
+            and "" not in schema.get("enum", [""])
+            and (path := _source_fields(field))
+            and path[-1].blank
+        ):
+            # DRF drops `allow_blank` from read-only model fields; the column still holds "".
+            schema = {**schema, "enum": [*schema["enum"], ""]}
+        return schema
+
+
+def _source_fields(field: Any) -> list[Any]:
+    """The model fields a serializer field reads through (`grant.client.name`: the grant's
+    client, the client's name); empty when it reads a property or method."""
+    parent = getattr(field, "parent", None)
+    model = getattr(getattr(parent, "Meta", None), "model", None)
+    found = []
+    for attr in getattr(field, "source_attrs", None) or []:
+        if model is None:
+            return []
+        try:
+            model_field = model._meta.get_field(attr)
+        except FieldDoesNotExist:  # a property or a method: nothing to go by
+            return []
+        found.append(model_field)
+        model = getattr(model_field, "related_model", None)
+    return found
+
+
+class OneDocumentSchema(TenantAutoSchema):
+    """For viewsets whose `list` route answers one document (the signing key, evidence), not a
+    page of objects: documented as that object, without pagination."""
+
+    def _is_list_view(self, serializer: Any = None) -> bool:
+        return False
+
+
+def not_found_handler(request: Any, exception: Exception | None = None) -> Any:
+    """The project's 404 (`handler404`): under /api/ the error shape in JSON, even for a path
+    no route matches (`/api/v1/clients/not a uuid/`); elsewhere Django's page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception or Http404())
+
+
 # --- tenancy ---
 
 
@@ -94,10 +226,29 @@ class HasOrganization(permissions.BasePermission):
     message = "Your account belongs to no organization."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        token = request.auth
-        actor = actor_for_user(request.user, token_id=getattr(token, "pk", None))
+        actor: Actor | None
+        if isinstance(request.user, ProcurementPrincipal):
+            actor = request.user.actor  # built by the authentication from the live token
+        else:
+            token = request.auth
+            actor = actor_for_user(request.user, token_id=getattr(token, "pk", None))
         request.actor = actor  # type: ignore[attr-defined]  # set once here, read by every view
         return actor is not None
+
+
+class ProcurementScope(permissions.BasePermission):
+    """A procurement token reads only the actions a view lists in `procurement_actions`, with
+    GET or HEAD; anything else answers 404, as if the route did not exist. So a new route is
+    closed to procurement tokens unless it opts in."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        actor: Actor = request.actor  # type: ignore[attr-defined]
+        if not actor.is_procurement:
+            return True
+        allowed: frozenset[str] = getattr(view, "procurement_actions", frozenset())
+        if request.method in ("GET", "HEAD") and getattr(view, "action", None) in allowed:
+            return True
+        raise NotFound()
 
 
 class AuditorReadOnly(permissions.BasePermission):
@@ -144,12 +295,19 @@ class TenantViewSet(viewsets.GenericViewSet[_M], Generic[_M]):
     BASE_PERMISSIONS: ClassVar[tuple[type[permissions.BasePermission], ...]] = (
         permissions.IsAuthenticated,
         HasOrganization,
+        ProcurementScope,
         AuditorReadOnly,
     )
     extra_permission_classes: ClassVar[tuple[type[permissions.BasePermission], ...]] = ()
+    # Actions a procurement token may read (GET/HEAD); none unless a view opts in.
+    procurement_actions: ClassVar[frozenset[str]] = frozenset()
+    # Set by a view whose service recorded the request's access event itself (an evidence
+    # read), so a procurement token's use is not recorded twice.
+    access_event_recorded = False
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
     selector: ClassVar[Callable[..., Any]]
+    schema = TenantAutoSchema()
 
     def get_permissions(self) -> list[permissions.BasePermission]:
         return [cls() for cls in (*self.BASE_PERMISSIONS, *self.extra_permission_classes)]
@@ -174,6 +332,23 @@ class TenantViewSet(viewsets.GenericViewSet[_M], Generic[_M]):
         context = super().get_serializer_context()
         context["actor"] = getattr(self.request, "actor", None)
         return context
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        """Every use of a procurement token is an access event — a refused one too."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        actor: Actor | None = getattr(request, "actor", None)
+        if actor is not None and actor.is_procurement and not self.access_event_recorded:
+            # The project wires the apps together: the token and its log live in lifecycle.
+            from lifecycle.services import evidence_token_use_record
+
+            evidence_token_use_record(
+                actor=actor,
+                method=str(request.method),
+                path=request.path,
+                status=int(response.status_code),
+                origin=request_origin(request),
+            )
+        return response
 
 
 # --- serializer fields ---

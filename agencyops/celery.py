@@ -78,6 +78,47 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=4, minute=30),
     },
     # --- posture audits ---
+    # Daily at 05:00 UTC, after the night's backups, retention and deletion follow-ups: read
+    # every S3 location's protection settings, so a setting switched off overnight (versioning
+    # suspended, public access block removed) opens an alert before the working day starts.
+    # Bucket settings change rarely and reading them costs about ten requests per bucket.
+    "posture-audit-all": {
+        "task": "backups.tasks.posture_audit_all_task",
+        "schedule": crontab(hour=5, minute=0),
+    },
     # --- alerts and reviews ---
+    # Every 15 minutes: missed RPOs and due reviews. The shortest RPO is an hour-scale promise
+    # and the issue asks for same-day alerts; a quarter hour finds a miss well within that for
+    # a handful of reads per organization. Failed backups alert from their own run, not here.
+    "assurance-sweep": {
+        "task": "backups.tasks.assurance_sweep_task",
+        "schedule": 15 * 60.0,
+        "options": {"expires": 14 * 60},
+    },
+    # Every 2 minutes: notices whose first send failed (mail server or webhook down) are sent
+    # again with backoff (2, 10, 30 minutes, 2 hours after the alert; five attempts at most).
+    # One small read when nothing is pending.
+    "alert-deliveries-retry": {
+        "task": "backups.tasks.alert_deliveries_retry_task",
+        "schedule": 2 * 60.0,
+        "options": {"expires": 110},
+    },
     # --- restore drills ---
+    # Daily at 07:00 UTC: start the restore drills that came due (quarterly by default) and
+    # raise drill_overdue where none passed for the period plus a week. After the night's
+    # backups (02:00) and retention (03:30), so drills restore fresh snapshots and never race
+    # pruning; early enough that a failed drill is in the admins' inbox as the day starts.
+    "drills-dispatch": {
+        "task": "backups.tasks.drills_dispatch_task",
+        "schedule": crontab(hour=7, minute=0),
+    },
+    # --- self backup ---
+    # Daily at 04:00 UTC: dump AgencyOps' own database into its encrypted self repository on
+    # the chosen targets. After the 02:00 backups recorded their snapshots and the 03:30
+    # retention pruned, so the dump holds the night's work; a lost database then costs at most
+    # a day of metadata (never client data: that lives on the targets).
+    "self-backup": {
+        "task": "backups.tasks.self_backup_task",
+        "schedule": crontab(hour=4, minute=0),
+    },
 }

@@ -34,7 +34,43 @@ class BoundedJSONParser(parsers.JSONParser):
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise too_big
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        try:
+            data = super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:
+            raise _too_deep() from None
+        if _depth(data) > MAX_JSON_DEPTH:
+            raise _too_deep()
+        return data
+
+
+# No request of this API nests deeper than a handful of levels; a body that does is an attack
+# on the parser or on whatever walks the data later.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep() -> exceptions.ParseError:
+    return exceptions.ParseError(
+        f"The request body nests deeper than {MAX_JSON_DEPTH} levels.", code="too_deep"
+    )
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (the body may be hostile)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 class Pagination(pagination.PageNumberPagination):

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "agencyops.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -205,6 +206,9 @@ SPECTACULAR_SETTINGS = {
         "ClientStatusEnum": "clients.models.ClientStatus",
         "EngagementStatusEnum": "clients.models.EngagementStatus",
         "RunStatusEnum": "backups.models.RunStatus",
+        # two fields named "action": the access log's and a posture fix's
+        "AccessActionEnum": "lifecycle.models.AccessAction",
+        "FixActionEnum": "backups.models.FixAction",
     },
 }
 
@@ -217,6 +221,22 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 
 # Celery: JSON only, late acknowledgement so a killed worker's task is redelivered, one task
 # prefetched at a time because backup jobs are long.
+# Cache: sign-in throttling counters. Per process by default (one web process in the embedded
+# setup); production sets CACHE_URL=redis://... so every web process shares them.
+_cache_url = env_str("CACHE_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Sign-in throttling (agencyops/signin.py): failures per (username, address) and per address
+# within the window before the form answers 429.
+AGENCYOPS_SIGNIN_ACCOUNT_LIMIT = env_int("AGENCYOPS_SIGNIN_ACCOUNT_LIMIT", 5)
+AGENCYOPS_SIGNIN_ADDRESS_LIMIT = env_int("AGENCYOPS_SIGNIN_ADDRESS_LIMIT", 30)
+AGENCYOPS_SIGNIN_WINDOW_SECONDS = env_int("AGENCYOPS_SIGNIN_WINDOW_SECONDS", 15 * 60)
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -252,10 +272,72 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # publishes to a developer's broker).
 AGENCYOPS_ACCESS_LOG_INLINE = env_bool("AGENCYOPS_ACCESS_LOG_INLINE", default=False)
 
+# Restore drills restore into a fresh directory here (one per drill, named by its id) and delete
+# it when the drill ends. Workers need room for the largest dataset drilled.
+AGENCYOPS_SCRATCH_DIR = Path(env_str("AGENCYOPS_SCRATCH_DIR") or VAR_DIR / "scratch")
+
+# --- self backup ---
+# Where AgencyOps backs up its own database (backups/services/selfbackup/): storage location
+# ids (UUIDs, comma-separated). Empty: every target of any organization's "records" policy.
+AGENCYOPS_SELF_BACKUP_LOCATIONS = env_list("AGENCYOPS_SELF_BACKUP_LOCATIONS", [])
+
 # Grants default to this lifetime when the granting admin names none.
 AGENCYOPS_DEFAULT_GRANT_DAYS = env_int("AGENCYOPS_DEFAULT_GRANT_DAYS", 90)
 AGENCYOPS_TOKEN_DEFAULT_DAYS = env_int("AGENCYOPS_TOKEN_DEFAULT_DAYS", 365)
+
+# Storage list prices in USD per GB-month (GB = 2**30 bytes) by provider and storage class, for
+# the cost estimate; an organization overrides any of them (StoragePrice rows, admin and API). A
+# class a provider does not list costs what its STANDARD costs. Self-hosted MinIO/Ceph and local
+# disks are priced 0: the agency pays for them as hardware, not per GB.
+AGENCYOPS_STORAGE_PRICES: dict[str, dict[str, str]] = {
+    "aws": {
+        "STANDARD": "0.023",
+        "STANDARD_IA": "0.0125",
+        "GLACIER_IR": "0.004",
+        "DEEP_ARCHIVE": "0.00099",
+    },
+    # Standard, Nearline, Coldline, Archive (regional)
+    "gcs": {
+        "STANDARD": "0.020",
+        "STANDARD_IA": "0.010",
+        "GLACIER_IR": "0.004",
+        "DEEP_ARCHIVE": "0.0012",
+    },
+    # Hot, Cool, Cold, Archive (LRS)
+    "azure": {
+        "STANDARD": "0.018",
+        "STANDARD_IA": "0.010",
+        "GLACIER_IR": "0.0036",
+        "DEEP_ARCHIVE": "0.002",
+    },
+    "backblaze": {"STANDARD": "0.006"},
+    "wasabi": {"STANDARD": "0.0069"},
+    "minio": {"STANDARD": "0"},
+    "ceph": {"STANDARD": "0"},
+    "other": {"STANDARD": "0.023"},
+    "filesystem": {"STANDARD": "0"},
+}
 SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
+
+# Alerts: links in e-mails and webhook messages point here.
+AGENCYOPS_SITE_URL = env_str("AGENCYOPS_SITE_URL") or "http://127.0.0.1:8000"
+# E-mail (Django's mail settings). The embedded default prints mails on the console; production
+# sets EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST etc.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# Only read by the file-based backend (the integration tests' worker writes mails there).
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "AgencyOps <agencyops@localhost>"
 
 LOGGING = {
     "version": 1,

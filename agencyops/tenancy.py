@@ -25,6 +25,8 @@ _M = TypeVar("_M", bound=models.Model)
 
 WHOLE_ORGANIZATION_ROLES = frozenset({"owner", "admin", "auditor", "system"})
 ADMIN_ROLES = frozenset({"owner", "admin", "system"})
+# "procurement": a client's procurement token, never a member's role.
+READ_ONLY_ROLES = frozenset({"auditor", "procurement"})
 LEVELS = {"view": 1, "restore": 2, "manage": 3}
 
 
@@ -42,11 +44,28 @@ class Actor:
     dataset_levels: dict[int, int] = field(default_factory=dict)
     # clients seen through a dataset grant only (visible, but only that dataset)
     dataset_grant_client_ids: frozenset[int] = frozenset()
+    # A procurement token (lifecycle.ProcurementToken): sees its one client, reads only the
+    # routes that opt in (evidence, certificates); everything else answers 404.
+    procurement_token: Any = None
 
     @classmethod
     def system(cls, organization: Organization) -> Actor:
         """The actor of a Celery task or a management command: the whole organization."""
         return cls(organization=organization, role="system")
+
+    @classmethod
+    def procurement(cls, token: Any) -> Actor:
+        """The actor of a live procurement token: a view grant on its client, nothing more."""
+        return cls(
+            organization=token.organization,
+            role="procurement",
+            procurement_token=token,
+            client_levels={int(token.client_id): LEVELS["view"]},
+        )
+
+    @property
+    def is_procurement(self) -> bool:
+        return self.procurement_token is not None
 
     @property
     def organization_id(self) -> int:
@@ -66,7 +85,7 @@ class Actor:
 
     @property
     def is_read_only(self) -> bool:
-        return self.role == "auditor"
+        return self.role in READ_ONLY_ROLES
 
     @property
     def visible_client_ids(self) -> frozenset[int]:
@@ -76,8 +95,8 @@ class Actor:
         """The grant level (0 none … 3 manage) this actor holds on a client or one dataset."""
         if self.is_admin:
             return LEVELS["manage"]
-        if self.is_read_only:
-            return LEVELS["view"]
+        if self.is_read_only and not self.is_procurement:
+            return LEVELS["view"]  # auditors read the whole organization
         level = self.client_levels.get(client_id, 0)
         if dataset_id is not None:
             level = max(level, self.dataset_levels.get(dataset_id, 0))
@@ -103,7 +122,8 @@ class Actor:
         `manage` also requires the lead role: members hold view/restore grants only.
         """
         if self.is_read_only:
-            raise Forbidden(f"Auditors have read-only access and may not {action}.")
+            who = "Procurement tokens have" if self.is_procurement else "Auditors have"
+            raise Forbidden(f"{who} read-only access and may not {action}.")
         needed = LEVELS[permission]
         if self.level_on(client_id=client_id, dataset_id=dataset_id) < needed:
             raise Forbidden(f"You need a '{permission}' grant on this client to {action}.")

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from agencyops.signin import ThrottledLoginView
 from backups import api as backups_api
 from clients import api as clients_api
 from lifecycle import api as lifecycle_api
@@ -35,10 +36,35 @@ router.register(
 )
 router.register("signing-key", lifecycle_api.SigningKeyViewSet, basename="signing-key")
 # --- posture audits and fixes ---
+router.register("posture-audits", backups_api.PostureAuditViewSet, basename="posture-audit")
+router.register("posture-fixes", backups_api.PostureFixViewSet, basename="posture-fix")
 # --- protection status (3-2-1) and cost ---
+router.register("protection", backups_api.ProtectionViewSet, basename="protection")
+router.register("costs", backups_api.CostViewSet, basename="cost")
 # --- alerts, reviews, notification settings ---
+router.register("alerts", backups_api.AlertViewSet, basename="alert")
+router.register("reviews", backups_api.ReviewViewSet, basename="review")
+router.register(
+    "notification-settings",
+    backups_api.NotificationSettingsViewSet,
+    basename="notification-settings",
+)
 # --- restore drills ---
+router.register("drills", backups_api.DrillViewSet, basename="drill")
 # --- procurement evidence ---
+router.register(
+    r"clients/(?P<client_id>[^/.]+)/evidence",
+    lifecycle_api.EvidenceViewSet,
+    basename="client-evidence",
+)
+router.register(
+    r"clients/(?P<client_id>[^/.]+)/evidence-tokens",
+    lifecycle_api.EvidenceTokenViewSet,
+    basename="evidence-token",
+)
+router.register("evidence/schema", lifecycle_api.EvidenceSchemaViewSet, basename="evidence-schema")
+# Unknown API paths answer the API's JSON error shape, like every other API 404.
+handler404 = "agencyops.api.not_found_handler"
 
 urlpatterns = [
     path(
@@ -46,13 +72,21 @@ urlpatterns = [
         lifecycle_api.AccessEventViewSet.as_view({"get": "export"}),
         name="access-event-export",
     ),
+    # One price table per organization, read and written whole: no detail route.
+    path(
+        "api/v1/storage-prices/",
+        backups_api.StoragePriceViewSet.as_view(
+            {"get": "list", "put": "update", "patch": "partial_update"}
+        ),
+        name="storage-price-list",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
     path(
         "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        ThrottledLoginView.as_view(),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -8,13 +8,21 @@ from typing import Any
 from django.contrib import admin
 
 from backups.models import (
+    Alert,
+    AlertDelivery,
     BackupPolicy,
     BackupRun,
     BackupSchedule,
     DatasetProtection,
+    NotificationSettings,
     PolicyTarget,
+    PostureAudit,
+    PostureFinding,
+    PostureFix,
     RestoreRun,
+    Review,
     Snapshot,
+    StoragePrice,
 )
 
 
@@ -108,4 +116,90 @@ class RestoreRunAdmin(_ReadOnly):
 
 # --- posture audits ---
 
+
+class PostureFindingInline(admin.TabularInline[PostureFinding, PostureAudit]):
+    model = PostureFinding
+    fields = ("check_name", "severity", "message", "fix_action")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(PostureAudit)
+class PostureAuditAdmin(_ReadOnly):
+    """What the storage service reported; written by audits only."""
+
+    list_display = ("location", "audited_at", "trigger", "reachable", "requested_by")
+    list_filter = ("trigger", "reachable")
+    list_select_related = ("location", "requested_by")
+    inlines = (PostureFindingInline,)
+
+
+@admin.register(PostureFinding)
+class PostureFindingAdmin(_ReadOnly):
+    list_display = ("location", "check_name", "severity", "fix_action", "audit")
+    list_filter = ("severity", "check_name")
+    list_select_related = ("location", "audit")
+
+
+@admin.register(PostureFix)
+class PostureFixAdmin(_ReadOnly):
+    """Changes made to buckets, kept as they happened."""
+
+    list_display = ("location", "action", "succeeded", "requested_by", "created_at")
+    list_filter = ("action", "succeeded")
+    list_select_related = ("location", "requested_by")
+
+
 # --- alerts and reviews ---
+
+
+class AlertDeliveryInline(admin.TabularInline[AlertDelivery, Alert]):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    fields = ("channel", "event", "recipients", "created_at", "sent_at", "attempts", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(_ReadOnly):
+    """Alerts are opened and resolved by the system; acknowledge them through the API."""
+
+    list_display = ("title", "organization", "kind", "state", "severity", "opened_at")
+    list_filter = ("state", "kind", "severity")
+    search_fields = ("title", "incident_key")
+    list_select_related = ("organization",)
+    inlines = (AlertDeliveryInline,)
+
+
+@admin.register(Review)
+class ReviewAdmin(_ReadOnly):
+    list_display = ("__str__", "organization", "subject", "reviewed_by", "next_review_at")
+    list_filter = ("subject",)
+    list_select_related = ("organization", "client", "policy", "reviewed_by")
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(_ReadOnly):
+    """The webhook URL is a secret: only whether one is set is shown."""
+
+    list_display = ("organization", "email_enabled", "has_webhook", "updated_at")
+    exclude = ("webhook_url_sealed",)
+    list_select_related = ("organization",)
+
+
+# --- prices ---
+
+
+@admin.register(StoragePrice)
+class StoragePriceAdmin(admin.ModelAdmin[StoragePrice]):
+    """An organization's own price per GB-month; absent rows use AGENCYOPS_STORAGE_PRICES."""
+
+    list_display = ("organization", "provider", "storage_class", "usd_per_gb_month", "updated_at")
+    list_filter = ("provider", "storage_class")
+    readonly_fields = ("public_id", "updated_at")
+    list_select_related = ("organization",)

@@ -13,3 +13,8 @@ def register_models() -> None:
             auditlog.register(model)
     if not auditlog.contains(DatasetProtection):
         auditlog.register(DatasetProtection, exclude_fields=["wrapped_key"])
+    # --- posture fixes: each change an admin applies to a bucket's settings ---
+    from backups.models import PostureFix
+
+    if not auditlog.contains(PostureFix):
+        auditlog.register(PostureFix)

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import (
+    Case,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 
 from agencyops.tenancy import Actor, get_visible_or_404
-from backups.models import BackupPolicy, BackupRun, PolicyTarget, RestoreRun, RunTarget, Snapshot
-from clients.models import Dataset
+from backups.models import (
+    SEVERITY_RANK,
+    Alert,
+    BackupPolicy,
+    BackupRun,
+    PolicyTarget,
+    PostureAudit,
+    PostureFinding,
+    PostureFix,
+    RestoreRun,
+    Review,
+    RunTarget,
+    Snapshot,
+)
+from clients.models import Dataset, StorageLocation
 from clients.selectors import dataset_list
 
 
@@ -58,4 +82,113 @@ def snapshot_list(*, actor: Actor, as_of: datetime | None = None) -> QuerySet[Sn
 def restore_list(*, actor: Actor) -> QuerySet[RestoreRun]:
     return RestoreRun.objects.visible_to(actor).select_related(
         "dataset", "snapshot", "snapshot__location", "destination_location", "requested_by"
+    )
+
+
+def drill_list(*, actor: Actor) -> QuerySet[RestoreRun]:
+    """Drills the actor may see (client grants apply), newest first, with what the API shows."""
+    return (
+        RestoreRun.objects.visible_to(actor)
+        .filter(is_drill=True)
+        .select_related("dataset", "snapshot", "snapshot__location", "requested_by", "reviewed_by")
+    )
+
+
+# --- alerts and reviews ---
+
+
+def alert_list(*, actor: Actor) -> Any:
+    """Alerts the actor may see (AlertQuerySet.visible_to), with what their rows show. A grant
+    on one dataset shows that dataset's alerts, not those of the rest of its client."""
+    qs = Alert.objects.visible_to(actor)
+    if not actor.sees_whole_organization:
+        qs = qs.filter(
+            Q(client_id__in=list(actor.client_levels))
+            | Q(dataset_id__in=list(actor.dataset_levels))
+        )
+    return qs.select_related("client", "dataset", "location", "policy", "acknowledged_by")
+
+
+def review_list(*, actor: Actor) -> Any:
+    """Reviews of policies (organization-wide, like the policies) and of the clients the actor
+    sees."""
+    qs = Review.objects.visible_to(actor)
+    if not actor.sees_whole_organization:
+        qs = qs.filter(Q(client__isnull=True) | Q(client_id__in=actor.visible_client_ids))
+    return qs.select_related("client", "policy", "reviewed_by")
+
+
+# --- posture audits and fixes ---
+
+# LocationScopedQuerySet is declared over Model (it serves three models); these name the rows.
+
+
+def _audits(qs: Any) -> QuerySet[PostureAudit]:
+    return cast("QuerySet[PostureAudit]", qs)
+
+
+def _findings(qs: Any) -> QuerySet[PostureFinding]:
+    return cast("QuerySet[PostureFinding]", qs)
+
+
+def _fixes(qs: Any) -> QuerySet[PostureFix]:
+    return cast("QuerySet[PostureFix]", qs)
+
+
+def latest_audits(location_ids: Iterable[int]) -> dict[int, PostureAudit]:
+    """The newest audit of each location, findings prefetched (worst first): two queries.
+    Callers pass ids of locations the actor may see."""
+    ids = list(location_ids)
+    if not ids:
+        return {}
+    # One subquery per location (not per audit row), along the (organization, location,
+    # -audited_at) index.
+    newest = (
+        PostureAudit.objects.filter(
+            organization_id=OuterRef("organization_id"), location_id=OuterRef("pk")
+        )
+        .order_by("-audited_at", "-id")
+        .values("id")[:1]
+    )
+    latest_ids = (
+        StorageLocation.objects.filter(pk__in=ids)
+        .annotate(latest=Subquery(newest))
+        .values("latest")
+    )
+    audits = (
+        _audits(PostureAudit.objects.filter(id__in=latest_ids))
+        .select_related("location")
+        .prefetch_related(Prefetch("findings", queryset=_findings_worst_first()))
+    )
+    return {audit.location_id: audit for audit in audits}
+
+
+def _findings_worst_first() -> QuerySet[PostureFinding]:
+    rank = Case(
+        *(When(severity=s.value, then=Value(r)) for s, r in SEVERITY_RANK.items()),
+        output_field=IntegerField(),
+    )
+    return _findings(PostureFinding.objects.order_by(rank, "check_name"))
+
+
+def posture_audit_list(*, actor: Actor) -> QuerySet[PostureAudit]:
+    """Audits of the locations the actor sees, newest first, findings worst first."""
+    return (
+        _audits(PostureAudit.objects.visible_to(actor))
+        .select_related("location", "requested_by")
+        .prefetch_related(Prefetch("findings", queryset=_findings_worst_first()))
+        .order_by("-audited_at", "-id")
+    )
+
+
+def posture_audit_get(*, actor: Actor, public_id: Any) -> PostureAudit:
+    return get_visible_or_404(posture_audit_list(actor=actor), public_id)
+
+
+def posture_fix_list(*, actor: Actor) -> QuerySet[PostureFix]:
+    """Fixes applied to the locations the actor sees, newest first."""
+    return (
+        _fixes(PostureFix.objects.visible_to(actor))
+        .select_related("location", "requested_by")
+        .order_by("-created_at", "-id")
     )

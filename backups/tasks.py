@@ -7,6 +7,11 @@ from typing import Any
 from celery import shared_task
 
 from backups import services
+from backups.services.drills import drills_dispatch
+from backups.services.notifications import alert_deliveries_retry
+from backups.services.posture import location_audit_by_id, posture_audit_all
+from backups.services.selfbackup import self_backup_run_by_ids
+from backups.services.sweep import assurance_sweep
 
 
 @shared_task(
@@ -58,6 +63,57 @@ def retention_sweep_task() -> int:
 
 # --- posture audits ---
 
+
+@shared_task(acks_late=True, soft_time_limit=60 * 60, time_limit=60 * 60 + 120)
+def posture_audit_all_task() -> int:
+    return len(posture_audit_all())
+
+
+@shared_task(acks_late=True, soft_time_limit=5 * 60, time_limit=5 * 60 + 30)
+def location_audit_task(location_id: str) -> str | None:
+    """Audit one S3 location (public id) now; an unreachable bucket is recorded, not retried."""
+    audit = location_audit_by_id(location_id)
+    return str(audit.public_id) if audit is not None else None
+
+
 # --- alerts and reviews ---
 
+
+@shared_task(acks_late=True, soft_time_limit=10 * 60, time_limit=10 * 60 + 30)
+def assurance_sweep_task() -> dict[str, int]:
+    report = assurance_sweep()
+    return {"raised": report.raised, "cleared": report.cleared, "still_open": report.still_open}
+
+
+@shared_task(acks_late=True, soft_time_limit=4 * 60, time_limit=4 * 60 + 30)
+def alert_deliveries_retry_task() -> int:
+    return alert_deliveries_retry()
+
+
 # --- restore drills ---
+
+
+@shared_task(acks_late=True, soft_time_limit=10 * 60, time_limit=10 * 60 + 30)
+def drills_dispatch_task() -> int:
+    return len(drills_dispatch())
+
+
+# --- self backup ---
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    max_retries=3,
+    soft_time_limit=2 * 60 * 60,
+    time_limit=2 * 60 * 60 + 300,
+)
+def self_backup_task(self: Any, location_ids: list[str] | None = None) -> dict[str, Any]:
+    """Back AgencyOps' own database up; targets that were unreachable are retried alone."""
+    result = self_backup_run_by_ids(location_ids)
+    if result.retry_location_ids and self.request.retries < self.max_retries:
+        raise self.retry(
+            kwargs={"location_ids": result.retry_location_ids},
+            countdown=300 * 2**self.request.retries,
+        )
+    return result.as_dict()

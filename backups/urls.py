@@ -8,4 +8,19 @@ urlpatterns = [
     path("datasets/<uuid:dataset_id>/restore/", views.dataset_restore, name="dataset-restore"),
     path("datasets/<uuid:dataset_id>/policy/", views.dataset_policy, name="dataset-policy"),
     path("backup-runs/<uuid:run_id>/progress/", views.run_progress, name="run-progress"),
+    # --- posture audits ---
+    path("locations/<uuid:location_id>/posture/", views.location_posture, name="location-posture"),
+    path(
+        "locations/<uuid:location_id>/posture/audit/",
+        views.location_posture_audit,
+        name="location-posture-audit",
+    ),
+    path(
+        "locations/<uuid:location_id>/posture/fix/",
+        views.location_posture_fix,
+        name="location-posture-fix",
+    ),
+    # --- restore drills ---
+    path("datasets/<uuid:dataset_id>/drill/", views.dataset_drill, name="dataset-drill"),
+    path("datasets/<uuid:dataset_id>/runbook/", views.dataset_runbook, name="dataset-runbook"),
 ]

@@ -3,7 +3,6 @@ from django.urls import path
 from clients import views
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
     path("clients/<uuid:client_id>/", views.client_detail, name="client-detail"),
     path(
         "clients/<uuid:client_id>/datasets/new/",

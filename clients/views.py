@@ -16,13 +16,6 @@ from clients.forms import DatasetRegisterForm
 
 
 @tenant_page
-def dashboard(request: HttpRequest) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
-    clients = selectors.client_list(actor=actor).order_by("name")
-    return render(request, "clients/dashboard.html", {"clients": clients})
-
-
-@tenant_page
 def client_detail(request: HttpRequest, client_id: UUID) -> HttpResponse:
     actor = request.actor  # type: ignore[attr-defined]
     client = selectors.client_get(actor=actor, public_id=client_id)

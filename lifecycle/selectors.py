@@ -6,12 +6,14 @@ from django.db.models import Prefetch, QuerySet
 
 from agencyops.exceptions import Forbidden
 from agencyops.tenancy import Actor
+from clients.models import Client
 from lifecycle.models import (
     AccessEvent,
     DeletionApproval,
     DeletionCertificate,
     DeletionRequest,
     LegalHold,
+    ProcurementToken,
     RetentionObligation,
 )
 
@@ -61,3 +63,27 @@ def deletion_request_get(*, actor: Actor, public_id: object) -> DeletionRequest:
 def deletion_certificate_list(*, actor: Actor) -> QuerySet[DeletionCertificate]:
     qs: QuerySet[DeletionCertificate] = DeletionCertificate.objects.visible_to(actor)
     return qs.select_related("request").order_by("-issued_at", "-id")
+
+
+# --- procurement evidence ---
+
+
+def evidence_client_get(*, actor: Actor, public_id: object) -> Client:
+    """The client whose evidence is asked for, if the actor may read it: 404 when it is not
+    visible (or seen through one dataset's grant only), 403 for a member who sees it."""
+    from agencyops.tenancy import get_visible_or_404
+    from lifecycle.services import evidence_read_check
+
+    client = get_visible_or_404(
+        Client.objects.visible_to(actor).select_related("organization"), public_id
+    )
+    evidence_read_check(actor=actor, client=client)
+    return client
+
+
+def evidence_token_list(*, actor: Actor, client: Client) -> QuerySet[ProcurementToken]:
+    """A client's procurement tokens, newest first: for owners, admins and auditors."""
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors see procurement tokens.")
+    qs: QuerySet[ProcurementToken] = ProcurementToken.objects.visible_to(actor)
+    return qs.filter(client=client).select_related("client", "created_by", "revoked_by")

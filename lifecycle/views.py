@@ -3,17 +3,22 @@ and the engagement end button. Thin views over selectors and services."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from agencyops.http import request_origin
 from agencyops.pages import tenant_page
 from agencyops.tenancy import get_visible_or_404
+from backups.services.alerts import alert_acknowledge, alert_list
 from clients.selectors import client_get, dataset_get, engagement_list
+from lifecycle import dashboard as health
 from lifecycle import selectors, services
 from lifecycle.models import DeletionState
 
@@ -112,3 +117,90 @@ def engagement_end_page(request: HttpRequest, engagement_id: UUID) -> HttpRespon
     engagement = get_visible_or_404(engagement_list(actor=actor), engagement_id)
     services.engagement_end(actor=actor, engagement=engagement)
     return redirect("client-detail", engagement.client.public_id)
+
+
+# --- health dashboard ---
+
+
+@tenant_page
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Per client green / amber / red with reasons, and what needs someone today."""
+    actor = request.actor  # type: ignore[attr-defined]
+    overview = health.dashboard_overview(actor=actor)
+    context = {
+        "o": overview,
+        "health_rule": health.HEALTH_RULE,
+        "success_chart": health.success_chart(overview),
+        "storage_chart": health.storage_chart(overview),
+    }
+    return render(request, "lifecycle/dashboard.html", context)
+
+
+@tenant_page
+@require_POST
+def alert_acknowledge_page(request: HttpRequest, alert_id: UUID) -> HttpResponse:
+    """The dashboard's "Acknowledge" button: someone is on it (the alert stays unresolved)."""
+    actor = request.actor  # type: ignore[attr-defined]
+    alert = get_visible_or_404(alert_list(actor=actor), alert_id)
+    alert_acknowledge(actor=actor, alert=alert, note=request.POST.get("note", "")[:500])
+    messages.success(request, f"Acknowledged: {alert.title}")
+    return redirect("dashboard")
+
+
+# --- procurement evidence ---
+
+
+def _seconds(value: int | None) -> timedelta | None:
+    return timedelta(seconds=value) if value is not None else None
+
+
+@tenant_page
+def client_evidence_page(request: HttpRequest, client_id: UUID) -> HttpResponse:
+    """The client's evidence, printable; the same signed document as the API (one access
+    event per view). Owners, admins, auditors and leads granted the client."""
+    actor = request.actor  # type: ignore[attr-defined]
+    client = selectors.evidence_client_get(actor=actor, public_id=client_id)
+    signed = services.evidence_read(
+        actor=actor, client=client, origin=request_origin(request), via="page"
+    )
+    doc = signed.document
+    locations = {loc["id"]: loc for loc in doc["storage_locations"]}
+    policies = {p["id"]: p["name"] for p in doc["backup_policies"]}
+    # Every per-dataset section lists the datasets in the inventory's order: one row each.
+    rows = [
+        {
+            "d": d,
+            "p": p,
+            "r": r,
+            "k": k,
+            "location": locations.get(d["primary_location"], {}).get("name", "?"),
+            "policy": policies.get(p["policy"] or ""),
+            "rpo": _seconds(d["rpo_seconds"]),
+            "rto": _seconds(d["rto_seconds"]),
+            "targets": [
+                {**t, "name": locations.get(t["location"], {}).get("name", "?")}
+                for t in p["targets"]
+            ],
+            "drill_time": _seconds(r["last_drill"]["measured_seconds"])
+            if r["last_drill"]
+            else None,
+            "restore_time": _seconds(r["last_restore"]["duration_seconds"])
+            if r["last_restore"]
+            else None,
+        }
+        for d, p, r, k in zip(
+            doc["inventory"],
+            doc["protection"],
+            doc["restore_tests"],
+            doc["encryption"]["keys"],
+            strict=True,
+        )
+    ]
+    context = {
+        "client": client,
+        "doc": doc,
+        "signature": signed.signature,
+        "rows": rows,
+        "api_url": f"/api/v1/clients/{client.public_id}/evidence/",
+    }
+    return render(request, "lifecycle/evidence.html", context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import django_filters
@@ -15,7 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import AdminWrites, TenantViewSet, VisibleRelatedField
+from agencyops.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
 from agencyops.http import request_origin
 from backups import selectors, services
 from backups.models import (
@@ -37,6 +38,14 @@ class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
     id = serializers.UUIDField(source="public_id", read_only=True)
     frequency = serializers.ChoiceField(choices=Frequency.choices)
     storage_class = serializers.ChoiceField(choices=StorageClass.choices, required=False)
+    drill_every = FlexibleDurationField(
+        required=False,
+        allow_null=True,
+        min_value=timedelta(days=1),
+        max_value=timedelta(days=366),
+        help_text="How often each dataset is restored in a drill (default P91D, quarterly); "
+        "null: drills by hand only.",
+    )
     targets = serializers.ListField(
         child=VisibleRelatedField(StorageLocation),
         required=False,
@@ -63,11 +72,13 @@ class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
             "storage_class",
             "infrequent_access_after_days",
             "archive_after_days",
+            "drill_every",
+            "next_review_at",
             "targets",
             "created_at",
             "updated_at",
         )
-        read_only_fields = ("default_for", "created_at", "updated_at")
+        read_only_fields = ("default_for", "next_review_at", "created_at", "updated_at")
 
     def to_representation(self, instance: BackupPolicy) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -149,6 +160,7 @@ class BackupRunSerializer(serializers.ModelSerializer[BackupRun]):
             "progress_percent",
             "new_bytes",
             "files_reused",
+            "skipped_keys",
             "error",
             "snapshots",
         )

@@ -120,11 +120,19 @@ def select_snapshots_to_keep(
 
 
 def forget(
-    store: ObjectStore, base: str, policy: RetentionPolicy
+    store: ObjectStore,
+    base: str,
+    policy: RetentionPolicy,
+    *,
+    before_delete: Callable[[RetentionDecision], None] | None = None,
 ) -> tuple[RetentionDecision, DeleteResult]:
     """Apply a retention policy to one repository: delete the manifests it does not keep.
 
     Chunks stay until `garbage_collect`; a forgotten snapshot is gone once its manifest is.
+    `before_delete(decision)` runs once the decision is made and before anything is deleted:
+    a caller that records snapshots elsewhere marks them forgotten there first, so a crash in
+    between leaves a forgotten record whose manifest the next run deletes, never a live record
+    of a deleted manifest.
     """
     decision = select_snapshots_to_keep(
         list_snapshots(store, base),
@@ -135,6 +143,8 @@ def forget(
         keep_monthly=policy.keep_monthly,
         keep_yearly=policy.keep_yearly,
     )
+    if before_delete is not None:
+        before_delete(decision)
     deleted = store.delete_versions(
         (snapshot_object(base, ref.id), None) for ref in decision.remove
     )

@@ -302,6 +302,9 @@ class BackupRun(WorkRecord):
     bytes_seen = models.BigIntegerField(default=0)
     new_bytes = models.BigIntegerField(default=0)
     files_reused = models.PositiveIntegerField(default=0)
+    # Source keys no file system could hold safely ('..', absolute, empty parts): not backed up,
+    # and named here so nobody believes they were.
+    skipped_keys = models.JSONField(default=list, blank=True)
 
     objects = DatasetScopedQuerySet["BackupRun"].as_manager()
 

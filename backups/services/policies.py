@@ -199,6 +199,7 @@ POLICY_FIELDS = (
     "storage_class",
     "infrequent_access_after_days",
     "archive_after_days",
+    "drill_every",
 )
 
 

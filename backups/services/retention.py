@@ -75,16 +75,22 @@ def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
         return report
     store = store_for_location(location)
     base = repository_base(location, dataset)
-    try:
-        decision, deleted = engine.forget(store, base, rules)
-        forgotten = {ref.id for ref in decision.remove}
-        failed = {error.key.rsplit("/", 1)[-1] for error in deleted.errors}
+
+    def record_forgotten(decision: engine.RetentionDecision) -> None:
+        # Before the manifests go: a worker killed after storage deleted them must not leave
+        # rows that still claim complete snapshots. A forgotten row whose manifest survived (a
+        # crash here, a refused delete) is harmless: the next prune deletes that manifest.
         Snapshot.objects.filter(
             dataset=dataset,
             location=location,
-            manifest_id__in=forgotten - failed,
+            manifest_id__in=[ref.id for ref in decision.remove],
             forgotten_at__isnull=True,
         ).update(forgotten_at=timezone.now())
+
+    try:
+        decision, deleted = engine.forget(store, base, rules, before_delete=record_forgotten)
+        forgotten = {ref.id for ref in decision.remove}
+        failed = {error.key.rsplit("/", 1)[-1] for error in deleted.errors}
         report.kept, report.forgotten = len(decision.keep), len(forgotten - failed)
         report.errors.extend(f"{e.key}: {e.message}" for e in deleted.errors)
         collected = engine.garbage_collect(store, base, dataset_data_key(dataset))

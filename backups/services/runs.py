@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -191,9 +191,23 @@ def _with_progress(
                 latest = progress.take()
                 if latest is not None:
                     fields.update(bytes_done=latest[0], bytes_total=latest[1])
-                model.objects.filter(pk=pk).update(**fields)
+                _beat(model, pk, fields)
                 continue
             return result
+
+
+def _beat(model: type[BackupRun] | type[RestoreRun], pk: int, fields: dict[str, Any]) -> None:
+    """Write one heartbeat. A database connection lost mid-run (a restarted or failed-over
+    server, a terminated backend) is closed here and re-opened by the next beat, so the work
+    goes on instead of being abandoned at its end; beats that keep failing leave the heartbeat
+    to go stale, and the recovery sweep hands the run to another attempt."""
+    try:
+        model.objects.filter(pk=pk).update(**fields)
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:  # a caller's transaction is lost with it: not ours
+            raise
+        logger.warning("heartbeat of %s %s failed; reconnecting", model.__name__, pk, exc_info=True)
+        connection.close_if_unusable_or_obsolete()
 
 
 class RunInProgress(Exception):
@@ -235,6 +249,10 @@ def _finish_failed(model: type[BackupRun] | type[RestoreRun], pk: int, error: st
     )
     if model is BackupRun:
         RunTarget.objects.filter(run_id=pk).update(active=False)
+        # --- alerts: a backup that failed for good alerts per (dataset, target) ---
+        from backups.services.alerts import backup_failed_raise
+
+        backup_failed_raise(pk, error[:4000])
 
 
 # What a run can meet that is the data's or the storage's fault, not a bug: the run records it.
@@ -352,6 +370,7 @@ def _record_success(
         bytes_total=stats.bytes_seen,
         new_bytes=stats.bytes_uploaded,
         files_reused=stats.files_reused,
+        skipped_keys=stats.skipped_keys[:1000],
     )
     RunTarget.objects.filter(run=run).update(active=False)
     policy = protection_ensure(run.dataset).policy
@@ -360,6 +379,10 @@ def _record_success(
         if policy is not None:
             schedule.next_due_at = max(schedule.next_due_at, next_due(policy, now))
         schedule.save(update_fields=["last_success_at", "next_due_at"])
+    # --- alerts: this success resolves the targets' failure incidents (and a missed RPO) ---
+    from backups.services.alerts import backup_succeeded_clear
+
+    backup_succeeded_clear(run.dataset, targets, taken_at=taken_at, now=now)
     return BackupRun.objects.get(pk=run.pk)
 
 
@@ -411,7 +434,11 @@ def restore_request(
         )
     if destination_location is None:
         destination_path = _safe_directory(destination_path)
-    elif destination_path.startswith("/") or ".." in destination_path.split("/"):
+    elif (
+        destination_path.startswith("/")
+        or ".." in destination_path.split("/")
+        or "\x00" in destination_path
+    ):
         raise ValidationFailed(
             "A key prefix is relative and may not contain '..'.",
             fields={"destination_path": "Relative key prefix without '..'."},
@@ -463,13 +490,38 @@ def restore_run_execute(
     restore = _claim(RestoreRun, restore_public_id)
     if restore is None:
         return RestoreRun.objects.filter(public_id=restore_public_id).first()
+    # --- restore drills ---
+    if restore.is_drill:
+        # A drill is this same restore (into its scratch directory), then verified, timed,
+        # recorded and cleaned up by the drills module, which builds on this one.
+        from backups.services.drills import drill_execute
+
+        return drill_execute(
+            restore,
+            lambda: _restore_claimed(restore, final_attempt=final_attempt, on_progress=on_progress),
+        )
+    return _restore_claimed(restore, final_attempt=final_attempt, on_progress=on_progress)
+
+
+def _restore_claimed(
+    restore: RestoreRun,
+    *,
+    final_attempt: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> RestoreRun:
+    """The restore itself, once claimed: see restore_run_execute."""
     snapshot = Snapshot.objects.select_related("location").get(pk=restore.snapshot_id)
     dataset = restore.dataset
     try:
         data_key = dataset_data_key(dataset)
         store = store_for_location(snapshot.location)
         if restore.destination_location_id is None:
-            destination: ObjectStore = LocalObjectStore(restore.destination_path, create=True)
+            local = LocalObjectStore(restore.destination_path, create=True)
+            if restore.attempts > 1:
+                # The worker of an earlier attempt died mid-write (the crash matrix): its
+                # half-written temporary files would stay in the restored tree for good.
+                local.discard_temporary_files()
+            destination: ObjectStore = local
             prefix = ""
         else:
             location = StorageLocation.objects.get(pk=restore.destination_location_id)
@@ -494,7 +546,8 @@ def restore_run_execute(
     except RUN_ERRORS as exc:
         return _failed(RestoreRun, restore.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
     RestoreRun.objects.filter(pk=restore.pk).update(
-        status=RunStatus.SUCCEEDED,
+        # A drill stays running until the drills module has checked, timed and recorded it.
+        status=RunStatus.RUNNING if restore.is_drill else RunStatus.SUCCEEDED,
         finished_at=timezone.now(),
         error="",
         files=result.files_restored,

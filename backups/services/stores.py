@@ -26,6 +26,25 @@ def store_for_location(location: StorageLocation, *, create: bool = False) -> Ob
     )
 
 
+def bucket_settings_store(location: StorageLocation) -> S3ObjectStore:
+    """The location's bucket for reading and changing its settings (posture audits and fixes):
+    short timeouts and one retry, so an unreachable endpoint answers in seconds, not minutes."""
+    if location.kind != LocationKind.S3:
+        raise ValueError("only S3 locations have bucket settings")
+    credentials = location_credentials(location) or {}
+    return S3ObjectStore(
+        bucket=location.bucket,
+        endpoint_url=location.endpoint_url or None,
+        region=location.region or None,
+        access_key_id=credentials.get("access_key_id"),
+        secret_access_key=credentials.get("secret_access_key"),
+        max_pool_connections=2,
+        max_attempts=2,
+        connect_timeout=3.0,
+        read_timeout=10.0,
+    )
+
+
 def location_key(location: StorageLocation, *parts: str) -> str:
     """A key under the location: S3 locations nest under their prefix, directories are roots."""
     cleaned = [p.strip("/") for p in parts if p and p.strip("/")]

@@ -125,6 +125,18 @@ class LocalObjectStore:
             tmp.unlink(missing_ok=True)
             raise
 
+    def discard_temporary_files(self) -> int:
+        """Remove the temporary files of writes that never reached their rename (a writer
+        killed midway) anywhere under the root; returns how many. Only for a caller that knows
+        no other writer works in this tree: a live writer's temporary file would go too."""
+        removed = 0
+        for directory, _subdirectories, names in os.walk(self._root):  # never follows symlinks
+            for name in names:
+                if name.startswith(TMP_PREFIX):
+                    (Path(directory) / name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def get(self, key: str) -> bytes:
         with self.open(key) as stream:
             return stream.read()
@@ -155,11 +167,19 @@ class LocalObjectStore:
             validate_key(directory)
         start = self._root.joinpath(*directory.split("/")) if directory else self._root
         found: list[ObjectInfo] = []
-        self._walk(start, directory, prefix, found)
+        self._walk(start, directory, prefix, found, temporary=False)
         found.sort(key=lambda info: info.key)
         yield from found
 
-    def _walk(self, path: Path, rel: str, prefix: str, found: builtins.list[ObjectInfo]) -> None:
+    def _walk(
+        self,
+        path: Path,
+        rel: str,
+        prefix: str,
+        found: builtins.list[ObjectInfo],
+        *,
+        temporary: bool,
+    ) -> None:
         try:
             entries = list(os.scandir(path))
         except (FileNotFoundError, NotADirectoryError):
@@ -167,16 +187,26 @@ class LocalObjectStore:
         for entry in entries:
             key = f"{rel}/{entry.name}" if rel else entry.name
             # Symlinks are not followed: they could point outside the root or loop.
-            if entry.is_symlink() or entry.name.startswith(TMP_PREFIX):
+            if entry.is_symlink() or (entry.name.startswith(TMP_PREFIX) and not temporary):
                 continue
             if entry.is_dir():
                 if key.startswith(prefix) or prefix.startswith(key + "/"):
-                    self._walk(Path(entry.path), key, prefix, found)
+                    self._walk(Path(entry.path), key, prefix, found, temporary=temporary)
             elif entry.is_file() and key.startswith(prefix):
                 found.append(_info(key, entry.stat()))
 
     def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        for info in self.list(prefix):
+        """Every file under the prefix, including the temporary files of writes a killed writer
+        never finished: they hold real (encrypted) bytes, so a deletion must see, remove and
+        verify them like any object. Plain `list` hides them from readers."""
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if directory:
+            validate_key(directory)
+        start = self._root.joinpath(*directory.split("/")) if directory else self._root
+        found: list[ObjectInfo] = []
+        self._walk(start, directory, prefix, found, temporary=True)
+        found.sort(key=lambda info: info.key)
+        for info in found:
             yield ObjectVersion(
                 key=info.key,
                 version_id=NULL_VERSION,
@@ -194,7 +224,10 @@ class LocalObjectStore:
                 )
                 continue
             try:
-                path = self._path(key)
+                # A deletion may name a leftover temporary file (see list_versions).
+                validate_key(key)
+                path = self._root.joinpath(*key.split("/"))
+                self._check_inside(path.parent, key)
                 path.unlink(missing_ok=True)
             except (InvalidKey, OSError) as exc:
                 result.errors.append(DeleteError(key, version_id, type(exc).__name__, str(exc)))

@@ -1,5 +1,6 @@
 """Every write and side effect of the lifecycle app. Split by sub-domain; public names here."""
 
+from lifecycle.services.access_checkpoint import access_chain_status
 from lifecycle.services.access_log import (
     GENESIS,
     ChainReport,
@@ -33,6 +34,22 @@ from lifecycle.services.deletion import (
     deletion_requests_draft_due,
     deletions_recover,
 )
+from lifecycle.services.evidence import (
+    SignedEvidence,
+    evidence_document,
+    evidence_file_bytes,
+    evidence_read,
+    evidence_read_check,
+    evidence_sign,
+    evidence_verify,
+)
+from lifecycle.services.evidence_schema import evidence_json_schema, evidence_openapi_schema
+from lifecycle.services.evidence_tokens import (
+    evidence_token_authenticate,
+    evidence_token_issue,
+    evidence_token_revoke,
+    evidence_token_use_record,
+)
 from lifecycle.services.obligations import (
     engagement_end,
     legal_hold_cover_new_dataset,
@@ -43,6 +60,11 @@ from lifecycle.services.obligations import (
     obligation_due_on,
     obligation_update,
 )
+from lifecycle.services.processing_records import (
+    processing_record_get,
+    processing_record_update,
+)
+from lifecycle.services.signing import key_fingerprint
 from lifecycle.services.storage_logs import (
     DatasetPrefixes,
     IngestReport,
@@ -65,6 +87,8 @@ __all__ = [
     "MalformedLine",
     "ParsedLog",
     "S3LogRecord",
+    "SignedEvidence",
+    "access_chain_status",
     "access_event_payload",
     "access_event_record",
     "access_events_append",
@@ -87,6 +111,19 @@ __all__ = [
     "deletions_recover",
     "engagement_end",
     "event_hash",
+    "evidence_document",
+    "evidence_file_bytes",
+    "evidence_json_schema",
+    "evidence_openapi_schema",
+    "evidence_read",
+    "evidence_read_check",
+    "evidence_sign",
+    "evidence_token_authenticate",
+    "evidence_token_issue",
+    "evidence_token_revoke",
+    "evidence_token_use_record",
+    "evidence_verify",
+    "key_fingerprint",
     "legal_hold_cover_new_dataset",
     "legal_hold_place",
     "legal_hold_release",
@@ -94,6 +131,8 @@ __all__ = [
     "obligation_delete",
     "obligation_due_on",
     "obligation_update",
+    "processing_record_get",
+    "processing_record_update",
     "s3_log_line_parse",
     "s3_log_parse",
     "signing_key_ensure",

@@ -3,29 +3,39 @@ organization's signing key (private half sealed under the master key)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from agencyops.crypto import seal, unseal
 from agencyops.exceptions import Conflict
-from clients.models import Organization
 from lifecycle.models import (
     DeletionCertificate,
     DeletionDecision,
     DeletionRequest,
     DeletionState,
-    SigningKey,
+)
+from lifecycle.services.signing import (
+    ALGORITHM,
+    canonical_json,
+    sign,
+    signature_verify,
+    signing_key_ensure,
 )
 
-ALGORITHM = "Ed25519"
+__all__ = [
+    "ALGORITHM",
+    "canonical_json",
+    "certificate_document",
+    "certificate_envelope",
+    "certificate_file_bytes",
+    "certificate_verify",
+    "deletion_certificate_issue",
+    "signing_key_ensure",
+]
+
 ENVELOPE_FIELDS = frozenset({"certificate", "sha256", "signature", "algorithm", "public_key"})
 TOOL = "AgencyOps"
 TOOL_VERSION = "0.4.0"
@@ -35,41 +45,6 @@ STATEMENT = (
     "and a fresh listing of every prefix (all versions) found nothing but the versions listed as "
     "retained by object lock, which cannot be decrypted because their key was destroyed."
 )
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: one byte string per document."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _purpose(organization: Organization) -> str:
-    return f"signing-key:{organization.public_id}"
-
-
-def signing_key_ensure(organization: Organization) -> SigningKey:
-    """The organization's signing key, generated on first use; idempotent under races."""
-    existing = SigningKey.objects.filter(organization=organization).first()
-    if existing is not None:
-        return existing
-    private = Ed25519PrivateKey.generate()
-    raw_private = private.private_bytes_raw()
-    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    try:
-        with transaction.atomic():
-            return SigningKey.objects.create(
-                organization=organization,
-                public_key=base64.b64encode(public).decode(),
-                private_sealed=seal(raw_private, purpose=_purpose(organization)),
-            )
-    except IntegrityError:
-        return SigningKey.objects.get(organization=organization)
-
-
-def _sign(organization: Organization, message: bytes) -> tuple[str, str]:
-    key = signing_key_ensure(organization)
-    raw = unseal(bytes(key.private_sealed), purpose=_purpose(organization))
-    signature = Ed25519PrivateKey.from_private_bytes(raw).sign(message)
-    return base64.b64encode(signature).decode(), key.public_key
 
 
 def _iso(value: Any) -> str | None:
@@ -195,7 +170,7 @@ def deletion_certificate_issue(request: DeletionRequest) -> DeletionCertificate:
     document["certificate_id"] = str(certificate.public_id)
     document["issued_at"] = timezone.now().isoformat()
     canonical = canonical_json(document)
-    signature, public_key = _sign(request.organization, canonical)
+    signature, public_key = sign(request.organization, canonical)
     certificate.request = request
     certificate.document = document
     certificate.sha256 = hashlib.sha256(canonical).hexdigest()
@@ -242,9 +217,6 @@ def certificate_verify(raw: bytes, *, public_key: str | None = None) -> tuple[bo
     key_text = public_key or envelope.get("public_key")
     if public_key is not None and envelope.get("public_key") != public_key:
         return False, "signed by another key than the published one"
-    try:
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(str(key_text), validate=True))
-        key.verify(base64.b64decode(str(envelope.get("signature")), validate=True), canonical)
-    except (InvalidSignature, ValueError):
+    if not signature_verify(str(key_text), str(envelope.get("signature")), canonical):
         return False, "the signature does not verify"
     return True, "the certificate is intact and its signature verifies"

@@ -97,4 +97,84 @@ def w(world: World) -> World:
     )
     world.certificate_b = deletion_certificate_issue(world.deletion_request_b)
     world.signing_key = signing_key_ensure(world.org).public_key
+    # protection status (3-2-1) and cost: one price override of org A (organization-wide)
+    from decimal import Decimal
+
+    from backups.models import StoragePrice
+
+    world.storage_price = StoragePrice.objects.create(
+        organization=world.org,
+        provider="wasabi",
+        storage_class="STANDARD",
+        usd_per_gb_month=Decimal("0.0059"),
+    )
+    # alerts, reviews, notification settings: an alert and a review of client B, and org A's
+    # notification settings with a webhook (its URL must never appear in any answer)
+    from backups.models import Alert, Review
+    from backups.services.notifications import notification_settings_update
+
+    world.alert_b = Alert.objects.create(
+        organization=world.org,
+        kind="backup_failed",
+        incident_key=f"backup_failed:{world.dataset_b.public_id}:{world.dedicated_location.public_id}",
+        title="Backup failed: B",
+        message="endpoint unreachable",
+        client=world.client_b,
+        dataset=world.dataset_b,
+        location=world.dedicated_location,
+    )
+    world.review_b = Review.objects.create(
+        organization=world.org,
+        subject="client",
+        client=world.client_b,
+        reviewed_by=world.admin,
+        next_review_at=timezone.now() + timezone.timedelta(days=182),
+    )
+    world.notification_settings = notification_settings_update(
+        actor=Actor.system(world.org), webhook_url="https://hooks.example.test/T0/secret-path"
+    )
+    # restore drills: a finished drill of client B's snapshot
+    world.drill_b = RestoreRun.objects.create(
+        organization=world.org,
+        dataset=world.dataset_b,
+        snapshot=world.snapshot_b,
+        destination_path="/tmp/agencyops-scratch/drill-b",  # noqa: S108  # a record, never used
+        is_drill=True,
+        status="succeeded",
+        finished_at=timezone.now(),
+    )
+    # posture: an audit (with a finding) and a failed fix of client B's dedicated bucket
+    from backups.models import PostureAudit, PostureFinding, PostureFix
+
+    world.posture_audit_b = PostureAudit.objects.create(
+        organization=world.org,
+        location=world.dedicated_location,
+        trigger="scheduled",
+        facts={"versioning": "Disabled"},
+    )
+    PostureFinding.objects.create(
+        organization=world.org,
+        audit=world.posture_audit_b,
+        location=world.dedicated_location,
+        check_name="versioning",
+        severity="critical",
+        message="Versioning is off.",
+        fix_action="enable_versioning",
+    )
+    world.posture_fix_b = PostureFix.objects.create(
+        organization=world.org,
+        location=world.dedicated_location,
+        action="enable_versioning",
+        requested_by=world.admin,
+        error="endpoint unreachable",
+    )
+    # procurement evidence: a procurement token of client B
+    from lifecycle.services import evidence_token_issue
+
+    world.evidence_token_b, _ = evidence_token_issue(
+        actor=Actor.system(world.org),
+        client=world.client_b,
+        name="Client B procurement",
+        expires_at=timezone.now() + timezone.timedelta(days=30),
+    )
     return world

@@ -210,10 +210,109 @@ ROUTES: dict[str, Route] = {
         lambda w: f"/api/v1/tokens/{_id(w.token)}/revoke/", reads=(), writes=("POST",), scope="own"
     ),
     # --- posture audits and fixes ---
+    # Audits and fixes are read like their location (client B's dedicated bucket: admins only);
+    # auditing now and fixing are admin writes (leads 403, an empty body 400).
+    "posture-audit-list": Route(
+        lambda w: "/api/v1/posture-audits/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.posture_audit_b),
+    ),
+    "posture-audit-detail": Route(lambda w: f"/api/v1/posture-audits/{_id(w.posture_audit_b)}/"),
+    "posture-fix-list": Route(
+        lambda w: "/api/v1/posture-fixes/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.posture_fix_b),
+    ),
+    "posture-fix-detail": Route(lambda w: f"/api/v1/posture-fixes/{_id(w.posture_fix_b)}/"),
     # --- protection status (3-2-1) and cost ---
+    "protection-list": Route(
+        lambda w: "/api/v1/protection/", scope="list", target=lambda w: _id(w.dataset_b)
+    ),
+    # client B's line of the estimate (its snapshot stores 0 bytes, still listed)
+    "cost-list": Route(lambda w: "/api/v1/costs/", scope="list", target=lambda w: _id(w.client_b)),
+    # Every member reads the organization's price table; only admins write it.
+    "storage-price-list": Route(
+        lambda w: "/api/v1/storage-prices/",
+        writes=("PUT", "PATCH"),
+        scope="org-list",
+        target=lambda w: _id(w.storage_price),
+    ),
     # --- alerts, reviews, notification settings ---
+    "alert-list": Route(lambda w: "/api/v1/alerts/", scope="list", target=lambda w: _id(w.alert_b)),
+    "alert-detail": Route(lambda w: f"/api/v1/alerts/{_id(w.alert_b)}/"),
+    "alert-acknowledge": Route(
+        lambda w: f"/api/v1/alerts/{_id(w.alert_b)}/acknowledge/", reads=(), writes=("POST",)
+    ),
+    "review-list": Route(
+        lambda w: "/api/v1/reviews/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.review_b),
+    ),
+    # One per organization, owners and admins only; another organization's admin reads and
+    # writes their own (an empty PUT or test POST is refused on validation).
+    "notification-settings-list": Route(
+        lambda w: "/api/v1/notification-settings/",
+        writes=("PUT",),
+        scope="admin-list",
+        target=lambda w: _id(w.notification_settings),
+    ),
+    "notification-settings-test": Route(
+        lambda w: "/api/v1/notification-settings/test/",
+        reads=(),
+        writes=("POST",),
+        scope="admin-list",
+    ),
     # --- restore drills ---
+    # Drills follow their dataset's client grants; starting and reviewing is for admins (a
+    # lead's POST to the list is refused with 403, the review of an unseen drill is a 404).
+    "drill-list": Route(
+        lambda w: "/api/v1/drills/", writes=("POST",), scope="list", target=lambda w: _id(w.drill_b)
+    ),
+    "drill-detail": Route(lambda w: f"/api/v1/drills/{_id(w.drill_b)}/"),
+    "drill-review": Route(
+        lambda w: f"/api/v1/drills/{_id(w.drill_b)}/review/", reads=(), writes=("POST",)
+    ),
     # --- procurement evidence ---
+    # The signed evidence and the record of processing of client B (leads need a grant on
+    # the whole client; PATCH is for admins). Procurement tokens: tests/lifecycle/
+    # test_evidence_tokens.py enumerates every route for them.
+    "client-evidence-list": Route(lambda w: f"/api/v1/clients/{_id(w.client_b)}/evidence/"),
+    "client-evidence-processing-record": Route(
+        lambda w: f"/api/v1/clients/{_id(w.client_b)}/evidence/processing-record/",
+        writes=("PATCH",),
+    ),
+    # Procurement tokens of client B: owners and admins issue and revoke, auditors read;
+    # leads get 403, another organization 404 (client B is not theirs).
+    "evidence-token-list": Route(
+        lambda w: f"/api/v1/clients/{_id(w.client_b)}/evidence-tokens/",
+        writes=("POST",),
+        scope="admin",
+        target=lambda w: _id(w.evidence_token_b),
+    ),
+    "evidence-token-detail": Route(
+        lambda w: f"/api/v1/clients/{_id(w.client_b)}/evidence-tokens/{_id(w.evidence_token_b)}/",
+        scope="admin",
+        target=lambda w: _id(w.evidence_token_b),
+    ),
+    "evidence-token-revoke": Route(
+        lambda w: (
+            f"/api/v1/clients/{_id(w.client_b)}/evidence-tokens/{_id(w.evidence_token_b)}/revoke/"
+        ),
+        reads=(),
+        writes=("POST",),
+        scope="admin",
+    ),
+    # The evidence's JSON Schema: the same document for every member of every organization,
+    # so nothing of organization A may appear in it (the owner's read is in test_evidence.py).
+    "evidence-schema-list": Route(
+        lambda w: "/api/v1/evidence/schema/",
+        scope="list",
+        target=lambda w: _id(w.client_b),
+        owner_reads=False,
+    ),
 }
 
 

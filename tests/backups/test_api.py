@@ -98,6 +98,29 @@ def test_policy_api_admin_writes_targets_in_order(targets: World, as_user: Any) 
     assert cross.status_code == 400
 
 
+def test_policy_drill_period_is_set_through_the_api(targets: World, as_user: Any) -> None:
+    created = as_user(targets.admin).post(
+        "/api/v1/policies/", {"name": "Drilled", "frequency": "daily"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["drill_every"] == "P91DT00H00M00S"  # quarterly by default
+    assert created.json()["next_review_at"]
+    url = f"/api/v1/policies/{created.json()['id']}/"
+    monthly = as_user(targets.admin).patch(url, {"drill_every": "P30D"}, format="json")
+    assert monthly.status_code == 200, monthly.content
+    assert monthly.json()["drill_every"] == "P30DT00H00M00S"
+    too_often = as_user(targets.admin).patch(url, {"drill_every": "PT1H"}, format="json")
+    assert too_often.status_code == 400
+    assert "drill_every" in too_often.json()["fields"]
+    by_hand = as_user(targets.admin).patch(url, {"drill_every": None}, format="json")
+    assert by_hand.status_code == 200
+    assert by_hand.json()["drill_every"] is None
+    review = as_user(targets.admin).patch(
+        url, {"next_review_at": "2030-01-01T00:00:00Z"}, format="json"
+    )
+    assert review.json()["next_review_at"] != "2030-01-01T00:00:00Z"  # set by recording a review
+
+
 def test_backup_action_returns_202_with_a_pending_run(targets: World, as_user: Any) -> None:
     response = as_user(targets.lead).post(f"/api/v1/datasets/{targets.dataset.public_id}/backup/")
     assert response.status_code == 202, response.content

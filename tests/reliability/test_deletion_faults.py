@@ -2,8 +2,8 @@
 
 Listing, batched multi-object deletes, key destruction and the verification listing all go
 through tests/faultproxy.py at a 20% fault rate (four times the backup test's: a deletion
-makes few requests, and each must be tried). Retried deletes and re-listing before each batch must still
-end with every version gone, the neighbours untouched, and a verified certificate.
+makes few requests, and each must be tried). Retried deletes and re-listing before each batch
+must still end with every version gone, the neighbours untouched, and a verified certificate.
 """
 
 from __future__ import annotations

@@ -249,3 +249,27 @@ def test_unreachable_endpoint_is_endpoint_unreachable() -> None:
     )
     with pytest.raises(EndpointUnreachable, match="unreachable"):
         store.get("k")
+
+
+def test_a_killed_writers_temporary_file_is_hidden_from_readers_but_listed_for_deletion(
+    tmp_path: Path,
+) -> None:
+    """A worker killed mid-write leaves `.agencyops-tmp-*` behind: encrypted bytes on disk.
+    Readers never see it; a deletion lists it, removes it, and its verification listing is
+    then truly empty."""
+    store = LocalObjectStore(tmp_path, create=True)
+    store.put("repo/chunks/aa", b"sealed chunk")
+    leftover = tmp_path / "repo" / "chunks" / ".agencyops-tmp-0123abcd"
+    leftover.write_bytes(b"half a sealed chunk")
+
+    assert [info.key for info in store.list("repo/")] == ["repo/chunks/aa"]
+    versions = [v.key for v in store.list_versions("repo/")]
+    assert versions == ["repo/chunks/.agencyops-tmp-0123abcd", "repo/chunks/aa"]
+
+    result = store.delete_versions((key, None) for key in versions)
+    assert not result.errors
+    assert list(store.list_versions("repo/")) == []
+    assert not leftover.exists()
+    # Writing under the reserved name is still refused.
+    with pytest.raises(InvalidKey):
+        store.put("repo/chunks/.agencyops-tmp-x", b"data")

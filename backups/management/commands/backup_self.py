@@ -1,0 +1,53 @@
+"""`manage.py backup_self [--location UUID ...] [--json]`: back AgencyOps' own database up now,
+the same run the daily `self_backup_task` makes (see backups/services/selfbackup/)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from agencyops.exceptions import ApplicationError
+from backups.management.progress import human_bytes
+from backups.services.selfbackup import self_backup_run_by_ids
+
+
+class Command(BaseCommand):
+    help = (
+        "Back up AgencyOps' own database (and the sealed key material in it) into the self "
+        "repository (<location>/_agencyops-self/) of each chosen location."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--location",
+            action="append",
+            default=[],
+            metavar="UUID",
+            help="a storage location id (repeatable); default: AGENCYOPS_SELF_BACKUP_LOCATIONS, "
+            "else every target of an organization's records policy",
+        )
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            result = self_backup_run_by_ids(options["location"] or None)
+        except ApplicationError as error:
+            raise CommandError(error.message) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+        else:
+            counts = ", ".join(f"{value} {name}" for name, value in result.counts.items())
+            self.stdout.write(
+                f"Dumped the {result.vendor} database: {human_bytes(result.dump_bytes)} "
+                f"(sha256 {result.dump_sha256[:16]}…); {counts}."
+            )
+            for target in result.targets:
+                if target.ok:
+                    self.stdout.write(f"  {target.uri}  snapshot {target.snapshot_id}")
+                else:
+                    self.stdout.write(f"  {target.uri}  FAILED: {target.error}")
+        failed = [t.location_name for t in result.targets if not t.ok]
+        if failed:
+            raise CommandError(f"The self-backup failed on: {', '.join(failed)}.")
