@@ -4,7 +4,9 @@ with 1,000 datasets, 100,000 snapshots and 10,000 access events.
 Requests go through Django's test client in this process (the whole stack: URL routing,
 authentication, the view, the document's queries, signing, canonical rendering and the access
 event), as the client's owner. The first request walks the whole access chain (once a day in
-production) and is reported apart; then REQUESTS timed requests give the median and p95.
+production) and is reported apart; then REQUESTS timed requests give the median and p95. The
+process starts like the web process (agencyops.wsgi: URL patterns loaded, start-up objects
+frozen out of the garbage collector's scans).
 Between two requests the event the previous read recorded is appended to the chain outside
 the clock, as a worker would, so each read verifies the chain's newest link like in service.
 
@@ -16,6 +18,7 @@ stores its figures in `bench.sections["evidence"]`. Goal: p95 under 300 ms.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -204,15 +207,36 @@ def _measure() -> dict[str, Any]:
     call_command("migrate", verbosity=0)
     setup_test_environment()  # the test client's host and e-mail settings, nothing else
     settings.AGENCYOPS_ACCESS_LOG_INLINE = False
+    # Start as the web process starts: agencyops.wsgi loads the URL patterns and freezes what
+    # start-up allocated (gc.freeze), so full collections scan only what requests allocate.
+    import agencyops.wsgi  # noqa: F401
+
     started = time.perf_counter()
     org, owner, client = _fill()
     fill_seconds = time.perf_counter() - started
+    if connection.vendor == "postgresql":
+        # Autovacuum analyzes a table this size on its own; right after a bulk fill it has not
+        # yet, and the planner would sort 100,000 snapshots on disk.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
 
     api = APIClient()
     api.force_authenticate(owner)
     url = f"/api/v1/clients/{client.public_id}/evidence/"
     samples: list[float] = []
     cpu: list[float] = []  # this process's CPU time per request: the box is shared
+    # Full garbage collections inside timed requests (ms each): the spikes they cause set p95.
+    full_gc: list[float] = []
+    gc_clock: dict[str, Any] = {"timing": False}
+
+    def watch_gc(phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] == 2 and gc_clock["timing"]:
+            if phase == "start":
+                gc_clock["started"] = time.perf_counter()
+            elif "started" in gc_clock:
+                full_gc.append((time.perf_counter() - gc_clock.pop("started")) * 1000)
+
+    gc.callbacks.append(watch_gc)
     # The drain messages go nowhere; the appends happen between requests, off the clock.
     with mock.patch.object(tasks.access_events_drain_task, "delay"):
         started = time.perf_counter()
@@ -223,7 +247,9 @@ def _measure() -> dict[str, Any]:
         access_events_drain(org.pk)
         for _ in range(REQUESTS):
             started, started_cpu = time.perf_counter(), time.process_time()
+            gc_clock["timing"] = True
             response = api.get(url)
+            gc_clock["timing"] = False
             samples.append((time.perf_counter() - started) * 1000)
             cpu.append((time.process_time() - started_cpu) * 1000)
             if response.status_code != 200:
@@ -231,6 +257,7 @@ def _measure() -> dict[str, Any]:
             access_events_drain(org.pk)
         with CaptureQueriesContext(connection) as queries:
             last = api.get(url)
+    gc.callbacks.remove(watch_gc)
     document = json.loads(last.content)["document"]
     if len(document["inventory"]) != DATASETS or not document["access_summary"]["chain"]["ok"]:
         raise RuntimeError("the benchmark's evidence is not the one built")
@@ -250,6 +277,8 @@ def _measure() -> dict[str, Any]:
         "max_ms": round(ordered[-1], 1),
         "cpu_median_ms": round(statistics.median(cpu), 1),
         "cpu_p95_ms": round(ordered_cpu[at_95], 1),
+        "full_gc_in_requests": len(full_gc),
+        "full_gc_ms_each": round(statistics.median(full_gc), 1) if full_gc else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
         "queries_per_request": len(queries),

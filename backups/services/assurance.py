@@ -155,8 +155,8 @@ class _Batch:
 def _load(
     datasets: Sequence[ProtectedDataset], now: datetime, scope: QuerySet[Dataset] | None
 ) -> _Batch:
-    # The rows of these datasets: by the caller's query when there is one (a thousand ids in
-    # an IN list cost more to build and bind than the query they filter).
+    # The rows of these datasets: through the caller's query when there is one (a thousand
+    # pks in an IN list cost milliseconds to build and bind, in every query that filters).
     of_datasets: Q = (
         Q(dataset_id__in=scope.values("pk"))
         if scope is not None
@@ -194,20 +194,61 @@ def _load(
             latest_versioning=Subquery(latest_versioning)
         )
     }
-    # 4. per (dataset, location): the newest restorable snapshot at `now`, and how many there are
-    alive = Q(forgotten_at__isnull=True) | Q(forgotten_at__gt=now)
-    aggregates = (
-        Snapshot.objects.filter(alive, of_datasets, taken_at__lte=now)
-        .values("dataset_id", "location_id")
-        .annotate(last=Max("taken_at"), count=Count("id"))
-        .order_by()
-        .values_list("dataset_id", "location_id", "last", "count")
+    # 4. per (dataset, target): the newest restorable snapshot at `now`, and how many there are
+    snapshots = _snapshot_facts(
+        Snapshot.objects.filter(
+            Q(forgotten_at__isnull=True) | Q(forgotten_at__gt=now), of_datasets, taken_at__lte=now
+        ),
+        sorted(set().union(*by_policy.values())),
     )
-    snapshots = {
-        (dataset_id, location_id): (last, count)
-        for dataset_id, location_id, last, count in aggregates
-    }
     return _Batch(policy_names, targets, locations, snapshots)
+
+
+# Up to this many target locations, the snapshots are counted per dataset with a column pair
+# per target (no sort of every snapshot by dataset and location); above, per (dataset,
+# location) group, whose cost does not grow with the number of targets.
+PIVOT_MAX_TARGETS = 6
+
+
+def _snapshot_facts(
+    snapshots: QuerySet[Snapshot], target_ids: Sequence[int]
+) -> dict[tuple[int, int], tuple[datetime, int]]:
+    """(dataset pk, target location pk) -> (newest, how many) of `snapshots`, for the targets
+    holding any; snapshots elsewhere are not counted (no rule reads them)."""
+    if not target_ids:
+        return {}
+    if len(target_ids) > PIVOT_MAX_TARGETS:
+        grouped = (
+            snapshots.values("dataset_id", "location_id")
+            .annotate(last=Max("taken_at"), count=Count("*"))
+            .order_by()
+            .values_list("dataset_id", "location_id", "last", "count")
+        )
+        return {
+            (dataset_id, location_id): (last, count)
+            for dataset_id, location_id, last, count in grouped
+        }
+    columns: dict[str, Any] = {}
+    for location_id in target_ids:
+        on_target = Q(location_id=location_id)
+        columns[f"last_{location_id}"] = Max("taken_at", filter=on_target)
+        columns[f"count_{location_id}"] = Count("id", filter=on_target)
+    facts: dict[tuple[int, int], tuple[datetime, int]] = {}
+    rows = (
+        snapshots.values("dataset_id")
+        .annotate(**columns)
+        .order_by()
+        .values_list("dataset_id", *columns)
+    )
+    for dataset_id, *values in rows:
+        for location_id, last, count in zip(target_ids, values[::2], values[1::2], strict=True):
+            if count:
+                facts[dataset_id, location_id] = (last, count)
+    return facts
+
+
+# A target's state in `_target_rules` when it holds no restorable snapshot.
+_NO_SNAPSHOT = ""
 
 
 def _target_rules(
@@ -290,10 +331,6 @@ def _target_rules(
     return rules
 
 
-# A target's state in `_target_rules` when it holds no restorable snapshot.
-_NO_SNAPSHOT = ""
-
-
 def _evaluate(dataset: ProtectedDataset, batch: _Batch, now: datetime) -> ProtectionStatus:
     rpo: timedelta = dataset.rpo
     primary = batch.locations[dataset.location_id]
@@ -373,12 +410,13 @@ def protection_status_many(
     now: datetime | None = None,
     scope: QuerySet[Dataset] | None = None,
 ) -> dict[int, ProtectionStatus]:
-    """3-2-1 of many datasets, keyed by dataset pk, in four queries whatever their number.
+    """3-2-1 of many datasets, keyed by dataset pk, in four queries whatever their number
+    (three when no policy of theirs has a target: no snapshot to count).
 
     Callers pass datasets they may see (a selector's rows, or rows read as values); nothing
     here widens the scope: every row read is a dataset's own protection, snapshot or location.
-    `scope`, when the caller has it, is a query selecting (at least) these datasets: their rows
-    are then read by it rather than by a list of their pks."""
+    `scope`, when the caller has one, is a query selecting exactly these datasets: their rows
+    are then read through it rather than through a list of their pks."""
     if not datasets:
         return {}
     now = now or timezone.now()

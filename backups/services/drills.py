@@ -25,8 +25,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models import (
+    Case,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from agencyops.exceptions import Conflict, NotFound, ValidationFailed
@@ -414,36 +424,41 @@ def _first_snapshot_at() -> Subquery:
     )
 
 
-def _fact_annotations() -> dict[str, Any]:
-    """What the status of a dataset's drills is computed from, as annotations of a dataset
-    query: its last (and last successful) finished drill, first complete snapshot, drill
-    period and whether a drill is under way."""
-    finished = _finished_drills()
-    return {
-        "last_drill_id": Subquery(finished.values("pk")[:1]),
-        "last_good_drill_id": Subquery(
-            finished.filter(status=RunStatus.SUCCEEDED).values("pk")[:1]
-        ),
-        "first_snapshot_at": _first_snapshot_at(),
-        "drill_period": F("protection__policy__drill_every"),
-        "drill_busy": Exists(
-            RestoreRun.objects.filter(
-                dataset=OuterRef("pk"), is_drill=True, status__in=ACTIVE_RUN_STATES
-            )
-        ),
-    }
-
-
 def _facts(datasets: QuerySet[Dataset]) -> dict[int, tuple[Dataset, _Facts]]:
     """Two queries, whatever the number of datasets: the datasets annotated with their last
     (and last successful) finished drill, first snapshot, drill period and whether a drill is
     under way; then those drills."""
-    rows = list(datasets.annotate(**_fact_annotations()))
+    finished = _finished_drills()
+    rows = list(
+        datasets.annotate(
+            last_drill_id=Subquery(finished.values("pk")[:1]),
+            last_good_drill_id=Subquery(
+                finished.filter(status=RunStatus.SUCCEEDED).values("pk")[:1]
+            ),
+            first_snapshot_at=_first_snapshot_at(),
+            drill_period=F("protection__policy__drill_every"),
+            drill_busy=Exists(
+                RestoreRun.objects.filter(
+                    dataset=OuterRef("pk"), is_drill=True, status__in=ACTIVE_RUN_STATES
+                )
+            ),
+        )
+    )
     ids: dict[int, tuple[int | None, int | None]] = {
         d.pk: (getattr(d, "last_drill_id", None), getattr(d, "last_good_drill_id", None))
         for d in rows
     }
-    drills = _drills_by_pk({pk for pair in ids.values() for pk in pair if pk is not None})
+    wanted = {pk for pair in ids.values() for pk in pair if pk is not None}
+    drills = (
+        {
+            d.pk: d
+            for d in RestoreRun.objects.filter(pk__in=wanted).select_related(
+                "snapshot", "snapshot__location", "requested_by", "reviewed_by"
+            )
+        }
+        if wanted
+        else {}
+    )
     result: dict[int, tuple[Dataset, _Facts]] = {}
     for dataset in rows:
         last_id, good_id = ids[dataset.pk]
@@ -458,15 +473,6 @@ def _facts(datasets: QuerySet[Dataset]) -> dict[int, tuple[Dataset, _Facts]]:
             ),
         )
     return result
-
-
-def _drills_by_pk(wanted: set[int]) -> dict[int, RestoreRun]:
-    if not wanted:
-        return {}
-    rows = RestoreRun.objects.filter(pk__in=wanted).select_related(
-        "snapshot", "snapshot__location", "requested_by", "reviewed_by"
-    )
-    return {d.pk: d for d in rows}
 
 
 def _schedule(
@@ -575,30 +581,31 @@ def drill_summary_many(
     finished = _finished_drills()
     facts = (
         datasets.annotate(
+            last_finished_at=Subquery(finished.values("finished_at")[:1]),
             # The last successful drill only matters by when it finished: read that alone.
             good_finished_at=Subquery(
                 finished.filter(status=RunStatus.SUCCEEDED).values("finished_at")[:1]
             ),
-            first_snapshot_at=_first_snapshot_at(),
+            # The first snapshot only matters until a drill finished (`_schedule`): not looked
+            # for after.
+            first_snapshot_at=Case(
+                When(last_finished_at__isnull=False, then=Value(None)),
+                default=_first_snapshot_at(),
+                output_field=DateTimeField(),
+            ),
             drill_period=F("protection__policy__drill_every"),
         )
         .values_list("pk", "good_finished_at", "first_snapshot_at", "drill_period")
         .order_by()
     )
-    # The last finished drill of each: the first in the order `_finished_drills` reads them.
-    last = Window(
-        RowNumber(),
-        partition_by=F("dataset_id"),
-        order_by=[F("finished_at").desc(), F("pk").desc()],
-    )
+    last_drills = datasets.annotate(last_drill_id=Subquery(finished.values("pk")[:1]))
     records = {
         dataset_id: DrillRecord(*values)
         for dataset_id, *values in RestoreRun.objects.filter(
-            dataset__in=datasets.values("pk"), is_drill=True, status__in=FINISHED_STATES
+            pk__in=last_drills.values("last_drill_id")
         )
-        .annotate(rank=last)
-        .filter(rank=1)
         .values_list("dataset_id", *_RECORD_FIELDS)
+        .order_by()
     }
     result: dict[int, DrillSummary] = {}
     for pk, good_at, first_snapshot_at, drill_every in facts:

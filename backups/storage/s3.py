@@ -11,7 +11,7 @@ import contextlib
 import http.client
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 import boto3
@@ -92,6 +92,29 @@ class _TranslatingReader:
         self._body.close()
 
 
+def _read_by_readinto(readinto: Callable[[memoryview], int], size: int, remaining: int) -> bytes:
+    """`read(size)` over `readinto`: up to `size` bytes (all of them when `size` < 0; `remaining`,
+    when known, sizes that read in one buffer)."""
+    if size < 0:
+        if remaining < 0:
+            pieces = []
+            while piece := _read_by_readinto(readinto, MIB, -1):
+                pieces.append(piece)
+            return b"".join(pieces)
+        size = remaining
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = readinto(view[got:])
+        if not n:
+            break
+        got += n
+    del view
+    del buffer[got:]
+    return bytes(buffer)
+
+
 # Failures that say nothing about the rest of the object: reading again from where the body
 # broke off can succeed. A missing object, a refusal or a bad key will not change on retry.
 _FINAL_READ_ERRORS = (ObjectNotFound, StoreNotFound, AccessDenied, InvalidKey)
@@ -153,22 +176,7 @@ class _ResumingReader:
             return n
 
     def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            pieces = []
-            while piece := self.read(MIB):
-                pieces.append(piece)
-            return b"".join(pieces)
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        got = 0
-        while got < size:
-            n = self.readinto(view[got:])
-            if not n:
-                break
-            got += n
-        del view
-        del buffer[got:]
-        return bytes(buffer)
+        return _read_by_readinto(self.readinto, size, -1)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -215,25 +223,8 @@ class _DirectBody:
         return n
 
     def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            if self._length >= 0:
-                size = self._length - self._done
-            else:
-                pieces = []
-                while piece := self.read(MIB):
-                    pieces.append(piece)
-                return b"".join(pieces)
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        got = 0
-        while got < size:
-            n = self.readinto(view[got:])
-            if not n:
-                break
-            got += n
-        del view
-        del buffer[got:]
-        return bytes(buffer)
+        remaining = self._length - self._done if self._length >= 0 else -1
+        return _read_by_readinto(self.readinto, size, remaining)
 
     def close(self) -> None:
         if 0 <= self._length == self._done:

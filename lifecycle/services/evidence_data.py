@@ -84,11 +84,12 @@ def engagements_section(client: Client) -> list[dict[str, Any]]:
 @dataclass(frozen=True, slots=True)
 class HeldDataset:
     """A dataset as the document, 3-2-1 and the drill status read it: its own values and the
-    public ids and name it refers to, read as values (a thousand datasets must not mean a
-    thousand model instances, nor their related rows)."""
+    owner's name and engagement's public id, read as values (a thousand datasets must not mean
+    a thousand model instances, nor their related rows). Its primary location's public id is
+    in the locations section's `refs`."""
 
     pk: int
-    public_id: UUID
+    ref: str  # its public id
     name: str
     kind: str
     classification: str
@@ -102,7 +103,6 @@ class HeldDataset:
     created_at: datetime
     owner_name: str | None
     engagement_ref: UUID | None
-    location_ref: UUID
 
 
 _HELD_DATASET_COLUMNS = (
@@ -121,11 +121,10 @@ _HELD_DATASET_COLUMNS = (
     "created_at",
     "owner__username",
     "engagement__public_id",
-    "location__public_id",
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Protection:
     """The backup side of one dataset, as the document needs it."""
 
@@ -155,7 +154,7 @@ def datasets_of(client: Client) -> tuple[list[HeldDataset], dict[int, Protection
     datasets, protections = [], {}
     width = len(_HELD_DATASET_COLUMNS)
     for row in rows:
-        dataset = HeldDataset(*row[:width])
+        dataset = HeldDataset(row[0], str(row[1]), *row[2:width])
         datasets.append(dataset)
         protection_id, policy_id, suspended, key, destroyed = row[width:]
         if protection_id is not None:
@@ -165,16 +164,18 @@ def datasets_of(client: Client) -> tuple[list[HeldDataset], dict[int, Protection
     return datasets, protections
 
 
-def inventory_section(datasets: Sequence[HeldDataset]) -> list[dict[str, Any]]:
+def inventory_section(
+    datasets: Sequence[HeldDataset], location_refs: Mapping[int, str]
+) -> list[dict[str, Any]]:
     return [
         {
-            "id": str(d.public_id),
+            "id": d.ref,
             "name": d.name,
             "kind": d.kind,
             "classification": d.classification,
             "contains_personal_data": d.contains_personal_data,
             "source": d.source,
-            "primary_location": str(d.location_ref),
+            "primary_location": location_refs[d.location_id],
             "path": d.path,
             "owner": d.owner_name,
             "engagement": ref(d.engagement_ref),
@@ -270,28 +271,29 @@ def locations_section(
     protections: Mapping[int, Protection],
     targets: Mapping[int, list[tuple[int, str]]],
     statuses: Mapping[int, ProtectionStatus],
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], int, dict[int, str]]:
     """Every location holding a copy, with the latest posture audit of each bucket; returns
-    them and the number of findings those audits hold."""
-    roles: dict[int, set[str]] = {}
-    for dataset in datasets:
-        roles.setdefault(dataset.location_id, set()).add("primary")
-        protection = protections.get(dataset.pk)
-        if protection is not None and protection.policy_id is not None:
-            for location_id, _ in targets.get(protection.policy_id, []):
-                roles.setdefault(location_id, set()).add("backup_target")
-    for status in statuses.values():
-        for target in status.targets:
-            roles.setdefault(target.location_id, set()).add("backup_target")
-    locations = list(StorageLocation.objects.filter(pk__in=roles).order_by("name", "id"))
+    them, the number of findings those audits hold, and their public ids by pk (`refs`: every
+    primary and target the other sections name)."""
+    primaries = {dataset.location_id for dataset in datasets}
+    policy_ids = {p.policy_id for p in protections.values() if p.policy_id is not None}
+    backup_targets = {
+        location_id for policy_id in policy_ids for location_id, _ in targets.get(policy_id, [])
+    }
+    backup_targets.update(t.location_id for s in statuses.values() for t in s.targets)
+    locations = list(
+        StorageLocation.objects.filter(pk__in=primaries | backup_targets).order_by("name", "id")
+    )
     audits = latest_audits([loc.pk for loc in locations if loc.kind == LocationKind.S3])
     entries, findings = [], 0
+    refs = {loc.pk: str(loc.public_id) for loc in locations}
+    roles = (("primary", primaries), ("backup_target", backup_targets))
     for loc in locations:
         posture = _posture(audits.get(loc.pk))
         findings += len(posture["findings"]) if posture is not None else 0
         entries.append(
             {
-                "id": str(loc.public_id),
+                "id": refs[loc.pk],
                 "name": loc.name,
                 "kind": loc.kind,
                 "provider": loc.provider,
@@ -300,17 +302,18 @@ def locations_section(
                 "bucket": loc.bucket,
                 "prefix": loc.prefix,
                 "dedicated_to_client": loc.client_id == client.pk,
-                "roles": sorted(roles[loc.pk], key=("primary", "backup_target").index),
+                "roles": [role for role, pks in roles if loc.pk in pks],
                 "posture": posture,
             }
         )
-    return entries, findings
+    return entries, findings, refs
 
 
 def protection_section(
     datasets: Sequence[HeldDataset],
     protections: Mapping[int, Protection],
     policy_refs: Mapping[int, str],
+    location_refs: Mapping[int, str],
     statuses: Mapping[int, ProtectionStatus],
     now: datetime,
 ) -> list[dict[str, Any]]:
@@ -321,7 +324,7 @@ def protection_section(
         policy_id = protection.policy_id if protection is not None else None
         entries.append(
             {
-                "dataset": str(d.public_id),
+                "dataset": d.ref,
                 "policy": policy_refs.get(policy_id) if policy_id is not None else None,
                 "pruning_suspended": bool(protection and protection.pruning_suspended),
                 "three_two_one": {
@@ -341,7 +344,7 @@ def protection_section(
                 "rpo_met": status.rpo_met,
                 "targets": [
                     {
-                        "location": str(t.location_public_id),
+                        "location": location_refs[t.location_id],
                         "last_snapshot_at": iso(t.last_snapshot_at),
                         "age_seconds": seconds(now - t.last_snapshot_at)
                         if t.last_snapshot_at is not None
@@ -426,7 +429,7 @@ def restore_tests_section(
         drill = drills.get(d.pk)
         entries.append(
             {
-                "dataset": str(d.public_id),
+                "dataset": d.ref,
                 "rto_seconds": seconds(d.rto),
                 "drill_within_period": bool(drill and drill.within_period),
                 "next_drill_due_at": iso(drill.due_at) if drill is not None else None,
@@ -456,7 +459,7 @@ def encryption_section(
             state = "none"
         keys.append(
             {
-                "dataset": str(d.public_id),
+                "dataset": d.ref,
                 "state": state,
                 "key_id": hashlib.sha256(wrapped).hexdigest()[:16] if wrapped else None,
                 "destroyed_at": iso(destroyed_at),
