@@ -16,7 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from lifecycle.models import AccessChainCheckpoint, AccessChainHead, AccessEvent
-from lifecycle.services.access_log import GENESIS, access_log_verify, canonical_event, event_hash
+from lifecycle.services.access_log import GENESIS, access_log_verify, stored_row_intact
 
 # The whole chain is walked again when the last whole walk is older than this.
 FULL_WALK_EVERY = timedelta(days=1)
@@ -60,8 +60,7 @@ def _walk_from(organization: Any, seq: int, known_hash: str) -> tuple[int, str, 
     )
     expected, prev = (seq, known_hash) if seq else (1, GENESIS)
     for row in rows:
-        (number, public_id, occurred_at, action, kind, label, token, client, dataset, snapshot,
-         ip, agent, details, source_object, source_line, prev_hash, digest) = row  # fmt: skip
+        number, prev_hash, digest = row[0], row[-2], row[-1]
         if number != expected:
             return expected - 1, prev, expected, f"event #{expected} is missing (deleted)"
         if number == seq:  # the checkpoint itself: rewritten if its hash moved
@@ -71,26 +70,7 @@ def _walk_from(organization: Any, seq: int, known_hash: str) -> tuple[int, str, 
             continue
         if prev_hash != prev:
             return number - 1, prev, number, "does not link to the event before it (reordered)"
-        canonical = canonical_event(
-            organization_ref=org_ref,
-            public_id=public_id,
-            seq=number,
-            occurred_at=occurred_at,
-            action=action,
-            actor_kind=kind,
-            actor_label=label,
-            actor_token_ref=token,
-            client_ref=client,
-            dataset_ref=dataset,
-            snapshot_ref=snapshot,
-            source_ip=ip,
-            user_agent=agent,
-            details=details,
-            source_object=source_object,
-            source_line=source_line,
-            prev_hash=prev_hash,
-        )
-        if event_hash(prev_hash, canonical) != digest:
+        if not stored_row_intact(org_ref, row):
             return number - 1, prev, number, "its contents were altered (hash mismatch)"
         prev, expected = digest, number + 1
     if seq and expected == seq:

@@ -360,6 +360,32 @@ _VERIFY_FIELDS = (
 )
 
 
+def stored_row_intact(org_ref: str, row: Sequence[Any]) -> bool:
+    """Whether a stored event (a row of `_rows`' columns) still hashes to its recorded hash."""
+    (seq, public_id, occurred_at, action, kind, label, token, client, dataset, snapshot,
+     ip, agent, details, source_object, source_line, prev_hash, digest) = row  # fmt: skip
+    canonical = canonical_event(
+        organization_ref=org_ref,
+        public_id=public_id,
+        seq=seq,
+        occurred_at=occurred_at,
+        action=action,
+        actor_kind=kind,
+        actor_label=label,
+        actor_token_ref=token,
+        client_ref=client,
+        dataset_ref=dataset,
+        snapshot_ref=snapshot,
+        source_ip=ip,
+        user_agent=agent,
+        details=details,
+        source_object=source_object,
+        source_line=source_line,
+        prev_hash=prev_hash,
+    )
+    return bool(event_hash(prev_hash, canonical) == digest)
+
+
 def _rows(organization: Organization) -> Iterator[tuple[Any, ...]]:
     return (
         AccessEvent.objects.filter(organization=organization)
@@ -382,8 +408,7 @@ def access_log_verify(organization: Organization) -> ChainReport:
         return ChainReport(organization.slug, False, count, head_seq, seq, _ref(event), reason)
 
     for row in _rows(organization):
-        (seq, public_id, occurred_at, action, kind, label, token, client, dataset, snapshot,
-         ip, agent, details, source_object, source_line, prev_hash, digest) = row  # fmt: skip
+        seq, public_id, prev_hash, digest = row[0], row[1], row[-2], row[-1]
         if seq != expected:
             if seq > expected:
                 gap = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
@@ -391,26 +416,7 @@ def access_log_verify(organization: Organization) -> ChainReport:
             return broken(seq, public_id, "sequence number repeats or goes backwards")
         if prev_hash != prev:
             return broken(seq, public_id, "does not link to the event before it (reordered)")
-        canonical = canonical_event(
-            organization_ref=org_ref,
-            public_id=public_id,
-            seq=seq,
-            occurred_at=occurred_at,
-            action=action,
-            actor_kind=kind,
-            actor_label=label,
-            actor_token_ref=token,
-            client_ref=client,
-            dataset_ref=dataset,
-            snapshot_ref=snapshot,
-            source_ip=ip,
-            user_agent=agent,
-            details=details,
-            source_object=source_object,
-            source_line=source_line,
-            prev_hash=prev_hash,
-        )
-        if event_hash(prev_hash, canonical) != digest:
+        if not stored_row_intact(org_ref, row):
             return broken(seq, public_id, "its contents were altered (hash mismatch)")
         prev, expected, count = digest, expected + 1, count + 1
     if count != head_seq or (count and prev != head_hash):
