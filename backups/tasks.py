@@ -10,6 +10,7 @@ from backups import services
 from backups.services.drills import drills_dispatch
 from backups.services.notifications import alert_deliveries_retry
 from backups.services.posture import location_audit_by_id, posture_audit_all
+from backups.services.repository_locks import PRUNE_LOCK_STALE_AFTER
 from backups.services.selfbackup import self_backup_run_by_ids
 from backups.services.sweep import assurance_sweep
 
@@ -56,7 +57,12 @@ def runs_recover_task() -> dict[str, int]:
     return services.runs_recover()
 
 
-@shared_task(acks_late=True, soft_time_limit=3 * 60 * 60, time_limit=3 * 60 * 60 + 300)
+# The hard limit is also how long a dead prune's repository lock is honoured.
+@shared_task(
+    acks_late=True,
+    soft_time_limit=3 * 60 * 60,
+    time_limit=int(PRUNE_LOCK_STALE_AFTER.total_seconds()),
+)
 def retention_sweep_task() -> int:
     return len(services.retention_sweep())
 

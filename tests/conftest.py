@@ -6,6 +6,8 @@ and organization B with its own admin and client. Every access test reads from i
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,29 @@ class World:
         actor = actor_for_user(user)
         assert actor is not None
         return actor
+
+
+class _ServerErrors(logging.Handler):
+    """Collects what Django logs for a response of 500 or more (django.request)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if int(getattr(record, "status_code", 500)) >= 500:
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_error_anywhere() -> Iterator[None]:
+    """No test may see a 5xx answer, whatever it asserts itself: hostile input gets a 4xx."""
+    handler = _ServerErrors()
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    yield
+    logger.removeHandler(handler)
+    assert not handler.records, [record.getMessage() for record in handler.records]
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,9 @@ from django.utils import timezone
 from backups import engine
 from backups.models import UNLIMITED, BackupPolicy, DatasetProtection, RunTarget, Snapshot
 from backups.services.policies import dataset_data_key, protection_ensure
+from backups.services.repository_locks import prune_lock_acquire, prune_lock_release
 from backups.services.stores import repository_base, store_for_location
-from backups.storage import StorageError
+from backups.storage import ObjectStore, StorageError
 from clients.models import Dataset, LifecycleState, StorageLocation
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,35 @@ def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
     if rules is None:
         report.skipped = "policy keeps every snapshot"
         return report
-    if RunTarget.objects.filter(dataset=dataset, location=location, active=True).exists():
-        report.skipped = "a backup of this target is running"
-        return report
     store = store_for_location(location)
     base = repository_base(location, dataset)
+    try:
+        # Announce the prune first, then look for a backup (see repository_locks).
+        lock = prune_lock_acquire(store, base)
+    except StorageError as exc:
+        report.errors.append(str(exc))
+        return report
+    try:
+        if RunTarget.objects.filter(dataset=dataset, location=location, active=True).exists():
+            report.skipped = "a backup of this target is running"
+            return report
+        _prune_unlocked(dataset, location, store, base, rules, report)
+    finally:
+        try:
+            prune_lock_release(store, base, lock)
+        except StorageError as exc:  # a stale lock expires on its own
+            logger.warning("prune lock %s not released: %s", lock, exc)
+    return report
+
+
+def _prune_unlocked(
+    dataset: Dataset,
+    location: StorageLocation,
+    store: ObjectStore,
+    base: str,
+    rules: engine.RetentionPolicy,
+    report: PruneReport,
+) -> None:
 
     def record_forgotten(decision: engine.RetentionDecision) -> None:
         # Before the manifests go: a worker killed after storage deleted them must not leave
@@ -99,7 +124,6 @@ def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
     except (StorageError, engine.EngineError) as exc:
         report.errors.append(str(exc))
         logger.warning("prune of %s on %s failed: %s", dataset.public_id, location.name, exc)
-    return report
 
 
 def retention_sweep() -> list[PruneReport]:

@@ -36,6 +36,7 @@ from backups.services.policies import (
     next_due,
     protection_ensure,
 )
+from backups.services.repository_locks import RepositoryBusy, prune_lock_check
 from backups.services.stores import (
     dataset_source,
     location_key,
@@ -53,7 +54,7 @@ from clients.models import Dataset, LifecycleState, StorageLocation
 logger = logging.getLogger(__name__)
 
 # Errors worth another attempt after boto3's own retries gave up: the endpoint may come back.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (EndpointUnreachable,)
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (EndpointUnreachable, RepositoryBusy)
 PROGRESS_EVERY_SECONDS = 1.0
 # A run whose heartbeat is older than this lost its worker; it may be claimed again.
 STALE_AFTER = timedelta(seconds=30)
@@ -324,6 +325,8 @@ def backup_run_execute(
             engine.init_repository(
                 store, base, master_key(), data_key, context=dataset_key_context(dataset)
             )
+            # Our RunTarget rows are already active; now step back if a prune got here first.
+            prune_lock_check(store, base)
             repos.append((store, base))
         parent = _parent_manifest(dataset, targets, data_key)
         result = _with_progress(

@@ -3,6 +3,7 @@ never under legal hold; every kept snapshot still verifies and restores."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,11 @@ from agencyops.crypto import master_key
 from agencyops.tenancy import Actor
 from backups import engine
 from backups.engine.manifest import manifest_time
-from backups.models import BackupPolicy, Snapshot
+from backups.models import BackupPolicy, RunTarget, Snapshot
 from backups.services import (
+    TransientFailure,
+    backup_run_create,
+    backup_run_execute,
     dataset_data_key,
     dataset_prune,
     policies_create_defaults,
@@ -24,6 +28,7 @@ from backups.services import (
     store_for_location,
 )
 from backups.services.policies import dataset_key_context
+from backups.services.repository_locks import PRUNE_LOCK_STALE_AFTER, prune_lock_acquire
 from backups.storage import LocalObjectStore
 from clients import services as inventory
 from tests.conftest import World
@@ -134,3 +139,70 @@ def test_keep_forever_and_unlimited_map_to_the_engine(repo: dict[str, Any]) -> N
     assert rules.keep_monthly >= 10**9
     policy.keep_daily = policy.keep_monthly = 0
     assert retention_policy_for(policy) is None  # no rule: nothing may be pruned
+
+
+def _locks(repo: dict[str, Any]) -> list[str]:
+    store = store_for_location(repo["target"])
+    base = repository_base(repo["target"], repo["dataset"])
+    return [info.key for info in store.list(f"{base}/locks/")]
+
+
+def test_a_prune_releases_its_lock_and_steps_back_from_a_running_backup(
+    repo: dict[str, Any],
+) -> None:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for i in range(3):
+        _snapshot_at(repo, start + timedelta(days=i), f"day {i}")
+    run = backup_run_create(
+        dataset=repo["dataset"], trigger="manual", targets=[repo["target"]], enqueue=False
+    )
+    report = dataset_prune(repo["dataset"], repo["target"])
+    assert report.skipped == "a backup of this target is running"
+    assert report.forgotten == 0
+    assert _locks(repo) == []  # the lock came and went
+    RunTarget.objects.filter(run=run).update(active=False)
+    report = dataset_prune(repo["dataset"], repo["target"])
+    assert (report.kept, report.forgotten) == (2, 1)
+    assert _locks(repo) == []
+
+
+def test_a_backup_waits_while_a_prune_holds_the_repository(repo: dict[str, Any]) -> None:
+    """The other half of the exclusion: a backup that finds a live prune lock is handed back
+    for a retry (no snapshot, nothing half-written referenced); a stale lock is ignored."""
+    _snapshot_at(repo, datetime(2026, 3, 1, 12, 0, tzinfo=UTC), "day 0")
+    store = store_for_location(repo["target"])
+    base = repository_base(repo["target"], repo["dataset"])
+    lock = prune_lock_acquire(store, base)
+    (repo["source"] / "file.txt").write_text("new content")
+    before = Snapshot.objects.count()
+
+    run = backup_run_create(
+        dataset=repo["dataset"], trigger="manual", targets=[repo["target"]], enqueue=False
+    )
+    with pytest.raises(TransientFailure, match="being pruned"):
+        backup_run_execute(str(run.public_id), final_attempt=False)
+    run.refresh_from_db()
+    assert run.status == "pending"
+    assert Snapshot.objects.count() == before
+
+    # A lock older than the stale limit belongs to a dead worker: the backup goes ahead.
+    old = (datetime.now(UTC) - PRUNE_LOCK_STALE_AFTER - timedelta(minutes=1)).timestamp()
+    os.utime(Path(store.root) / lock, (old, old))
+    done = backup_run_execute(str(run.public_id), final_attempt=True)
+    assert done is not None
+    assert done.status == "succeeded", done.error
+    assert Snapshot.objects.count() == before + 1
+
+
+def test_a_finishing_prune_clears_the_lock_of_a_prune_that_died(repo: dict[str, Any]) -> None:
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for i in range(3):
+        _snapshot_at(repo, start + timedelta(days=i), f"day {i}")
+    store = store_for_location(repo["target"])
+    base = repository_base(repo["target"], repo["dataset"])
+    dead = prune_lock_acquire(store, base)  # a worker killed mid-prune left this
+    earlier = (datetime.now(UTC) - timedelta(minutes=10)).timestamp()
+    os.utime(Path(store.root) / dead, (earlier, earlier))
+    report = dataset_prune(repo["dataset"], repo["target"])
+    assert (report.kept, report.forgotten) == (2, 1)
+    assert _locks(repo) == []
