@@ -16,6 +16,7 @@ import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from agencyops.env import env_bool, env_int, env_list, env_str
+from agencyops.local_roots import local_roots_parse
 
 # Lets admin.ModelAdmin[Model] and friends be subscripted at run time (types checked by mypy).
 django_stubs_ext.monkeypatch()
@@ -284,6 +285,33 @@ AGENCYOPS_SELF_BACKUP_LOCATIONS = env_list("AGENCYOPS_SELF_BACKUP_LOCATIONS", []
 # Grants default to this lifetime when the granting admin names none.
 AGENCYOPS_DEFAULT_GRANT_DAYS = env_int("AGENCYOPS_DEFAULT_GRANT_DAYS", 90)
 AGENCYOPS_TOKEN_DEFAULT_DAYS = env_int("AGENCYOPS_TOKEN_DEFAULT_DAYS", 365)
+# Nothing lives longer than these: a personal token or a grant asked for beyond them is refused.
+AGENCYOPS_TOKEN_MAX_DAYS = env_int("AGENCYOPS_TOKEN_MAX_DAYS", 366)
+AGENCYOPS_GRANT_MAX_DAYS = env_int("AGENCYOPS_GRANT_MAX_DAYS", 366)
+
+# --- containment: what a tenant's request may reach (the operator's to set) ---
+# Directories that may hold local storage locations; an organization's locations live in its
+# folder `<root>/<organization slug>/` of a root. A root that would expose AgencyOps' own state
+# (the var directory, the master key, the database, the broker, the scratch space, the
+# installation) is refused here, at start.
+_protected = [VAR_DIR, AGENCYOPS_MASTER_KEY_FILE, AGENCYOPS_SCRATCH_DIR, BASE_DIR]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _protected.append(Path(DATABASES["default"]["NAME"]))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _protected.append(VAR_DIR / "broker")
+try:
+    AGENCYOPS_LOCAL_ROOTS = local_roots_parse(
+        env_list("AGENCYOPS_LOCAL_ROOTS", [str(VAR_DIR / "storage")]), protected=_protected
+    )
+except ValueError as _exc:
+    raise ImproperlyConfigured(str(_exc)) from None
+# Hosts and networks (names, addresses or CIDRs, comma-separated) a worker may reach on a
+# tenant's behalf although they are loopback, private, link-local or otherwise internal (an
+# on-premises MinIO, say). The cloud metadata addresses are never reachable.
+AGENCYOPS_EGRESS_ALLOW = env_list("AGENCYOPS_EGRESS_ALLOW", [])
+# S3 locations without stored credentials would use the server's own (environment, instance
+# role): off unless the operator allows it, and then only owners may create such a location.
+AGENCYOPS_ALLOW_AMBIENT_CREDENTIALS = env_bool("AGENCYOPS_ALLOW_AMBIENT_CREDENTIALS", False)
 
 # Storage list prices in USD per GB-month (GB = 2**30 bytes) by provider and storage class, for
 # the cost estimate; an organization overrides any of them (StoragePrice rows, admin and API). A

@@ -565,20 +565,14 @@ class MembershipViewSet(_WriteThroughServices):
         return MemberRoleSerializer if self.action == "partial_update" else MembershipSerializer
 
     def create_with(self, data: dict[str, Any]) -> Membership:
-        self.actor.require_admin("add members")
         user_data = data.get("user", {})
-        username = user_data.get("username", "")
-        user = User.objects.filter(username=username).first()
-        if user is None:
-            user, _ = services.user_create(
-                username=username,
-                email=user_data.get("email", ""),
-                password=data.get("password") or None,
-            )
-            if not data.get("password"):
-                user.set_unusable_password()
-                user.save(update_fields=["password"])
-        return services.membership_add(actor=self.actor, user=user, role=data["role"])
+        return services.member_create(
+            actor=self.actor,
+            username=user_data.get("username", ""),
+            email=user_data.get("email", ""),
+            password=data.get("password") or None,
+            role=data["role"],
+        )
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()

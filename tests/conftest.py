@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,6 +94,34 @@ def _access_log_inline(settings: Any) -> None:
     # Access events are appended in this process when a test commits for real, never published
     # to the developer's broker (tests of the worker path switch this off, see tests/lifecycle).
     settings.AGENCYOPS_ACCESS_LOG_INLINE = True
+
+
+EGRESS_ALLOW = "127.0.0.1"
+
+
+@pytest.fixture
+def local_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test's local root (AGENCYOPS_LOCAL_ROOTS): organizations keep their local locations
+    in `<local_root>/<organization slug>/`. One per test, so no test sees another's files."""
+    return tmp_path_factory.mktemp("local-root").resolve()
+
+
+@pytest.fixture(autouse=True)
+def _containment(settings: Any, local_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the operator of the test installation grants: one local root, and loopback (where
+    the suite's own S3 server, webhook receivers and databases listen) in the egress policy.
+    The environment carries the same to the processes a test starts (workers, manage.py)."""
+    settings.AGENCYOPS_LOCAL_ROOTS = (local_root,)
+    settings.AGENCYOPS_EGRESS_ALLOW = [EGRESS_ALLOW]
+    monkeypatch.setenv("AGENCYOPS_LOCAL_ROOTS", str(local_root))
+    monkeypatch.setenv("AGENCYOPS_EGRESS_ALLOW", EGRESS_ALLOW)
+
+
+def organization_dir(root: Path, organization: Organization) -> Path:
+    """The organization's folder in a local root, created."""
+    path = root / organization.slug
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(autouse=True)

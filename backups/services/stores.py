@@ -1,8 +1,25 @@
-"""From inventory rows to object stores: the only place credentials are opened."""
+"""From inventory rows to object stores: the only place credentials are opened.
+
+Every store built here acts for a tenant, so the operator's limits are applied again at the
+moment of use (whatever was checked when the location was saved): a local directory must still
+resolve inside the organization's folder of a local root, and an S3 location without stored
+credentials never falls back on the server's own unless the operator allows it.
+"""
 
 from __future__ import annotations
 
-from backups.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from pathlib import Path
+
+from django.conf import settings
+
+from agencyops.local_roots import OutsideLocalRoots, local_directory_resolve
+from backups.storage import (
+    AccessDenied,
+    CredentialsError,
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+)
 from clients.models import Dataset, LocationKind, StorageLocation
 from clients.services import location_credentials
 
@@ -10,12 +27,37 @@ from clients.services import location_credentials
 POOL_CONNECTIONS = 20
 
 
+def local_directory(location: StorageLocation) -> Path:
+    """The location's real directory, if it still lies inside the organization's folder of a
+    local root; AccessDenied otherwise (the roots changed, or a symlink appeared on the way)."""
+    try:
+        return local_directory_resolve(
+            location.prefix,
+            roots=settings.AGENCYOPS_LOCAL_ROOTS,
+            slug=location.organization.slug,
+        )
+    except OutsideLocalRoots as exc:
+        raise AccessDenied(f"{location.name}: {exc}") from None
+
+
+def _credentials(location: StorageLocation) -> dict[str, str]:
+    """The stored credentials; without any, the server's own only where the operator allows
+    it (then boto3's usual chain: environment, configuration, instance role)."""
+    credentials = location_credentials(location)
+    if credentials is None and not settings.AGENCYOPS_ALLOW_AMBIENT_CREDENTIALS:
+        raise CredentialsError(
+            f"{location.name} has no stored credentials; give it its own access key (the "
+            "server's own credentials are not lent to storage locations)."
+        )
+    return credentials or {}
+
+
 def store_for_location(location: StorageLocation, *, create: bool = False) -> ObjectStore:
     """An ObjectStore over the location's bucket or directory (keys relative to its prefix for
     local directories; S3 keys include the location prefix, see `location_key`)."""
     if location.kind == LocationKind.LOCAL:
-        return LocalObjectStore(location.prefix, create=create)
-    credentials = location_credentials(location) or {}
+        return LocalObjectStore(local_directory(location), create=create)
+    credentials = _credentials(location)
     return S3ObjectStore(
         bucket=location.bucket,
         endpoint_url=location.endpoint_url or None,
@@ -31,7 +73,7 @@ def bucket_settings_store(location: StorageLocation) -> S3ObjectStore:
     short timeouts and one retry, so an unreachable endpoint answers in seconds, not minutes."""
     if location.kind != LocationKind.S3:
         raise ValueError("only S3 locations have bucket settings")
-    credentials = location_credentials(location) or {}
+    credentials = _credentials(location)
     return S3ObjectStore(
         bucket=location.bucket,
         endpoint_url=location.endpoint_url or None,

@@ -1,6 +1,6 @@
 """Every write to the inventory. Each service checks the actor's right, validates, and saves.
 
-Split by sub-domain (inventory, grants, tokens); the public names are re-exported here.
+Split by sub-domain (inventory, members, grants, tokens); the public names are re-exported here.
 Services raise ApplicationError subclasses; Django ValidationErrors from `full_clean()` carry
 field messages and are mapped to 400 by the API's exception handler.
 """
@@ -28,6 +28,9 @@ from clients.services.inventory import (
     location_create,
     location_credentials,
     location_update,
+)
+from clients.services.members import (
+    member_create,
     membership_add,
     membership_set_role,
     organization_create,
@@ -66,6 +69,7 @@ __all__ = [
     "location_create",
     "location_credentials",
     "location_update",
+    "member_create",
     "membership_add",
     "membership_set_role",
     "organization_create",

@@ -1,4 +1,4 @@
-"""Inventory writes: organizations, members, clients, engagements, locations, datasets.
+"""Inventory writes: clients, engagements, locations, datasets.
 
 Each service checks the actor's right, validates, and saves.
 
@@ -9,17 +9,14 @@ field messages and are mapped to 400 by the API's exception handler.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils.text import slugify
 
 from agencyops.crypto import seal, unseal
-from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
+from agencyops.exceptions import Conflict, ValidationFailed
 from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import (
@@ -28,9 +25,6 @@ from clients.models import (
     Engagement,
     LifecycleState,
     LocationKind,
-    Membership,
-    Organization,
-    Role,
     StorageLocation,
 )
 
@@ -64,68 +58,12 @@ def _apply(obj: _M, data: Mapping[str, Any], allowed: Iterable[str]) -> list[str
     return changed
 
 
-# --- users and organizations ---
-
-
-def user_create(*, username: str, email: str = "", password: str | None = None) -> tuple[Any, str]:
-    """Create a login. Returns the user and the password (generated if none was given)."""
-    user_model = get_user_model()
-    if user_model.objects.filter(username=username).exists():
-        raise ValidationFailed("That username is taken.", fields={"username": "Already taken."})
-    password = password or secrets.token_urlsafe(12)
-    user = user_model.objects.create_user(username=username, email=email, password=password)
-    return user, password
-
-
 def _unique_slug(base: str, exists: Any) -> str:
     root = slugify(base)[:70] or "item"
     slug, n = root, 2
     while exists(slug):
         slug, n = f"{root}-{n}", n + 1
     return slug
-
-
-@transaction.atomic
-def organization_create(*, name: str, owner: User, slug: str = "") -> Organization:
-    """Create an agency with its first owner. The owner may belong to no other organization."""
-    if Membership.objects.filter(user=owner).exists():
-        raise Conflict(f"{owner.username} already belongs to an organization.")
-    slug = slug or _unique_slug(name, lambda s: Organization.objects.filter(slug=s).exists())
-    organization = _save(Organization(name=name, slug=slug))
-    _save(Membership(organization=organization, user=owner, role=Role.OWNER))
-    signals.organization_created.send(sender=Organization, organization=organization)
-    return organization
-
-
-@transaction.atomic
-def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
-    """Add a user to the actor's organization. Only owners create owners."""
-    actor.require_admin("add members")
-    if role == Role.OWNER and actor.role not in ("owner", "system"):
-        raise Forbidden("Only an owner may make someone an owner.")
-    if Membership.objects.filter(user=user).exists():
-        raise ValidationFailed(
-            "This user already belongs to an organization.",
-            fields={"username": "Already a member of an organization."},
-        )
-    return _save(Membership(organization=actor.organization, user=user, role=role))
-
-
-@transaction.atomic
-def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
-    """Change a member's role. Admins cannot touch owners; the last owner stays an owner."""
-    actor.require_admin("change roles")
-    touches_owner = Role.OWNER in (membership.role, role)
-    if touches_owner and actor.role not in ("owner", "system"):
-        raise Forbidden("Only an owner may grant or remove the owner role.")
-    if membership.role == Role.OWNER and role != Role.OWNER:
-        owners = Membership.objects.select_for_update().filter(
-            organization_id=membership.organization_id, role=Role.OWNER
-        )
-        if owners.count() <= 1:
-            raise Conflict("An organization keeps at least one owner.")
-    membership.role = role
-    return _save(membership, update_fields=["role"])
 
 
 # --- clients and engagements ---

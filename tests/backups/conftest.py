@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils.text import slugify
 
 from agencyops.tenancy import Actor, actor_for_user
@@ -182,9 +183,10 @@ class Agency:
         return read_files(destination)
 
 
-def make_agency(root: Path, s3_endpoint: str, *, slug: str = "agency") -> Agency:
+def make_agency(s3_endpoint: str, *, slug: str = "agency") -> Agency:
     """An organization created through the services (so its default policies exist), an admin
-    who acts in it, and one client."""
+    who acts in it, and one client. Its local directories live in its folder of the test's
+    local root (`<AGENCYOPS_LOCAL_ROOTS>/<slug>/`), as the operator grants."""
     owner = UserFactory(username=f"{slug}-owner")
     org = clients_services.organization_create(name=f"Agency {slug}", owner=owner, slug=slug)
     owner_actor = actor_for_user(owner)
@@ -194,19 +196,19 @@ def make_agency(root: Path, s3_endpoint: str, *, slug: str = "agency") -> Agency
     actor = actor_for_user(admin)
     assert actor is not None
     client = clients_services.client_create(actor=actor, name=f"Client of {slug}")
+    root = Path(settings.AGENCYOPS_LOCAL_ROOTS[0]) / org.slug
+    root.mkdir(parents=True, exist_ok=True)
     return Agency(
         org=org, admin=admin, actor=actor, client=client, root=root, s3_endpoint=s3_endpoint
     )
 
 
 @pytest.fixture
-def new_agency(
-    db: Any, tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str
-) -> Callable[[str], Agency]:
+def new_agency(db: Any, s3_endpoint: str) -> Callable[[str], Agency]:
     """`new_agency(slug)`: another organization, for tests that need more than one."""
 
     def make(slug: str) -> Agency:
-        return make_agency(tmp_path_factory.mktemp(slug), s3_endpoint, slug=slug)
+        return make_agency(s3_endpoint, slug=slug)
 
     return make
 

@@ -68,7 +68,7 @@ def test_an_admin_sees_the_client_turn_red_after_a_backup_failure(
 ) -> None:
     # Drills are carried out here; nothing may reach a developer's broker.
     monkeypatch.setattr(restore_run_task, "delay", lambda *args, **kwargs: None)
-    agency = make_agency(tmp_path / "agency", s3_endpoint, slug="ops")
+    agency = make_agency(s3_endpoint, slug="ops")
     healthy = clients_services.client_create(actor=agency.actor, name="Northwind Health")
     ledger = _protected_dataset(
         agency,

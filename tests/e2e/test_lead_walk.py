@@ -54,7 +54,7 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
     s3_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    agency = make_agency(tmp_path / "agency", s3_endpoint, slug="walk")
+    agency = make_agency(s3_endpoint, slug="walk")
     disk = agency.local_location("Backup disk")
     policy_update(
         actor=agency.actor, policy=agency.policy(DefaultFor.DAILY), data={}, targets=[disk]

@@ -98,7 +98,7 @@ def backup_now(agency: Agency, dataset: Dataset) -> None:
 
 
 def build_scene(root: Path, endpoint: str, *, locked_target: bool = False) -> Scene:
-    agency = make_agency(root, endpoint)
+    agency = make_agency(endpoint)
     admin2 = UserFactory(username="agency-admin2", email="admin2@example.test")
     clients_services.membership_add(actor=agency.actor, user=admin2, role="admin")
     agency.admin.email = "admin@example.test"

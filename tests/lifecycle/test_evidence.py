@@ -87,7 +87,7 @@ def _evidence_events(org: Any) -> list[dict[str, Any]]:
 
 class Scene:
     def __init__(self, tmp_path: Path, s3_endpoint: str) -> None:
-        agency = make_agency(tmp_path / "agency", s3_endpoint, slug="evid")
+        agency = make_agency(s3_endpoint, slug="evid")
         self.agency = agency
         self.org = agency.org
         self.client = agency.client

@@ -138,7 +138,7 @@ def test_a_download_becomes_one_event_written_by_the_worker(
     settings: Any,
     monkeypatch: Any,
 ) -> None:
-    agency = make_agency(tmp_path / "agency", s3_endpoint, slug="live")
+    agency = make_agency(s3_endpoint, slug="live")
     # Set-up in this process, its events (membership, grant) appended inline as before.
     files = sample_files()
     dataset = agency.dataset("Downloadable", files=files)
