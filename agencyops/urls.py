@@ -18,6 +18,7 @@ router.register("clients", clients_api.ClientViewSet, basename="client")
 # The lifecycle app extends the engagement endpoint with "end".
 router.register("engagements", lifecycle_api.EngagementViewSet, basename="engagement")
 router.register("locations", clients_api.LocationViewSet, basename="location")
+router.register("namespaces", clients_api.NamespaceViewSet, basename="namespace")
 # The backups app extends the inventory's dataset endpoint with its policy and actions.
 router.register("datasets", backups_api.DatasetViewSet, basename="dataset")
 router.register("grants", clients_api.GrantViewSet, basename="grant")

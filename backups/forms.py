@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from agencyops.tenancy import Actor
 from backups import selectors
+from backups.services import restore_default_path
 from clients.models import Dataset
 from clients.selectors import location_list
 
@@ -42,13 +43,8 @@ class RestoreForm(forms.Form):
             Q(client__isnull=True) | Q(client=dataset.client)
         )
         field.initial = dataset.location.public_id
-        self.fields["destination_path"].initial = f"restores/{dataset.public_id}"
-
-    def clean_destination_path(self) -> str:
-        value: str = self.cleaned_data["destination_path"].strip().strip("/")
-        if not value or ".." in value.split("/") or "\x00" in value:
-            raise forms.ValidationError("Give a relative folder without '..'.")
-        return value
+        # Only a suggestion: where a restore may go is restore_request's rule, not the form's.
+        self.fields["destination_path"].initial = restore_default_path(dataset, dataset.location)
 
     def clean_path_prefix(self) -> str:
         value: str = self.cleaned_data["path_prefix"].strip().strip("/")

@@ -23,3 +23,8 @@ def _protect_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
 @receiver(signals.dataset_state_changed, dispatch_uid="backups.follow_state")
 def _follow_state(sender: Any, dataset: Any, **kwargs: Any) -> None:
     services.protection_follow_state(dataset)
+
+
+@receiver(signals.dataset_path_checking, dispatch_uid="backups.primary_path_guard")
+def _primary_path_guard(sender: Any, location: Any, path: str, **kwargs: Any) -> None:
+    services.primary_path_guard(location=location, path=path)

@@ -35,6 +35,7 @@ from backups.services.drills import drill_start, drill_status
 from backups.services.stores import repository_base
 from clients.models import Dataset, LocationKind, Membership, Role, StorageLocation
 from clients.selectors import dataset_get, location_list
+from clients.services import client_space
 
 
 def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any) -> dict[str, Any]:
@@ -245,7 +246,9 @@ def _runbook_commands(
     snapshot_id = str(latest.public_id) if latest is not None else "<snapshot id>"
     directory = f"/srv/recovery/{slugify(dataset.name) or dataset.public_id}"
     api = request.build_absolute_uri
-    restore_path = f"restores/{slugify(dataset.name) or dataset.public_id}-recovery"
+    leaf = f"restores/{slugify(dataset.name) or dataset.public_id}-recovery"
+    space = client_space(dataset.location, dataset.client)
+    restore_path = f"{space}/{leaf}" if space else leaf
     per_copy = [
         {
             "location": c["location"],

@@ -30,6 +30,7 @@ from clients.models import (
     ApiToken,
     Classification,
     Client,
+    ClientNamespace,
     ClientStatus,
     Dataset,
     DatasetKind,
@@ -216,6 +217,12 @@ class LocationSerializer(serializers.ModelSerializer[StorageLocation]):
         write_only=True, required=False, help_text="Write-only; stored encrypted, never returned."
     )
     has_credentials = serializers.BooleanField(read_only=True)
+    credentials_source = serializers.ChoiceField(
+        choices=[("stored", "stored"), ("ambient", "ambient"), ("none", "none")],
+        read_only=True,
+        help_text="stored: the location's own sealed credentials; ambient: the server's own "
+        "(only where the operator allows it); none: a local directory.",
+    )
 
     class Meta:
         model = StorageLocation
@@ -231,6 +238,7 @@ class LocationSerializer(serializers.ModelSerializer[StorageLocation]):
             "client",
             "credentials",
             "has_credentials",
+            "credentials_source",
             "created_at",
             "updated_at",
         )
@@ -262,6 +270,57 @@ class LocationViewSet(_WriteThroughServices):
         return services.location_update(
             actor=self.actor, location=instance, data=data, credentials=credentials
         )
+
+
+# --- client folders on shared locations ---
+
+
+class NamespaceSerializer(serializers.ModelSerializer[ClientNamespace]):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    location = VisibleRelatedField(StorageLocation)
+    client = VisibleRelatedField(Client)
+    path = serializers.CharField(
+        max_length=1024, help_text="The client's folder, relative to the location."
+    )
+
+    class Meta:
+        model = ClientNamespace
+        fields = ("id", "location", "client", "path", "created_at")
+        read_only_fields = ("created_at",)
+
+
+class NamespaceFilter(django_filters.FilterSet):
+    location = django_filters.UUIDFilter(field_name="location__public_id")
+    client = django_filters.UUIDFilter(field_name="client__public_id")
+
+    class Meta:
+        model = ClientNamespace
+        fields = ("location", "client")
+
+
+class NamespaceViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet[ClientNamespace],
+):
+    """Each client's folder on a shared location: its datasets and restores stay inside it.
+    Owners and admins assign and remove folders; leads see their granted clients'."""
+
+    http_method_names = ["get", "post", "delete", "head", "options"]
+    serializer_class = NamespaceSerializer
+    extra_permission_classes = (AdminWrites,)
+    selector = staticmethod(selectors.namespace_list)
+    filterset_class = NamespaceFilter
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.namespace_assign(
+            actor=self.actor, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: ClientNamespace) -> None:
+        services.namespace_remove(actor=self.actor, namespace=instance)
 
 
 # --- datasets ---

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from agencyops.local_roots import OutsideLocalRoots, local_directory_resolve
 from agencyops.tenancy import TenantQuerySet
 
 if TYPE_CHECKING:
@@ -266,6 +267,14 @@ class StorageLocation(models.Model):
         return bool(self.credentials_sealed)
 
     @property
+    def credentials_source(self) -> str:
+        """Whose credentials reach the bucket: its own (stored, sealed), or the server's own
+        ("ambient", only where the operator allows it); a local directory needs none."""
+        if self.kind == LocationKind.LOCAL:
+            return "none"
+        return "stored" if self.credentials_sealed else "ambient"
+
+    @property
     def display_uri(self) -> str:
         if self.kind == LocationKind.LOCAL:
             return f"file://{self.prefix}"
@@ -283,6 +292,19 @@ class StorageLocation(models.Model):
                 errors["prefix"] = "A local directory needs an absolute path."
             elif ".." in PurePosixPath(self.prefix).parts:
                 errors["prefix"] = "The path may not contain '..'."
+            elif self.organization_id is not None:
+                # The operator's grant, not the tenant's wish: the directory (symlinks
+                # resolved) lies in the organization's folder of a local root; stored resolved.
+                try:
+                    self.prefix = str(
+                        local_directory_resolve(
+                            self.prefix,
+                            roots=settings.AGENCYOPS_LOCAL_ROOTS,
+                            slug=self.organization.slug,
+                        )
+                    )
+                except OutsideLocalRoots as exc:
+                    errors["prefix"] = str(exc)
         elif self.kind == LocationKind.S3:
             if not self.bucket:
                 errors["bucket"] = "An S3 location needs a bucket."
@@ -292,6 +314,53 @@ class StorageLocation(models.Model):
                 errors["prefix"] = "A key prefix is relative and may not contain '..'."
         if errors:
             raise ValidationError(errors)
+
+
+class NamespaceQuerySet(TenantQuerySet["ClientNamespace"]):
+    def visible_to(self, actor: Actor) -> NamespaceQuerySet:
+        qs = self.filter(organization_id=actor.organization_id)
+        if actor.sees_whole_organization:
+            return qs
+        # A client's folder is the client's: a grant on one dataset shows that dataset's path,
+        # not where the client's other data may go.
+        return qs.filter(client_id__in=list(actor.client_levels))
+
+
+class ClientNamespace(models.Model):
+    """A client's own folder on a shared storage location. On a location not dedicated to one
+    client, each client's datasets and restores stay inside its folder, and no two clients'
+    folders overlap (checked by the service that assigns them)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT)
+    location = models.ForeignKey(
+        StorageLocation, on_delete=models.PROTECT, related_name="namespaces"
+    )
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="namespaces")
+    path = models.CharField(
+        max_length=1024, help_text="The client's folder, relative to the location."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = NamespaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["location", "path", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "location", "client"], name="one_namespace_per_client"
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "location", "path"], name="namespace_path_once"
+            ),
+            models.CheckConstraint(condition=~Q(path=""), name="namespace_path_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client} at {self.location}:{self.path}"
 
 
 class DatasetKind(models.TextChoices):

@@ -12,6 +12,7 @@ from clients.models import (
     AccessGrant,
     ApiToken,
     Client,
+    ClientNamespace,
     Dataset,
     Engagement,
     GrantRequest,
@@ -48,6 +49,11 @@ def engagement_list(*, actor: Actor) -> QuerySet[Engagement]:
 
 def location_list(*, actor: Actor) -> QuerySet[StorageLocation]:
     return StorageLocation.objects.visible_to(actor).select_related("client")
+
+
+def namespace_list(*, actor: Actor) -> QuerySet[ClientNamespace]:
+    """Client folders on shared locations: admins see all, a lead its granted clients'."""
+    return ClientNamespace.objects.visible_to(actor).select_related("location", "client")
 
 
 def dataset_list(*, actor: Actor) -> QuerySet[Dataset]:

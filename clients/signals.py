@@ -7,6 +7,9 @@ with the change; a receiver with outside effects uses `delay_on_commit`):
 - dataset_state_changed(sender=Dataset, dataset, previous_state, actor)
 - grant_changed(sender=AccessGrant, grant, action: "grant" | "revoke" | "expire", actor)
 - token_created(sender=ApiToken, token, user) — a personal API token was issued to `user`
+- dataset_path_checking(sender=Dataset, location, path) — a dataset is about to get this primary
+  path on this location; a receiver that keeps data of its own there (backup repositories)
+  refuses by raising agencyops.exceptions.ValidationFailed with a message on "path"
 """
 
 from django.dispatch import Signal
@@ -16,3 +19,4 @@ dataset_registered = Signal()
 dataset_state_changed = Signal()
 grant_changed = Signal()
 token_created = Signal()
+dataset_path_checking = Signal()

@@ -488,6 +488,9 @@ class DeletionRequest(models.Model):
     versions_deleted = models.PositiveBigIntegerField(default=0)
     keys_destroyed_at = models.DateTimeField(null=True, blank=True)
     verification = models.JSONField(default=dict, blank=True)
+    # Every legal-hold and obligation check a step made (drafting, each approval, each
+    # execution attempt): when, and which holds and obligations it found in which state.
+    checks = models.JSONField(default=list, blank=True)
     follow_up_at = models.DateTimeField(
         null=True, blank=True, help_text="When the object lock on retained versions expires."
     )
@@ -565,6 +568,7 @@ class DeletionApproval(models.Model):
 class ItemRole(models.TextChoices):
     PRIMARY = "primary", "Primary copy"
     BACKUP = "backup", "Backup repository"
+    RESTORED = "restored", "Copy written by a restore"
 
 
 class DeletionItem(models.Model):

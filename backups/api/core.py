@@ -8,7 +8,6 @@ from typing import Any
 import django_filters
 from django.db import transaction
 from django.http import FileResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -279,8 +278,9 @@ class RestoreRequestSerializer(serializers.Serializer[Any]):
     destination_path = serializers.CharField(
         required=False,
         max_length=1024,
-        help_text="Relative key prefix or directory inside the destination location; default: "
-        "restores/<dataset>-<time>.",
+        help_text="Folder (key prefix) inside the destination location, within the dataset's "
+        "client's space there (its folder on a shared location); default: "
+        "<client folder>/restores/<dataset>-<time>.",
     )
     path_prefix = serializers.CharField(
         required=False,
@@ -347,12 +347,12 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         body.is_valid(raise_exception=True)
         dataset = snapshot.dataset
         location = body.validated_data.get("destination_location") or dataset.location
-        default_path = f"restores/{dataset.public_id}-{timezone.now():%Y%m%dT%H%M%SZ}"
         restore = services.restore_request(
             actor=self.actor,
             snapshot=snapshot,
             destination_location=location,
-            destination_path=body.validated_data.get("destination_path") or default_path,
+            destination_path=body.validated_data.get("destination_path")
+            or services.restore_default_path(dataset, location),
             path_prefix=body.validated_data.get("path_prefix", ""),
             origin=request_origin(request),
         )

@@ -23,6 +23,7 @@ from backups.models.assurance import (
     Severity,
     StoragePrice,
 )
+from backups.models.copies import CopyKind, DataCopy
 from backups.models.core import (
     ACTIVE_RUN_STATES,
     DEFAULT_DRILL_EVERY,
@@ -59,6 +60,8 @@ __all__ = [
     "BackupPolicy",
     "BackupRun",
     "BackupSchedule",
+    "CopyKind",
+    "DataCopy",
     "DatasetProtection",
     "DatasetScopedQuerySet",
     "DefaultFor",

@@ -160,6 +160,7 @@ class AlertKind(models.TextChoices):
     DRILL_OVERDUE = "drill_overdue", "Restore drill overdue"
     POSTURE_REGRESSION = "posture_regression", "Storage protection weakened"
     REVIEW_DUE = "review_due", "Review due"
+    DELETION_AWAITING = "deletion_awaiting", "Deletion awaiting approval"
 
 
 class AlertState(models.TextChoices):

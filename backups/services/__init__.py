@@ -10,9 +10,19 @@ from backups.services.policies import (
     policies_create_defaults,
     policy_create,
     policy_update,
+    primary_path_guard,
     protection_ensure,
     protection_follow_state,
     schedules_sync,
+)
+from backups.services.restores import (
+    restore_default_path,
+    restore_destination_check,
+    restore_request,
+    restore_run_execute,
+    restored_copy_record,
+    snapshot_as_of,
+    snapshot_verify,
 )
 from backups.services.retention import (
     PruneReport,
@@ -28,11 +38,7 @@ from backups.services.runs import (
     backup_run_request,
     backups_dispatch,
     due_schedules,
-    restore_request,
-    restore_run_execute,
     runs_recover,
-    snapshot_as_of,
-    snapshot_verify,
 )
 from backups.services.stores import (
     dataset_source,
@@ -62,11 +68,15 @@ __all__ = [
     "policies_create_defaults",
     "policy_create",
     "policy_update",
+    "primary_path_guard",
     "protection_ensure",
     "protection_follow_state",
     "repository_base",
+    "restore_default_path",
+    "restore_destination_check",
     "restore_request",
     "restore_run_execute",
+    "restored_copy_record",
     "retention_policy_for",
     "retention_sweep",
     "runs_recover",

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
 
-from agencyops.exceptions import NotFound, ValidationFailed
+from agencyops.exceptions import Conflict, NotFound, ValidationFailed
 from agencyops.http import NO_ORIGIN, RequestOrigin
 from agencyops.tenancy import Actor
 from backups import engine, signals
-from backups.models import Snapshot
+from backups.models import CopyKind, DataCopy, Snapshot
 from backups.services.policies import dataset_data_key
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import LocalObjectStore
+from clients.models import LifecycleState
 
 
 @dataclass
@@ -61,6 +63,11 @@ def snapshot_file_download(
     actor.require_level(
         "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="download data"
     )
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(
+            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: its copies are "
+            "being deleted, none is handed out."
+        )
     try:
         clean = engine.check_manifest_path(path.strip("/"))
     except engine.UnsafePath:
@@ -86,6 +93,19 @@ def snapshot_file_download(
         shutil.rmtree(directory, ignore_errors=True)
         raise
     with transaction.atomic():
+        # A copy handed out: it cannot be recalled, so a deletion certificate names it.
+        DataCopy.objects.create(
+            organization=dataset.organization,
+            dataset=dataset,
+            snapshot=snapshot,
+            kind=CopyKind.DOWNLOAD,
+            path=clean,
+            files=1,
+            bytes=entry.size,
+            sha256=entry.sha256,
+            made_by=actor.user,
+            made_at=timezone.now(),
+        )
         signals.data_accessed.send(
             sender=Snapshot,
             organization=dataset.organization,

@@ -56,6 +56,7 @@ from backups.models import (
 from backups.selectors import drill_list
 from backups.services.alerts import alert_clear, alert_raise
 from backups.services.policies import dataset_data_key, protection_ensure
+from backups.services.restores import restored_copy_record
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import StorageError
 from clients.models import Dataset, LifecycleState
@@ -295,16 +296,19 @@ def _drill_record(
     ).get(pk=drill.pk)
 
 
-def _scratch_remove(drill: RestoreRun, scratch: Path) -> None:
-    """Delete the drill's scratch directory; only ever a directory named by the drill's id."""
+def _scratch_remove(drill: RestoreRun, scratch: Path) -> bool:
+    """Delete the drill's scratch directory; only ever a directory named by the drill's id.
+    Whether it is gone."""
     if scratch.name != str(drill.public_id) or not scratch.is_absolute():
         logger.error("drill %s: refusing to delete unexpected path %s", drill.public_id, scratch)
-        return
+        return False
     shutil.rmtree(scratch, ignore_errors=True)
     if scratch.exists():
         logger.error(
             "drill %s: scratch directory %s could not be removed", drill.public_id, scratch
         )
+        return False
+    return True
 
 
 def _incident(kind: str, dataset: Dataset) -> str:
@@ -372,7 +376,15 @@ def drill_execute(drill: RestoreRun, restore_into_scratch: Callable[[], RestoreR
         checked = None if restored.status == RunStatus.FAILED else _verify_scratch(drill, scratch)
         verified_at = timezone.now()
     finally:
-        _scratch_remove(drill, scratch)
+        removed = _scratch_remove(drill, scratch)
+    # The scratch was a copy of client data too: tracked, with its removal, so a deletion
+    # certificate can say that no drill left one behind (or that one did).
+    restored_copy_record(
+        drill,
+        files=RestoreRun.objects.filter(pk=drill.pk).values_list("files", flat=True)[0],
+        at=timezone.now(),
+        removed="scratch directory removed by the drill" if removed else "",
+    )
     # Recorded once the scratch is gone, so a finished drill never has one left behind.
     finished = _drill_record(drill, restored, checked, ended_at=verified_at)
     _drill_alerts(finished)

@@ -22,6 +22,7 @@ from backups.models import (
     DefaultFor,
     Frequency,
     PolicyTarget,
+    Snapshot,
 )
 from clients.models import Dataset, DatasetKind, LifecycleState, Organization, StorageLocation
 
@@ -203,9 +204,52 @@ POLICY_FIELDS = (
 )
 
 
+def covers_repositories(dataset: Dataset, location: StorageLocation) -> bool:
+    """Whether the dataset's primary copy would contain the organization's backup repositories
+    on this location (its whole location, or a path into the repositories' folder)."""
+    if dataset.location_id != location.pk:
+        return False
+    path = dataset.path.strip("/")
+    folder = str(location.organization.public_id)
+    return not path or path == folder or path.startswith(folder + "/")
+
+
+def holds_repositories(location: StorageLocation) -> bool:
+    """Whether backup repositories are, or will be, kept on the location."""
+    return (
+        PolicyTarget.objects.filter(location=location).exists()
+        or Snapshot.objects.filter(location=location).exists()
+    )
+
+
+def primary_path_guard(*, location: StorageLocation, path: str) -> None:
+    """`clients.signals.dataset_path_checking`: a primary copy never contains backup
+    repositories (a backup would read its own repository, a deletion of the dataset would delete
+    every other dataset's backups). The whole of a location that holds them is refused."""
+    if not path and holds_repositories(location):
+        raise ValidationFailed(
+            f"{location.name} holds AgencyOps' backup repositories; a dataset cannot be all of it.",
+            fields={"path": "Give a folder: the whole location holds backup repositories."},
+        )
+
+
 def _set_targets(policy: BackupPolicy, targets: Sequence[StorageLocation]) -> None:
     if len({t.pk for t in targets}) != len(targets):
         raise ValidationFailed("A target is listed twice.", fields={"targets": "Listed twice."})
+    for location in targets:
+        covering = [
+            d
+            for d in Dataset.objects.filter(location=location).exclude(
+                lifecycle_state=LifecycleState.DELETED
+            )
+            if covers_repositories(d, location)
+        ]
+        if covering:
+            raise ValidationFailed(
+                f"{location.name} is the whole primary copy of {covering[0].name}; its backups "
+                "cannot live inside it.",
+                fields={"targets": f"{location.name} holds a dataset's whole primary copy."},
+            )
     PolicyTarget.objects.filter(policy=policy).delete()
     PolicyTarget.objects.bulk_create(
         PolicyTarget(policy=policy, location=location, position=index)

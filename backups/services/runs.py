@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
@@ -17,9 +16,8 @@ from django.utils import timezone
 
 from agencyops.crypto import master_key
 from agencyops.exceptions import Conflict, ValidationFailed
-from agencyops.http import NO_ORIGIN, RequestOrigin
 from agencyops.tenancy import Actor
-from backups import engine, signals
+from backups import engine
 from backups.engine.manifest import manifest_time
 from backups.models import (
     BackupRun,
@@ -31,6 +29,7 @@ from backups.models import (
     Trigger,
 )
 from backups.services.policies import (
+    covers_repositories,
     dataset_data_key,
     dataset_key_context,
     next_due,
@@ -39,13 +38,11 @@ from backups.services.policies import (
 from backups.services.repository_locks import RepositoryBusy, prune_lock_check
 from backups.services.stores import (
     dataset_source,
-    location_key,
     repository_base,
     store_for_location,
 )
 from backups.storage import (
     EndpointUnreachable,
-    LocalObjectStore,
     ObjectStore,
     StorageError,
 )
@@ -105,6 +102,12 @@ def backup_run_create(
     """Create a pending run for these targets. The database refuses a second active run of the
     same (dataset, target) pair, which becomes a 409."""
     _backupable(dataset)
+    for location in targets:
+        if covers_repositories(dataset, location):
+            raise ValidationFailed(
+                f"The dataset's primary copy contains the backup repositories on {location.name}.",
+                fields={"path": "Give the dataset a folder of its own on the location."},
+            )
     if not targets:
         raise ValidationFailed(
             "The dataset's backup policy has no targets; an admin must add one.",
@@ -387,192 +390,6 @@ def _record_success(
 
     backup_succeeded_clear(run.dataset, targets, taken_at=taken_at, now=now)
     return BackupRun.objects.get(pk=run.pk)
-
-
-# --- snapshots and restores ---
-
-
-def snapshot_as_of(dataset: Dataset, as_of: datetime) -> Snapshot | None:
-    """The newest snapshot taken at or before `as_of` (point in time)."""
-    return (
-        Snapshot.objects.filter(dataset=dataset, taken_at__lte=as_of, forgotten_at__isnull=True)
-        .select_related("location")
-        .first()
-    )
-
-
-def _safe_directory(path: str) -> str:
-    if not path or "\x00" in path or not Path(path).is_absolute():
-        raise ValidationFailed(
-            "The destination must be an absolute directory path.",
-            fields={"destination_path": "Give an absolute directory path."},
-        )
-    if ".." in Path(path).parts:
-        raise ValidationFailed(
-            "The destination may not contain '..'.",
-            fields={"destination_path": "May not contain '..'."},
-        )
-    return path
-
-
-@transaction.atomic
-def restore_request(
-    *,
-    actor: Actor | None,
-    snapshot: Snapshot,
-    destination_path: str,
-    destination_location: StorageLocation | None = None,
-    path_prefix: str = "",
-    is_drill: bool = False,
-    enqueue: bool = True,
-    origin: RequestOrigin = NO_ORIGIN,
-) -> RestoreRun:
-    """Ask for a restore. Needs `restore` on the dataset. A local destination is an absolute
-    directory; an S3 destination is a key prefix inside that location. The request is the read
-    of client data that the access log records (`data_accessed`, once per restore)."""
-    dataset = snapshot.dataset
-    if actor is not None:
-        actor.require_level(
-            "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="restore data"
-        )
-    if destination_location is None:
-        destination_path = _safe_directory(destination_path)
-    elif (
-        destination_path.startswith("/")
-        or ".." in destination_path.split("/")
-        or "\x00" in destination_path
-    ):
-        raise ValidationFailed(
-            "A key prefix is relative and may not contain '..'.",
-            fields={"destination_path": "Relative key prefix without '..'."},
-        )
-    if "\x00" in path_prefix or ".." in path_prefix.split("/"):
-        raise ValidationFailed(
-            "Invalid path prefix.", fields={"path_prefix": "May not contain '..'."}
-        )
-    restore = RestoreRun.objects.create(
-        organization=dataset.organization,
-        dataset=dataset,
-        snapshot=snapshot,
-        destination_location=destination_location,
-        destination_path=destination_path,
-        path_prefix=path_prefix.strip("/"),
-        is_drill=is_drill,
-        requested_by=actor.user if actor is not None else None,
-    )
-    signals.data_accessed.send(
-        sender=RestoreRun,
-        organization=dataset.organization,
-        actor=actor,
-        action="restore_drill" if is_drill else "restore",
-        dataset=dataset,
-        snapshot=snapshot,
-        details={
-            "restore": str(restore.public_id),
-            "destination_location": (
-                str(destination_location.public_id) if destination_location else None
-            ),
-            "destination_path": restore.destination_path,
-            "path_prefix": restore.path_prefix,
-        },
-        origin=origin,
-    )
-    if enqueue:
-        _enqueue_restore(restore)
-    return restore
-
-
-def restore_run_execute(
-    restore_public_id: str,
-    *,
-    final_attempt: bool = True,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> RestoreRun | None:
-    """Carry out a restore, verifying every file's sha256. Idempotent: files are rewritten
-    whole, so a redelivered restore simply writes them again."""
-    restore = _claim(RestoreRun, restore_public_id)
-    if restore is None:
-        return RestoreRun.objects.filter(public_id=restore_public_id).first()
-    # --- restore drills ---
-    if restore.is_drill:
-        # A drill is this same restore (into its scratch directory), then verified, timed,
-        # recorded and cleaned up by the drills module, which builds on this one.
-        from backups.services.drills import drill_execute
-
-        return drill_execute(
-            restore,
-            lambda: _restore_claimed(restore, final_attempt=final_attempt, on_progress=on_progress),
-        )
-    return _restore_claimed(restore, final_attempt=final_attempt, on_progress=on_progress)
-
-
-def _restore_claimed(
-    restore: RestoreRun,
-    *,
-    final_attempt: bool,
-    on_progress: Callable[[int, int], None] | None,
-) -> RestoreRun:
-    """The restore itself, once claimed: see restore_run_execute."""
-    snapshot = Snapshot.objects.select_related("location").get(pk=restore.snapshot_id)
-    dataset = restore.dataset
-    try:
-        data_key = dataset_data_key(dataset)
-        store = store_for_location(snapshot.location)
-        if restore.destination_location_id is None:
-            local = LocalObjectStore(restore.destination_path, create=True)
-            if restore.attempts > 1:
-                # The worker of an earlier attempt died mid-write (the crash matrix): its
-                # half-written temporary files would stay in the restored tree for good.
-                local.discard_temporary_files()
-            destination: ObjectStore = local
-            prefix = ""
-        else:
-            location = StorageLocation.objects.get(pk=restore.destination_location_id)
-            destination = store_for_location(location, create=True)
-            prefix = location_key(location, restore.destination_path)
-        base = repository_base(snapshot.location, dataset)
-        result = _with_progress(
-            lambda progress: engine.restore(
-                store,
-                base,
-                data_key,
-                snapshot.manifest_id,
-                destination,
-                prefix,
-                path_prefix=restore.path_prefix,
-                progress=progress,
-            ),
-            RestoreRun,
-            restore.pk,
-            on_progress,
-        )
-    except RUN_ERRORS as exc:
-        return _failed(RestoreRun, restore.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
-    RestoreRun.objects.filter(pk=restore.pk).update(
-        # A drill stays running until the drills module has checked, timed and recorded it.
-        status=RunStatus.RUNNING if restore.is_drill else RunStatus.SUCCEEDED,
-        finished_at=timezone.now(),
-        error="",
-        files=result.files_restored,
-        bytes=result.bytes_restored,
-        bytes_done=result.bytes_restored,
-        bytes_total=result.bytes_restored,
-    )
-    return RestoreRun.objects.get(pk=restore.pk)
-
-
-def snapshot_verify(snapshot: Snapshot, *, read_data_subset: float = 1.0) -> engine.VerifyReport:
-    """Re-read and authenticate a snapshot's chunks (all, or a random fraction)."""
-    if not 0.0 <= read_data_subset <= 1.0:
-        raise ValidationFailed("The subset is a fraction between 0 and 1.")
-    store = store_for_location(snapshot.location)
-    return engine.verify(
-        store,
-        repository_base(snapshot.location, snapshot.dataset),
-        dataset_data_key(snapshot.dataset),
-        snapshot.manifest_id,
-        read_data_subset=read_data_subset,
-    )
 
 
 def due_schedules(now: datetime) -> Any:

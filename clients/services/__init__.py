@@ -36,6 +36,16 @@ from clients.services.members import (
     organization_create,
     user_create,
 )
+from clients.services.spaces import (
+    client_space,
+    client_space_check,
+    namespace_assign,
+    namespace_remove,
+    other_dataset_overlapping,
+    path_within,
+    paths_overlap,
+    relative_path_clean,
+)
 from clients.services.tokens import (
     TOKEN_PREFIX,
     api_token_authenticate,
@@ -52,6 +62,8 @@ __all__ = [
     "api_token_issue",
     "api_token_revoke",
     "client_create",
+    "client_space",
+    "client_space_check",
     "client_update",
     "dataset_register",
     "dataset_update",
@@ -72,7 +84,13 @@ __all__ = [
     "member_create",
     "membership_add",
     "membership_set_role",
+    "namespace_assign",
+    "namespace_remove",
     "organization_create",
+    "other_dataset_overlapping",
+    "path_within",
+    "paths_overlap",
+    "relative_path_clean",
     "token_hash",
     "user_create",
 ]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import models, transaction
 from django.utils.text import slugify
 
 from agencyops.crypto import seal, unseal
-from agencyops.exceptions import Conflict, ValidationFailed
+from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
 from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import (
@@ -27,6 +29,7 @@ from clients.models import (
     LocationKind,
     StorageLocation,
 )
+from clients.services.spaces import dataset_path_check, paths_overlap
 
 _M = TypeVar("_M", bound=models.Model)
 CREDENTIALS_PURPOSE = "storage-location-credentials"
@@ -141,12 +144,80 @@ def _seal_credentials(credentials: Mapping[str, str] | None) -> bytes | None:
     return seal(json.dumps(payload).encode(), purpose=CREDENTIALS_PURPOSE)
 
 
+def _credentials_rule(*, actor: Actor, location: StorageLocation) -> None:
+    """An S3 location reaches its bucket with its own credentials. Without any it would use the
+    server's own (environment, instance role): only where the operator allows that, and then
+    only an owner may set it up."""
+    if location.kind != LocationKind.S3 or location.credentials_sealed:
+        return
+    if not settings.AGENCYOPS_ALLOW_AMBIENT_CREDENTIALS:
+        raise ValidationFailed(
+            "An S3 location needs its own credentials.",
+            fields={
+                "credentials": "Give the location its own access key; the server's own "
+                "credentials are not lent to storage locations."
+            },
+        )
+    if actor.role not in ("owner", "system"):
+        raise Forbidden("Only an owner may create a location that uses the server's credentials.")
+
+
+def _store_identity(location: StorageLocation) -> tuple[str, str, str]:
+    """(kind, endpoint, bucket): locations with the same identity share one namespace."""
+    endpoint = (location.endpoint_url or "").rstrip("/").lower()
+    return (location.kind, endpoint if location.kind == LocationKind.S3 else "", location.bucket)
+
+
+def _root_of(location: StorageLocation) -> str:
+    if location.kind == LocationKind.LOCAL:
+        return location.prefix.rstrip("/") or "/"
+    return location.prefix.strip("/")
+
+
+def _overlapping_location(location: StorageLocation) -> StorageLocation | None:
+    """Another location of the organization on the same directory tree or bucket whose root
+    contains this one's or lies inside it: a dataset of one would read the other's data (and
+    its backup repositories), a deletion of one would reach into the other."""
+    identity, root = _store_identity(location), _root_of(location)
+    others = StorageLocation.objects.filter(
+        organization_id=location.organization_id, kind=location.kind
+    ).exclude(pk=location.pk)
+    for other in others:
+        if _store_identity(other) != identity:
+            continue
+        other_root = _root_of(other)
+        if location.kind == LocationKind.LOCAL:
+            nested = Path(root).is_relative_to(other_root) or Path(other_root).is_relative_to(root)
+        else:
+            nested = paths_overlap(root, other_root)
+        if nested:
+            return other
+    return None
+
+
+def _location_save(
+    location: StorageLocation, *, actor: Actor, update_fields: list[str] | None = None
+) -> StorageLocation:
+    location.full_clean()  # the operator's local roots (StorageLocation.clean)
+    _credentials_rule(actor=actor, location=location)
+    other = _overlapping_location(location)
+    if other is not None:
+        field = "prefix" if location.kind == LocationKind.LOCAL or location.prefix else "bucket"
+        raise ValidationFailed(
+            f"This location overlaps {other.name}: one lies inside the other.",
+            fields={field: f"Overlaps the location {other.name}."},
+        )
+    location.save(update_fields=update_fields)
+    return location
+
+
 @transaction.atomic
 def location_create(
     *, actor: Actor, credentials: Mapping[str, str] | None = None, **fields: Any
 ) -> StorageLocation:
-    """Register a storage location. Credentials are sealed under the master key, never stored
-    in plain text; a local directory takes none."""
+    """Register a storage location. A local directory lies in the organization's folder of one
+    of the operator's local roots; an S3 location brings its own credentials (sealed under the
+    master key, never stored in plain text); no location lies inside another."""
     actor.require_admin("manage storage locations")
     _reject_unknown(fields, LOCATION_FIELDS)
     location = StorageLocation(organization=actor.organization, **fields)
@@ -156,7 +227,7 @@ def location_create(
             fields={"credentials": "A local directory takes no credentials."},
         )
     location.credentials_sealed = _seal_credentials(credentials)
-    return _save(location)
+    return _location_save(location, actor=actor)
 
 
 @transaction.atomic
@@ -167,14 +238,24 @@ def location_update(
     data: Mapping[str, Any],
     credentials: Mapping[str, str] | None = None,
 ) -> StorageLocation:
+    """Change a location under the same rules as creating it. Its client (dedicated or shared)
+    stays while datasets or client folders live on it: their space would change under them."""
     actor.require_admin("manage storage locations")
+    previous_client_id = location.client_id
     changed = _apply(location, data, LOCATION_FIELDS)
+    if "client" in changed:
+        in_use = Dataset.objects.filter(location=location).exists() or location.namespaces.exists()
+        if in_use and location.client_id != previous_client_id:
+            raise Conflict(
+                "Datasets or client folders live on this location; whose space it is cannot "
+                "change under them."
+            )
     if credentials is not None:
         location.credentials_sealed = _seal_credentials(credentials)
         changed.append("credentials_sealed")
     if not changed:
         return location
-    return _save(location, update_fields=[*changed, "updated_at"])
+    return _location_save(location, actor=actor, update_fields=[*changed, "updated_at"])
 
 
 def location_credentials(location: StorageLocation) -> dict[str, str] | None:
@@ -207,15 +288,21 @@ DATASET_FIELDS = (
 
 @transaction.atomic
 def dataset_register(*, actor: Actor, client: Client, **fields: Any) -> Dataset:
-    """Register a client dataset. Needs a `manage` grant on the client (or admin)."""
+    """Register a client dataset. Needs a `manage` grant on the client (or admin). Its primary
+    path lies in the client's space on the location (see clients.services.spaces)."""
     actor.require_level("manage", client_id=client.pk, action="register datasets")
     _reject_unknown(fields, DATASET_FIELDS)
     if client.status == "closed":
         raise Conflict("The client is closed; no new datasets can be registered.")
     fields.setdefault("owner", actor.user)
-    dataset = _save(
-        Dataset(organization=actor.organization, client=client, registered_by=actor.user, **fields)
+    dataset = Dataset(
+        organization=actor.organization, client=client, registered_by=actor.user, **fields
     )
+    if dataset.location_id is not None:
+        dataset.path = dataset_path_check(
+            actor=actor, location=dataset.location, client=client, path=dataset.path
+        )
+    dataset = _save(dataset)
     signals.dataset_registered.send(sender=Dataset, dataset=dataset, actor=actor)
     return dataset
 
@@ -237,6 +324,16 @@ def dataset_update(*, actor: Actor, dataset: Dataset, data: Mapping[str, Any]) -
     changed = _apply(dataset, data, DATASET_FIELDS)
     if not changed:
         return dataset
+    if {"location", "path"} & set(changed):
+        # A lead can never widen a path beyond the client's space: the new place is checked
+        # like a new registration.
+        dataset.path = dataset_path_check(
+            actor=actor,
+            location=dataset.location,
+            client=dataset.client,
+            path=dataset.path,
+            dataset=dataset,
+        )
     _save(dataset, update_fields=[*changed, "updated_at"])
     if "lifecycle_state" in changed:
         signals.dataset_state_changed.send(

@@ -17,6 +17,8 @@ from lifecycle.models import (
     DeletionRequest,
     DeletionState,
 )
+from lifecycle.services.deletion import request_datasets
+from lifecycle.services.deletion.plan import copies_described
 from lifecycle.services.signing import (
     ALGORITHM,
     canonical_json,
@@ -40,11 +42,16 @@ ENVELOPE_FIELDS = frozenset({"certificate", "sha256", "signature", "algorithm", 
 TOOL = "AgencyOps"
 TOOL_VERSION = "0.4.0"
 STATEMENT = (
-    "Every object version and delete marker under the listed prefixes was deleted with batched "
-    "multi-object deletes, the dataset keys were destroyed in the database and on every target, "
-    "and a fresh listing of every prefix (all versions) found nothing but the versions listed as "
-    "retained by object lock, which cannot be decrypted because their key was destroyed."
+    "Every object version and delete marker under the listed prefixes (the primary copies, every "
+    "backup target's repository, and every folder AgencyOps' own restores wrote) was deleted "
+    "with batched multi-object deletes, the dataset keys were destroyed in the database and on "
+    "every target, and a fresh listing of every prefix (all versions) found nothing but the "
+    "versions listed as retained by object lock, which cannot be decrypted because their key was "
+    "destroyed. Copies handed out (files downloaded, the operator's restores into directories) "
+    "are listed: AgencyOps cannot recall them. Restore drills' scratch folders are listed with "
+    "their removal."
 )
+HANDED_OUT = ("download", "directory")
 
 
 def _iso(value: Any) -> str | None:
@@ -91,6 +98,7 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
             }
         )
     verification = request.verification
+    copies = copies_described(request_datasets(request))
     return {
         "type": "agencyops.deletion-certificate/v1",
         "certificate_id": None,  # filled by the issuer
@@ -144,9 +152,15 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
             ),
             "retained_under_lock": retained_any,
         },
+        "copies": {
+            "restored_into_locations": [c for c in copies if c["kind"] == "restore"],
+            "handed_out": [c for c in copies if c["kind"] in HANDED_OUT],
+            "drill_scratch": [c for c in copies if c["kind"] == "drill"],
+        },
         "checks": {
-            "legal_holds": "none active at drafting, approval and execution",
-            "obligations": "no retention obligation in force over the scope",
+            # What each step's check found, as it was recorded then: every legal hold and
+            # retention obligation over the scope, with its state at that moment.
+            "made": request.checks,
             "obligation": str(request.obligation.public_id)
             if request.obligation is not None
             else None,

@@ -33,10 +33,14 @@ from backups.models import (
     RestoreRun,
     Snapshot,
 )
-from backups.services import backup_run_execute, backup_run_request, policy_update
+from backups.services import (
+    backup_run_execute,
+    backup_run_request,
+    policy_update,
+    restore_run_execute,
+)
 from backups.services.drills import drill_start
 from backups.services.posture import location_audit
-from backups.services.runs import restore_run_execute
 from clients import services as clients_services
 from clients.models import AccessGrant, Client, Dataset, StorageLocation
 from lifecycle import services

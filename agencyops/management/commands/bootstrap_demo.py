@@ -23,6 +23,7 @@ from clients import services
 from clients.models import (
     AccessGrant,
     Client,
+    ClientNamespace,
     Dataset,
     Engagement,
     Membership,
@@ -44,7 +45,9 @@ class Command(BaseCommand):
     help = "Create (or refresh) the demo organization and print the demo logins."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        demo_root = Path(settings.VAR_DIR) / "demo"
+        # The demo organization's folder of the first local root: where the operator lets it
+        # keep local storage (AGENCYOPS_LOCAL_ROOTS; embedded default var/storage).
+        demo_root = Path(settings.AGENCYOPS_LOCAL_ROOTS[0]) / "demo"
         for relative, content in DEMO_FILES.items():
             target = demo_root / "primary" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +58,9 @@ class Command(BaseCommand):
             passwords = self._users_and_organization()
             self._inventory(demo_root)
         self.stdout.write("Demo organization ready: http://127.0.0.1:8000/")
+        self.stdout.write("  (operator: Django admin at /admin/; the others are the agency's)")
         for username, password in passwords.items():
-            self.stdout.write(f"  {username:<6} password: {password}")
+            self.stdout.write(f"  {username:<8} password: {password}")
 
     def _passwords(self) -> dict[str, str]:
         path = Path(settings.VAR_DIR) / "demo-logins.json"
@@ -73,7 +77,7 @@ class Command(BaseCommand):
         known = self._passwords()
         passwords: dict[str, str] = {}
         users = {}
-        for username in ("owner", "lead"):
+        for username in ("owner", "lead", "operator"):
             user = user_model.objects.filter(username=username).first()
             if user is None:
                 user, password = services.user_create(
@@ -87,8 +91,12 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
             passwords[username] = password
             users[username] = user
-        users["owner"].is_staff = users["owner"].is_superuser = True
+        # Django admin is the operator's, not a tenant's: the organization's owner is no
+        # superuser; a separate operator login (in no organization) is.
+        users["owner"].is_staff = users["owner"].is_superuser = False
         users["owner"].save(update_fields=["is_staff", "is_superuser"])
+        users["operator"].is_staff = users["operator"].is_superuser = True
+        users["operator"].save(update_fields=["is_staff", "is_superuser"])
         self._save_passwords(passwords)
         organization = Organization.objects.filter(slug="demo").first()
         if organization is None:
@@ -105,28 +113,8 @@ class Command(BaseCommand):
         organization = Organization.objects.get(slug="demo")
         actor = Actor.system(organization)
         lead = get_user_model().objects.get(username="lead")
-        primary = StorageLocation.objects.filter(
-            organization=organization, name="Primary disk"
-        ).first()
-        if primary is None:
-            primary = services.location_create(
-                actor=actor,
-                name="Primary disk",
-                kind="local",
-                provider="filesystem",
-                prefix=str(demo_root / "primary"),
-            )
-        backup_disk = StorageLocation.objects.filter(
-            organization=organization, name="Backup disk"
-        ).first()
-        if backup_disk is None:
-            backup_disk = services.location_create(
-                actor=actor,
-                name="Backup disk",
-                kind="local",
-                provider="filesystem",
-                prefix=str(demo_root / "backups"),
-            )
+        primary = self._local_location(actor, "Primary disk", demo_root / "primary")
+        backup_disk = self._local_location(actor, "Backup disk", demo_root / "backups")
         for policy in BackupPolicy.objects.filter(organization=organization):
             if not policy.policy_targets.exists():
                 backup_services.policy_update(
@@ -189,6 +177,12 @@ class Command(BaseCommand):
                 "northwind/contracts",
             ),
         ]
+        # The primary disk is shared: each client keeps its datasets in its own folder there.
+        for client, folder in ((acme, "acme"), (northwind, "northwind")):
+            if not ClientNamespace.objects.filter(location=primary, client=client).exists():
+                services.namespace_assign(
+                    actor=actor, location=primary, client=client, path=folder
+                )
         for client, engagement, name, kind, classification, personal, path in specs:
             if not Dataset.objects.filter(client=client, name=name).exists():
                 services.dataset_register(
@@ -213,6 +207,23 @@ class Command(BaseCommand):
                 permission="manage",
                 reason="Demo: lead of the triage engagement",
             )
+
+    def _local_location(self, actor: Actor, name: str, directory: Path) -> StorageLocation:
+        """The demo's local location, in the organization's folder of the local root (an older
+        demo's location, from before the roots, is moved there)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        existing = StorageLocation.objects.filter(
+            organization=actor.organization, name=name
+        ).first()
+        if existing is None:
+            return services.location_create(
+                actor=actor, name=name, kind="local", provider="filesystem", prefix=str(directory)
+            )
+        if existing.prefix != str(directory.resolve()):
+            return services.location_update(
+                actor=actor, location=existing, data={"prefix": str(directory)}
+            )
+        return existing
 
     def _client(self, actor: Actor, name: str, **fields: Any) -> Client:
         existing = Client.objects.filter(organization=actor.organization, name=name).first()

@@ -1,0 +1,309 @@
+"""Restores: point in time, where a tenant may restore to, execution, the copy each one wrote;
+and verifying a snapshot. Claims, heartbeats and failure rules are the runs' (runs.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from agencyops.exceptions import Conflict, ValidationFailed
+from agencyops.http import NO_ORIGIN, RequestOrigin
+from agencyops.tenancy import Actor
+from backups import engine, signals
+from backups.models import CopyKind, DataCopy, RestoreRun, RunStatus, Snapshot
+from backups.services.policies import dataset_data_key
+from backups.services.runs import (
+    RUN_ERRORS,
+    _claim,
+    _enqueue_restore,
+    _failed,
+    _finish_failed,
+    _with_progress,
+)
+from backups.services.stores import location_key, repository_base, store_for_location
+from backups.storage import LocalObjectStore, ObjectStore
+from clients.models import Dataset, LifecycleState, StorageLocation
+from clients.services import (
+    client_space,
+    client_space_check,
+    other_dataset_overlapping,
+    relative_path_clean,
+)
+
+
+def snapshot_as_of(dataset: Dataset, as_of: datetime) -> Snapshot | None:
+    """The newest snapshot taken at or before `as_of` (point in time)."""
+    return (
+        Snapshot.objects.filter(dataset=dataset, taken_at__lte=as_of, forgotten_at__isnull=True)
+        .select_related("location")
+        .first()
+    )
+
+
+def _safe_directory(path: str) -> str:
+    if not path or "\x00" in path or not Path(path).is_absolute():
+        raise ValidationFailed(
+            "The destination must be an absolute directory path.",
+            fields={"destination_path": "Give an absolute directory path."},
+        )
+    if ".." in Path(path).parts:
+        raise ValidationFailed(
+            "The destination may not contain '..'.",
+            fields={"destination_path": "May not contain '..'."},
+        )
+    return path
+
+
+def _restorable(dataset: Dataset) -> None:
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(
+            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: its copies are "
+            "being deleted, none is made."
+        )
+
+
+def restore_destination_check(
+    *, dataset: Dataset, location: StorageLocation | None, path: str
+) -> str:
+    """Where a tenant may restore: into a storage location, inside the dataset's own client's
+    space there (its folder on a shared location, anywhere but the root of a location dedicated
+    to it), clear of the product's own folders (backup repositories) and of every other
+    dataset's primary copy. Returns the cleaned path; 400 with a field message otherwise."""
+    if location is None:
+        raise ValidationFailed(
+            "Restores go into a storage location.",
+            fields={"destination_location": "Pick the storage location to restore into."},
+        )
+    if location.organization_id != dataset.organization_id:
+        raise ValidationFailed("Unknown location.", fields={"destination_location": "Not found."})
+    cleaned = client_space_check(
+        location=location,
+        client=dataset.client,
+        path=path,
+        field="destination_path",
+        allow_whole=False,
+    )
+    if other_dataset_overlapping(location=location, path=cleaned, exclude=dataset) is not None:
+        raise ValidationFailed(
+            "The destination overlaps another dataset's primary copy.",
+            fields={"destination_path": "Overlaps another dataset's data; pick another folder."},
+        )
+    return cleaned
+
+
+def restore_default_path(
+    dataset: Dataset, location: StorageLocation, *, now: datetime | None = None
+) -> str:
+    """Where a restore goes when no folder is named: `restores/<dataset>-<time>`, inside the
+    client's space on the location (its folder there when the location is shared)."""
+    leaf = f"restores/{dataset.public_id}-{(now or timezone.now()):%Y%m%dT%H%M%SZ}"
+    space = client_space(location, dataset.client)
+    return f"{space}/{leaf}" if space else leaf
+
+
+@transaction.atomic
+def restore_request(
+    *,
+    actor: Actor | None,
+    snapshot: Snapshot,
+    destination_path: str,
+    destination_location: StorageLocation | None = None,
+    path_prefix: str = "",
+    is_drill: bool = False,
+    enqueue: bool = True,
+    origin: RequestOrigin = NO_ORIGIN,
+) -> RestoreRun:
+    """Ask for a restore. Needs `restore` on the dataset. An actor (a person, a token, a task
+    acting for the organization) restores only into the dataset's own client's space on a
+    storage location (`restore_destination_check`); only the operator (`actor=None`: the
+    `restore_snapshot` command, drills into the scratch space) restores into a directory. The
+    request is the read of client data that the access log records (`data_accessed`, once per
+    restore)."""
+    dataset = snapshot.dataset
+    _restorable(dataset)
+    if actor is not None:
+        actor.require_level(
+            "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="restore data"
+        )
+        destination_path = restore_destination_check(
+            dataset=dataset, location=destination_location, path=destination_path
+        )
+    elif destination_location is None:
+        destination_path = _safe_directory(destination_path)
+    else:
+        destination_path = relative_path_clean(destination_path, field="destination_path")
+    if "\x00" in path_prefix or ".." in path_prefix.split("/"):
+        raise ValidationFailed(
+            "Invalid path prefix.", fields={"path_prefix": "May not contain '..'."}
+        )
+    restore = RestoreRun.objects.create(
+        organization=dataset.organization,
+        dataset=dataset,
+        snapshot=snapshot,
+        destination_location=destination_location,
+        destination_path=destination_path,
+        path_prefix=path_prefix.strip("/"),
+        is_drill=is_drill,
+        requested_by=actor.user if actor is not None else None,
+    )
+    signals.data_accessed.send(
+        sender=RestoreRun,
+        organization=dataset.organization,
+        actor=actor,
+        action="restore_drill" if is_drill else "restore",
+        dataset=dataset,
+        snapshot=snapshot,
+        details={
+            "restore": str(restore.public_id),
+            "destination_location": (
+                str(destination_location.public_id) if destination_location else None
+            ),
+            "destination_path": restore.destination_path,
+            "path_prefix": restore.path_prefix,
+        },
+        origin=origin,
+    )
+    if enqueue:
+        _enqueue_restore(restore)
+    return restore
+
+
+def restore_run_execute(
+    restore_public_id: str,
+    *,
+    final_attempt: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RestoreRun | None:
+    """Carry out a restore, verifying every file's sha256. Idempotent: files are rewritten
+    whole, so a redelivered restore simply writes them again."""
+    restore = _claim(RestoreRun, restore_public_id)
+    if restore is None:
+        return RestoreRun.objects.filter(public_id=restore_public_id).first()
+    # --- restore drills ---
+    if restore.is_drill:
+        # A drill is this same restore (into its scratch directory), then verified, timed,
+        # recorded and cleaned up by the drills module, which builds on this one.
+        from backups.services.drills import drill_execute
+
+        return drill_execute(
+            restore,
+            lambda: _restore_claimed(restore, final_attempt=final_attempt, on_progress=on_progress),
+        )
+    return _restore_claimed(restore, final_attempt=final_attempt, on_progress=on_progress)
+
+
+def _restore_claimed(
+    restore: RestoreRun,
+    *,
+    final_attempt: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> RestoreRun:
+    """The restore itself, once claimed: see restore_run_execute."""
+    snapshot = Snapshot.objects.select_related("location").get(pk=restore.snapshot_id)
+    dataset = restore.dataset
+    try:
+        data_key = dataset_data_key(dataset)
+        store = store_for_location(snapshot.location)
+        if restore.destination_location_id is None:
+            local = LocalObjectStore(restore.destination_path, create=True)
+            if restore.attempts > 1:
+                # The worker of an earlier attempt died mid-write (the crash matrix): its
+                # half-written temporary files would stay in the restored tree for good.
+                local.discard_temporary_files()
+            destination: ObjectStore = local
+            prefix = ""
+        else:
+            location = StorageLocation.objects.get(pk=restore.destination_location_id)
+            destination = store_for_location(location, create=True)
+            prefix = location_key(location, restore.destination_path)
+        base = repository_base(snapshot.location, dataset)
+        result = _with_progress(
+            lambda progress: engine.restore(
+                store,
+                base,
+                data_key,
+                snapshot.manifest_id,
+                destination,
+                prefix,
+                path_prefix=restore.path_prefix,
+                progress=progress,
+            ),
+            RestoreRun,
+            restore.pk,
+            on_progress,
+        )
+    except RUN_ERRORS as exc:
+        return _failed(RestoreRun, restore.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
+    if not result.files_restored and restore.path_prefix:
+        _finish_failed(
+            RestoreRun,
+            restore.pk,
+            f"No file of this snapshot lies under '{restore.path_prefix}'; nothing was restored.",
+        )
+        return RestoreRun.objects.get(pk=restore.pk)
+    now = timezone.now()
+    with transaction.atomic():
+        RestoreRun.objects.filter(pk=restore.pk).update(
+            # A drill stays running until the drills module has checked, timed and recorded it.
+            status=RunStatus.RUNNING if restore.is_drill else RunStatus.SUCCEEDED,
+            finished_at=now,
+            error="",
+            files=result.files_restored,
+            bytes=result.bytes_restored,
+            bytes_done=result.bytes_restored,
+            bytes_total=result.bytes_restored,
+        )
+        if not restore.is_drill:  # a drill records its scratch itself, with its removal
+            restored_copy_record(restore, files=result.files_restored, at=now)
+    return RestoreRun.objects.get(pk=restore.pk)
+
+
+def restored_copy_record(
+    restore: RestoreRun, *, files: int, at: datetime, removed: str = ""
+) -> DataCopy:
+    """The copy a finished restore wrote, tracked so a deletion of the dataset reaches it and
+    its certificate names it; `removed` says how it is already gone (a drill's scratch). Once
+    per restore: a redelivered restore rewrites the same files."""
+    kind = (
+        CopyKind.DRILL
+        if restore.is_drill
+        else CopyKind.RESTORE
+        if restore.destination_location_id
+        else CopyKind.DIRECTORY
+    )
+    copy, _ = DataCopy.objects.update_or_create(
+        restore=restore,
+        defaults={
+            "organization_id": restore.organization_id,
+            "dataset_id": restore.dataset_id,
+            "snapshot_id": restore.snapshot_id,
+            "kind": kind,
+            "location_id": restore.destination_location_id,
+            "path": restore.destination_path,
+            "files": files,
+            "bytes": RestoreRun.objects.filter(pk=restore.pk).values_list("bytes", flat=True)[0],
+            "made_by_id": restore.requested_by_id,
+            "made_at": at,
+            "removed_at": at if removed else None,
+            "removal": removed,
+        },
+    )
+    return copy
+
+
+def snapshot_verify(snapshot: Snapshot, *, read_data_subset: float = 1.0) -> engine.VerifyReport:
+    """Re-read and authenticate a snapshot's chunks (all, or a random fraction)."""
+    if not 0.0 <= read_data_subset <= 1.0:
+        raise ValidationFailed("The subset is a fraction between 0 and 1.")
+    store = store_for_location(snapshot.location)
+    return engine.verify(
+        store,
+        repository_base(snapshot.location, snapshot.dataset),
+        dataset_data_key(snapshot.dataset),
+        snapshot.manifest_id,
+        read_data_subset=read_data_subset,
+    )

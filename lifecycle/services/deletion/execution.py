@@ -1,0 +1,444 @@
+"""Execution: claimed once, resumable, in batches of every version under the plan's prefixes,
+keys destroyed first, verified by listing again; then the certificate. A dead worker's claim goes
+stale after `STALE_AFTER` and is taken over."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agencyops.crypto import master_key
+from agencyops.exceptions import (
+    Conflict,
+    LegalHoldActive,
+    RetentionActive,
+)
+from backups import engine
+from backups.engine.crypto import DatasetKeys, decrypt_chunk
+from backups.models import (
+    ACTIVE_RUN_STATES,
+    BackupSchedule,
+    CopyKind,
+    DataCopy,
+    DatasetProtection,
+    RestoreRun,
+    RunTarget,
+    Snapshot,
+)
+from backups.services import store_for_location
+from backups.services.policies import dataset_key_context
+from backups.services.stores import bucket_settings_store
+from backups.storage import (
+    DELETE_BATCH_SIZE,
+    EndpointUnreachable,
+    ObjectStore,
+    StorageError,
+)
+from clients.models import (
+    Dataset,
+    LifecycleState,
+    LocationKind,
+    StorageLocation,
+)
+from lifecycle.models import (
+    DeletionItem,
+    DeletionRequest,
+    DeletionState,
+    ItemRole,
+)
+from lifecycle.services.deletion.common import (
+    MAX_ROUNDS,
+    STALE_AFTER,
+    AfterBatch,
+    DeletionDeferred,
+    DeletionFailed,
+    _lock_request,
+    blocking_checks,
+    checks_record,
+    request_datasets,
+)
+from lifecycle.services.deletion.plan import _versions_under, deletion_plan_extend
+
+logger = logging.getLogger(__name__)
+
+
+# --- execution ---
+
+
+def _claim(public_id: str, now: datetime) -> DeletionRequest | None:
+    """Win the request once: approved, or executing under a dead worker's stale heartbeat."""
+    claimable = Q(state=DeletionState.APPROVED) | Q(
+        Q(state=DeletionState.EXECUTING)
+        & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - STALE_AFTER))
+    )
+    won = (
+        DeletionRequest.objects.filter(public_id=public_id)
+        .filter(claimable)
+        .update(
+            state=DeletionState.EXECUTING,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            error="",
+        )
+    )
+    if not won:
+        return None
+    request: DeletionRequest = DeletionRequest.objects.select_related("organization", "client").get(
+        public_id=public_id
+    )
+    if request.started_at is None:
+        request.started_at = now
+        request.save(update_fields=["started_at"])
+    return request
+
+
+def _release(
+    request: DeletionRequest, *, state: str = DeletionState.EXECUTING, error: str = ""
+) -> None:
+    DeletionRequest.objects.filter(pk=request.pk).update(
+        state=state, heartbeat_at=None, error=error[:4000]
+    )
+
+
+def _items_from_plan(request: DeletionRequest) -> list[DeletionItem]:
+    by_id = {str(d.public_id): d for d in request_datasets(request)}
+    for entry in request.plan.get("locations", []):
+        DeletionItem.objects.get_or_create(
+            request=request,
+            location_id=entry["location_pk"],
+            prefix=entry["prefix"],
+            defaults={
+                "dataset": by_id[entry["dataset"]],
+                "role": entry["role"],
+                "objects_found": entry["objects"],
+                "versions_found": entry["versions"],
+                "delete_markers_found": entry["delete_markers"],
+                "bytes_found": entry["bytes"],
+            },
+        )
+    return list(request.items.select_related("location", "dataset").order_by("pk"))
+
+
+def _prepare(request: DeletionRequest, datasets: Sequence[Dataset]) -> None:
+    """Stop new copies: datasets become deletion_pending and lose their schedules. A backup
+    still running would write behind the deletion, so execution waits for it."""
+    pks = [d.pk for d in datasets]
+    with transaction.atomic():
+        Dataset.objects.filter(pk__in=pks).exclude(lifecycle_state=LifecycleState.DELETED).update(
+            lifecycle_state=LifecycleState.DELETION_PENDING
+        )
+        BackupSchedule.objects.filter(dataset_id__in=pks).delete()
+    if RunTarget.objects.filter(dataset_id__in=pks, active=True).exists():
+        raise DeletionDeferred("A backup of a dataset in scope is still running.")
+    # A restore (or a drill) still writing would leave a copy behind the deletion.
+    if RestoreRun.objects.filter(dataset_id__in=pks, status__in=ACTIVE_RUN_STATES).exists():
+        raise DeletionDeferred("A restore of a dataset in scope is still running.")
+    deletion_plan_extend(request, datasets)
+    total = sum(e["versions"] + e["delete_markers"] for e in request.plan.get("locations", []))
+    DeletionRequest.objects.filter(pk=request.pk, versions_total__lt=total).update(
+        versions_total=total
+    )
+
+
+def _destroy_database_keys(request: DeletionRequest, datasets: Sequence[Dataset]) -> None:
+    """Crypto-shred first: the wrapped data keys in the database are emptied, so whatever
+    storage keeps for a while (object lock, archive tiers) is unreadable from now on."""
+    now = timezone.now()
+    DatasetProtection.objects.filter(dataset__in=list(datasets), wrapped_key__isnull=False).update(
+        wrapped_key=None, key_destroyed_at=now
+    )
+    DeletionRequest.objects.filter(pk=request.pk, keys_destroyed_at__isnull=True).update(
+        keys_destroyed_at=now
+    )
+
+
+class _LockInspector:
+    """Asks S3 why a version could not be deleted: the object-lock retention date or a legal
+    hold on the version. (The ObjectStore interface has no call for it; the location's bucket
+    settings store does, with the location's own credentials and the egress policy.)"""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, Any] = {}
+
+    def _client(self, location: StorageLocation) -> Any:
+        if location.pk not in self._clients:
+            self._clients[location.pk] = bucket_settings_store(location)
+        return self._clients[location.pk]
+
+    def retained_until(
+        self, location: StorageLocation, key: str, version_id: str | None
+    ) -> str | None:
+        if location.kind != LocationKind.S3 or not version_id:
+            return None
+        store = self._client(location)
+        try:
+            with store.translate_errors("head", key):
+                head = store.client.head_object(
+                    Bucket=location.bucket, Key=key, VersionId=version_id
+                )
+        except StorageError:
+            return None
+        until = head.get("ObjectLockRetainUntilDate")
+        if isinstance(until, datetime) and until > timezone.now():
+            return until.astimezone(UTC).isoformat()
+        if head.get("ObjectLockLegalHoldStatus") == "ON":
+            return "storage legal hold"
+        return None
+
+
+def _delete_item(
+    request: DeletionRequest,
+    item: DeletionItem,
+    inspector: _LockInspector,
+    after_batch: AfterBatch | None,
+) -> None:
+    """List what remains under the item's prefix, delete it in batches of 1,000 versions, and
+    repeat until nothing deletable remains. Lock-refused versions are recorded, not retried."""
+    store = store_for_location(item.location)
+    retained = {(r["key"], r["version_id"]) for r in item.retained}
+    for _round in range(MAX_ROUNDS):
+        pending = [
+            (v.key, v.version_id)
+            for v in _versions_under(store, item.prefix)
+            if (v.key, v.version_id) not in retained
+        ]
+        if not pending:
+            break
+        for start in range(0, len(pending), DELETE_BATCH_SIZE):
+            batch = pending[start : start + DELETE_BATCH_SIZE]
+            result = store.delete_versions(batch)
+            failures = []
+            deleted_pairs = set(result.deleted)
+            for error in result.errors:
+                # Some servers (moto) omit the VersionId of a refused entry: every version of
+                # the key in this batch that was not reported deleted is a candidate.
+                candidates = (
+                    [(error.key, error.version_id)]
+                    if error.version_id
+                    else [p for p in batch if p[0] == error.key and p not in deleted_pairs]
+                )
+                for key, version_id in candidates:
+                    until = inspector.retained_until(item.location, key, version_id)
+                    if until is None:
+                        failures.append(f"{key} ({version_id}): {error.code} {error.message}")
+                        continue
+                    item.retained.append(
+                        {"key": key, "version_id": version_id, "retain_until": until}
+                    )
+                    retained.add((key, version_id or ""))
+            deleted = len(result.deleted)
+            item.versions_deleted += deleted
+            item.save(update_fields=["versions_deleted", "retained"])
+            DeletionRequest.objects.filter(pk=request.pk).update(
+                versions_deleted=F("versions_deleted") + deleted, heartbeat_at=timezone.now()
+            )
+            if failures:
+                raise DeletionFailed(
+                    f"{item.location.name} refused {len(failures)} deletion(s): {failures[0]}"
+                )
+            if after_batch is not None:
+                after_batch(item, deleted)
+    else:
+        raise DeletionFailed(f"Objects keep appearing under {item.prefix} on {item.location.name}.")
+    item.done_at = timezone.now()
+    item.save(update_fields=["done_at"])
+
+
+def _key_readable(dataset: Dataset, store: ObjectStore, base: str) -> bool:
+    """Whether any copy of the dataset key still opens (database or the target's `key`)."""
+    protection = DatasetProtection.objects.filter(dataset=dataset).first()
+    if protection is not None and protection.wrapped_key:
+        return True
+    try:
+        engine.load_data_key(store, base, master_key(), context=dataset_key_context(dataset))
+    except (engine.EngineError, StorageError):
+        return False
+    return True
+
+
+def _verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> dict[str, Any]:
+    """List every prefix again, all versions: zero may remain but lock-retained versions;
+    the keys are gone; a retained chunk does not decrypt."""
+    report: dict[str, Any] = {"locations": [], "ok": True, "method": "list_object_versions"}
+    for item in items:
+        store = store_for_location(item.location)
+        retained = {(r["key"], r["version_id"]) for r in item.retained}
+        remaining = list(_versions_under(store, item.prefix))
+        unexpected = [v for v in remaining if (v.key, v.version_id) not in retained]
+        entry: dict[str, Any] = {
+            "location": item.location.name,
+            "role": item.role,
+            "prefix": item.prefix,
+            "versions_remaining": len(remaining),
+            "unexpected": [f"{v.key}@{v.version_id}" for v in unexpected[:20]],
+            "retained_by_lock": [
+                {
+                    **r,
+                    "status": "retained by lock until "
+                    + r["retain_until"]
+                    + ", unreadable: key destroyed",
+                }
+                for r in item.retained
+            ],
+        }
+        if item.role == ItemRole.BACKUP:
+            base = item.prefix.rstrip("/")
+            entry["key_readable"] = _key_readable(item.dataset, store, base)
+            chunk = next((r for r in item.retained if "/chunks/" in r["key"]), None)
+            if chunk is not None:
+                entry["retained_chunk_decrypts"] = _chunk_decrypts(item.dataset, store, base, chunk)
+            if entry["key_readable"] or entry.get("retained_chunk_decrypts"):
+                report["ok"] = False
+        if unexpected:
+            report["ok"] = False
+        report["locations"].append(entry)
+    datasets = request_datasets(request)
+    report["database_keys_destroyed"] = not DatasetProtection.objects.filter(
+        dataset__in=datasets, wrapped_key__isnull=False
+    ).exists()
+    report["ok"] = report["ok"] and report["database_keys_destroyed"]
+    return report
+
+
+def _chunk_decrypts(dataset: Dataset, store: ObjectStore, base: str, chunk: dict[str, Any]) -> bool:
+    """Try to open a retained chunk with whatever key is left: it must fail."""
+    try:
+        data_key = engine.load_data_key(
+            store, base, master_key(), context=dataset_key_context(dataset)
+        )
+        sealed = store.get(chunk["key"])
+        keys = DatasetKeys.from_data_key(data_key)
+        decrypt_chunk(keys, chunk["key"].rsplit("/", 1)[-1], sealed)
+    except (engine.EngineError, StorageError, ValueError):
+        return False
+    return True
+
+
+def _finish(
+    request: DeletionRequest, items: Sequence[DeletionItem], report: dict[str, Any]
+) -> None:
+    from lifecycle.services.certificates import deletion_certificate_issue
+
+    now = timezone.now()
+    datasets = request_datasets(request)
+    retained_until = [
+        r["retain_until"]
+        for item in items
+        for r in item.retained
+        if r["retain_until"][:1].isdigit()
+    ]
+    with transaction.atomic():
+        request = _lock_request(request)
+        request.verification = report
+        request.executed_at = request.executed_at or now
+        if not report["ok"]:
+            request.state = DeletionState.FAILED
+            request.error = "Verification found data or keys left; see the verification report."
+            request.heartbeat_at = None
+            request.save()
+            return
+        request.state = DeletionState.VERIFIED
+        request.verified_at = now
+        request.heartbeat_at = None
+        request.follow_up_at = (
+            datetime.fromisoformat(min(retained_until)) if retained_until else None
+        )
+        request.save()
+        pks = [d.pk for d in datasets]
+        Dataset.objects.filter(pk__in=pks).update(lifecycle_state=LifecycleState.DELETED)
+        BackupSchedule.objects.filter(dataset_id__in=pks).delete()
+        Snapshot.objects.filter(dataset_id__in=pks, forgotten_at__isnull=True).update(
+            forgotten_at=now
+        )
+        # The folders restores wrote were items of this request: deleted and re-listed above.
+        DataCopy.objects.filter(
+            dataset_id__in=pks, kind=CopyKind.RESTORE, removed_at__isnull=True
+        ).update(removed_at=now, removal=f"deleted by deletion request {request.public_id}")
+        if not hasattr(request, "certificate"):
+            deletion_certificate_issue(request)
+
+
+def deletion_request_execute(
+    public_id: str, *, after_batch: AfterBatch | None = None
+) -> DeletionRequest:
+    """Carry out an approved request; idempotent and resumable. A finished request or one held
+    by a live worker returns at once. Refused (409) while a legal hold covers the scope."""
+    request = _claim(public_id, timezone.now())
+    if request is None:
+        return DeletionRequest.objects.get(public_id=public_id)
+    try:
+        datasets = request_datasets(request)
+        checks_record(request, blocking_checks(datasets, "executing a deletion"))
+        _prepare(request, datasets)
+        items = _items_from_plan(request)
+        _destroy_database_keys(request, datasets)
+        inspector = _LockInspector()
+        for item in items:
+            if item.done_at is None:
+                _delete_item(request, item, inspector, after_batch)
+        _finish(request, items, _verify(request, items))
+    except (LegalHoldActive, RetentionActive) as exc:
+        _release(request, state=DeletionState.APPROVED, error=exc.message)
+        raise
+    except (EndpointUnreachable, DeletionDeferred) as exc:
+        _release(request, error=f"retrying: {exc}")
+        raise DeletionDeferred(str(exc)) from exc
+    except (DeletionFailed, StorageError, Conflict) as exc:
+        _release(request, state=DeletionState.FAILED, error=str(exc))
+    except BaseException:
+        # A crash: hand the claim back so a redelivery (or the recovery beat) resumes at once.
+        _release(request, error="interrupted; will resume")
+        raise
+    return DeletionRequest.objects.get(pk=request.pk)
+
+
+def deletions_recover(now: datetime | None = None) -> list[str]:
+    """Every minute: re-enqueue approved requests and executions whose worker died."""
+    from lifecycle.tasks import deletion_request_execute_task
+
+    now = now or timezone.now()
+    stuck = DeletionRequest.objects.unscoped_for_system_task().filter(
+        Q(state=DeletionState.APPROVED, decided_at__lt=now - STALE_AFTER)
+        | Q(state=DeletionState.EXECUTING)
+        & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - STALE_AFTER))
+    )
+    ids = [str(p) for p in stuck.values_list("public_id", flat=True)]
+    for public_id in ids:
+        deletion_request_execute_task.delay(public_id)
+    return ids
+
+
+def deletion_follow_ups_run(now: datetime | None = None) -> list[str]:
+    """Daily: for verified requests whose object lock has expired, delete the retained
+    versions (inside the plan's prefixes only) and record what was removed."""
+    now = now or timezone.now()
+    done = []
+    due = DeletionRequest.objects.unscoped_for_system_task().filter(
+        state=DeletionState.VERIFIED, follow_up_at__lte=now
+    )
+    inspector = _LockInspector()
+    for request in due:
+        items = list(request.items.select_related("location", "dataset"))
+        for item in items:
+            if not item.retained:
+                continue
+            item.retained = []
+            item.save(update_fields=["retained"])
+            _delete_item(request, item, inspector, None)
+        report = _verify(request, items)
+        still = [
+            r["retain_until"] for i in items for r in i.retained if r["retain_until"][:1].isdigit()
+        ]
+        request.verification = {**request.verification, "follow_up": report}
+        request.follow_up_at = datetime.fromisoformat(min(still)) if still else None
+        request.save(update_fields=["verification", "follow_up_at"])
+        done.append(str(request.public_id))
+    return done
+
+
