@@ -124,6 +124,12 @@ def organization_dir(root: Path, organization: Organization) -> Path:
     return path
 
 
+@pytest.fixture
+def org_root(world: World, local_root: Path) -> Path:
+    """Organization A's folder of the test's local root: where its local locations may live."""
+    return organization_dir(local_root, world.org)
+
+
 @pytest.fixture(autouse=True)
 def _test_master_key(settings: Any) -> Any:
     """A throwaway master key per test, never the developer's var/master.key."""
@@ -166,6 +172,9 @@ def world(db: Any) -> World:
     other_client = ClientFactory(organization=other_org, name="Other client")
     other_dataset = DatasetFactory(client=other_client)
     system = Actor.system(org)
+    # Client A's folder on the shared bucket, where its datasets (DatasetFactory: datasets/N)
+    # and restores live.
+    services.namespace_assign(actor=system, location=location, client=client, path="datasets")
     services.grant_create(
         actor=system, grantee=lead, client=client, permission="manage", reason="lead of A"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -85,6 +86,11 @@ WHAT_TO_DO = {
     AlertKind.REVIEW_DUE: (
         "Confirm the protection still fits (datasets, policy, targets, RPO/RTO) and record the "
         "review; the alert resolves once the review is recorded."
+    ),
+    AlertKind.DELETION_AWAITING: (
+        "Open the deletion request, read its plan (every copy it will delete, and the copies "
+        "handed out), then approve or reject it; an owner or admin who did not request it must "
+        "decide. The alert resolves with the decision."
     ),
 }
 
@@ -232,9 +238,20 @@ def _link(alert: Alert) -> str:
     return base + reverse("dashboard")
 
 
+# Characters no mail header may carry: C0 and C1 controls (CR, LF, TAB…), DEL and the Unicode
+# line and paragraph separators. A client's name is whatever someone typed.
+_UNSAFE_HEADER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def header_safe(text: str) -> str:
+    """One line for a mail header: every unsafe character becomes a space (never a refused
+    message: Django refuses a header with a newline, and the notice would be lost)."""
+    return " ".join(_UNSAFE_HEADER.sub(" ", text).split())
+
+
 def _subject(alert: Alert, event: str) -> str:
     prefix = "[AgencyOps] Resolved: " if event == DeliveryEvent.RESOLVED else "[AgencyOps] "
-    return (prefix + alert.title).replace("\n", " ")[:250]
+    return header_safe(prefix + alert.title)[:250]
 
 
 def _body(alert: Alert, event: str) -> str:

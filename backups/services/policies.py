@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agencyops.crypto import master_key
@@ -204,6 +205,15 @@ POLICY_FIELDS = (
 )
 
 
+def policy_targets_for(policy: BackupPolicy, dataset: Dataset) -> Any:
+    """The policy's targets that may hold this dataset's backups: shared locations, and those
+    dedicated to the dataset's own client — never a location dedicated to another client (its
+    bucket, perhaps in that client's own account, is that client's space)."""
+    return policy.policy_targets.filter(
+        Q(location__client__isnull=True) | Q(location__client_id=dataset.client_id)
+    ).select_related("location")
+
+
 def covers_repositories(dataset: Dataset, location: StorageLocation) -> bool:
     """Whether the dataset's primary copy would contain the organization's backup repositories
     on this location (its whole location, or a path into the repositories' folder)."""
@@ -331,7 +341,7 @@ def schedules_sync(
     """One schedule row per policy target; a new target is due at once (first copy now)."""
     now = timezone.now()
     wanted: Iterable[int] = (
-        protection.policy.policy_targets.values_list("location_id", flat=True)
+        policy_targets_for(protection.policy, dataset).values_list("location_id", flat=True)
         if protection.policy is not None
         else []
     )

@@ -86,6 +86,7 @@ def restore_destination_check(
         path=path,
         field="destination_path",
         allow_whole=False,
+        location_field="destination_location",
     )
     if other_dataset_overlapping(location=location, path=cleaned, exclude=dataset) is not None:
         raise ValidationFailed(

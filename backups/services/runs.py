@@ -33,6 +33,7 @@ from backups.services.policies import (
     dataset_data_key,
     dataset_key_context,
     next_due,
+    policy_targets_for,
     protection_ensure,
 )
 from backups.services.repository_locks import RepositoryBusy, prune_lock_check
@@ -87,7 +88,7 @@ def _policy_targets(dataset: Dataset) -> list[StorageLocation]:
     protection = protection_ensure(dataset)
     if protection.policy is None:
         return []
-    return [t.location for t in protection.policy.policy_targets.select_related("location")]
+    return [t.location for t in policy_targets_for(protection.policy, dataset)]
 
 
 @transaction.atomic
@@ -103,6 +104,12 @@ def backup_run_create(
     same (dataset, target) pair, which becomes a 409."""
     _backupable(dataset)
     for location in targets:
+        if location.client_id not in (None, dataset.client_id):
+            raise ValidationFailed(
+                f"{location.name} is dedicated to another client; it holds no other client's "
+                "backups.",
+                fields={"target": "A location dedicated to another client."},
+            )
         if covers_repositories(dataset, location):
             raise ValidationFailed(
                 f"The dataset's primary copy contains the backup repositories on {location.name}.",

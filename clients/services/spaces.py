@@ -83,7 +83,13 @@ def client_space(location: StorageLocation, client: Client) -> str | None:
 
 
 def client_space_check(
-    *, location: StorageLocation, client: Client, path: str, field: str, allow_whole: bool = True
+    *,
+    location: StorageLocation,
+    client: Client,
+    path: str,
+    field: str,
+    allow_whole: bool = True,
+    location_field: str = "location",
 ) -> str:
     """The cleaned path if it lies in the client's space on the location, clear of the
     product's own folders; a 400 on `field` otherwise. The whole location ("") is the client's
@@ -93,7 +99,7 @@ def client_space_check(
         if location.client_id is not None:
             raise ValidationFailed(
                 "This location is dedicated to another client.",
-                fields={"location": "This location is dedicated to another client."},
+                fields={location_field: "This location is dedicated to another client."},
             )
         raise ValidationFailed(
             f"{client.name} has no folder on {location.name}; an owner or admin assigns one "

@@ -21,6 +21,13 @@ def w(world: World) -> World:
         reason="client B view for member",
     )
     world.token, _ = services.api_token_issue(user=world.owner)
+    # client B's folder on the shared bucket (admins, and whoever is granted client B, see it)
+    world.namespace_b = services.namespace_assign(
+        actor=Actor.system(world.org),
+        location=world.location,
+        client=world.client_b,
+        path="client-b",
+    )
     # backup-side rows of client B, written directly: these tests are about who sees them
     from django.utils import timezone
 

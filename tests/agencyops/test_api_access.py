@@ -158,6 +158,17 @@ ROUTES: dict[str, Route] = {
         lambda w: "/api/v1/tokens/", writes=("POST",), scope="list", target=lambda w: _id(w.token)
     ),
     "token-detail": Route(lambda w: f"/api/v1/tokens/{_id(w.token)}/", scope="own"),
+    # Client folders on shared locations: admins assign and remove them; leads see their
+    # granted clients' folders only.
+    "namespace-list": Route(
+        lambda w: "/api/v1/namespaces/",
+        writes=("POST",),
+        scope="list",
+        target=lambda w: _id(w.namespace_b),
+    ),
+    "namespace-detail": Route(
+        lambda w: f"/api/v1/namespaces/{_id(w.namespace_b)}/", writes=("DELETE",)
+    ),
     "engagement-end": Route(
         lambda w: f"/api/v1/engagements/{_id(w.engagement_b)}/end/", reads=(), writes=("POST",)
     ),

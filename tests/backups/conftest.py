@@ -25,7 +25,7 @@ from backups.models import BackupPolicy, RestoreRun, RunStatus, Snapshot
 from backups.services import restore_request, restore_run_execute
 from backups.storage import S3ObjectStore
 from clients import services as clients_services
-from clients.models import Client, Dataset, Organization, StorageLocation
+from clients.models import Client, ClientNamespace, Dataset, Organization, StorageLocation
 from tests.factories import UserFactory
 from tests.s3server import (
     TEST_ACCESS_KEY_ID,
@@ -147,20 +147,33 @@ class Agency:
         location: StorageLocation | None = None,
         **fields: Any,
     ) -> Dataset:
-        """Register a dataset through `dataset_register`; its files go under the primary copy."""
+        """Register a dataset through `dataset_register`; its files go under the primary copy,
+        in the client's folder `datasets/` of the (shared) location, assigned on first use."""
+        location = location or self.primary
+        if location.client_id is None:
+            self.client_folder(location, "datasets")
         dataset = clients_services.dataset_register(
             actor=self.actor,
             client=self.client,
             name=name,
             kind=kind,
             classification="confidential",
-            location=location or self.primary,
+            location=location,
             path=f"datasets/{slugify(name)}",
             **fields,
         )
         if files is not None:
             write_files(self.source_dir(dataset), files)
         return dataset
+
+    def client_folder(self, location: StorageLocation, path: str) -> str:
+        """The client's folder on a shared location (its namespace), assigned if missing."""
+        found = ClientNamespace.objects.filter(location=location, client=self.client).first()
+        if found is None:
+            found = clients_services.namespace_assign(
+                actor=self.actor, location=location, client=self.client, path=path
+            )
+        return found.path
 
     def source_dir(self, dataset: Dataset) -> Path:
         return Path(dataset.location.prefix) / dataset.path
@@ -169,10 +182,12 @@ class Agency:
         return BackupPolicy.objects.get(organization=self.org, default_for=default_for)
 
     def restore(self, snapshot: Snapshot, destination: Path) -> dict[str, bytes]:
-        """Restore a snapshot to a fresh local directory (in this process) and read it back."""
+        """Restore a snapshot to a fresh local directory (in this process) and read it back.
+        A directory outside every location is the operator's (actor None, as `manage.py
+        restore_snapshot --to` does): tenants restore only into their own space."""
         assert not destination.exists()
         restore = restore_request(
-            actor=self.actor,
+            actor=None,
             snapshot=snapshot,
             destination_path=str(destination),
             enqueue=False,

@@ -631,6 +631,7 @@ def test_alert_list_query_count_is_pinned(world: World, as_user: Any) -> None:
                 name=f"D{Alert.objects.count()}-{index}",
                 kind="raw_client_data",
                 location=world.location,
+                path=f"datasets/d{Alert.objects.count()}-{index}",
             )
             alert_raise(
                 organization=world.org,

@@ -43,9 +43,19 @@ def _snapshot(world: World, dataset: Any, hours_ago: int) -> Snapshot:
 def test_registration_assigns_default_policy_by_kind(world: World, as_user: Any) -> None:
     api = as_user(world.lead)
     base = {"client": str(world.client.public_id), "location": str(world.location.public_id)}
-    code = api.post("/api/v1/datasets/", {**base, "name": "repo", "kind": "code_repository"})
-    raw = api.post("/api/v1/datasets/", {**base, "name": "raw", "kind": "raw_client_data"})
-    records = api.post("/api/v1/datasets/", {**base, "name": "fin", "kind": "business_records"})
+    # In client A's folder on the shared bucket ("datasets", see tests/conftest.py).
+    code = api.post(
+        "/api/v1/datasets/",
+        {**base, "name": "repo", "kind": "code_repository", "path": "datasets/repo"},
+    )
+    raw = api.post(
+        "/api/v1/datasets/",
+        {**base, "name": "raw", "kind": "raw_client_data", "path": "datasets/raw"},
+    )
+    records = api.post(
+        "/api/v1/datasets/",
+        {**base, "name": "fin", "kind": "business_records", "path": "datasets/fin"},
+    )
     policies = {
         p.public_id: p.default_for for p in BackupPolicy.objects.filter(organization=world.org)
     }
@@ -167,7 +177,8 @@ def test_restore_action(targets: World, as_user: Any) -> None:
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["destination_location"] == str(targets.dataset.location.public_id)
-    assert body["destination_path"].startswith(f"restores/{targets.dataset.public_id}-")
+    # the default: inside the client's folder on the dataset's (shared) location
+    assert body["destination_path"].startswith(f"datasets/restores/{targets.dataset.public_id}-")
     assert body["path_prefix"] == "notes"
     assert RestoreRun.objects.get(public_id=body["id"]).requested_by == targets.member
     escape = as_user(targets.member).post(url, {"destination_path": "../../etc"})

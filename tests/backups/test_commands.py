@@ -18,7 +18,8 @@ from tests.conftest import World
 
 
 @pytest.fixture
-def setup(world: World, tmp_path: Path) -> dict[str, Any]:
+def setup(world: World, org_root: Path) -> dict[str, Any]:
+    tmp_path = org_root
     source = tmp_path / "primary" / "ds"
     (source / "deep" / "er").mkdir(parents=True)
     (source / "a file with spaces.txt").write_text("alpha\n")
@@ -44,6 +45,7 @@ def setup(world: World, tmp_path: Path) -> dict[str, Any]:
                 prefix=str(tmp_path / name),
             )
         )
+    inventory.namespace_assign(actor=system, location=primary, client=world.client, path="ds")
     dataset = inventory.dataset_register(
         actor=system,
         client=world.client,

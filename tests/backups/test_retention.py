@@ -35,7 +35,8 @@ from tests.conftest import World
 
 
 @pytest.fixture
-def repo(world: World, tmp_path: Path) -> dict[str, Any]:
+def repo(world: World, org_root: Path) -> dict[str, Any]:
+    tmp_path = org_root
     source_dir = tmp_path / "primary"
     (source_dir / "ds").mkdir(parents=True)
     target_dir = tmp_path / "target"
@@ -51,6 +52,7 @@ def repo(world: World, tmp_path: Path) -> dict[str, Any]:
         provider="filesystem",
         prefix=str(target_dir),
     )
+    inventory.namespace_assign(actor=system, location=primary, client=world.client, path="ds")
     dataset = inventory.dataset_register(
         actor=system,
         client=world.client,

@@ -140,6 +140,9 @@ def build_scene(root: Path, endpoint: str, *, locked_target: bool = False) -> Sc
     ]
     neighbour = agency.dataset("Neighbour data", location=primary)
     other_client = clients_services.client_create(actor=agency.actor, name="Other client")
+    clients_services.namespace_assign(
+        actor=agency.actor, location=primary, client=other_client, path="other"
+    )
     stranger = clients_services.dataset_register(
         actor=agency.actor,
         client=other_client,
@@ -147,7 +150,7 @@ def build_scene(root: Path, endpoint: str, *, locked_target: bool = False) -> Sc
         kind="raw_client_data",
         classification="confidential",
         location=primary,
-        path="datasets/training-data-other",
+        path="other/training-data",
     )
     for dataset in [*datasets, neighbour, stranger]:
         write_versions(agency, primary, dataset)

@@ -91,8 +91,9 @@ def test_malformed_lines_raise_and_are_counted_by_the_log_parser(line: str) -> N
 
 
 @pytest.fixture
-def logs(world: World, tmp_path: Path) -> Any:
+def logs(world: World, org_root: Path) -> Any:
     """A log bucket (a local directory here) holding logs of the organization's S3 bucket."""
+    tmp_path = org_root
     system = Actor.system(world.org)
     log_location = inventory.location_create(
         actor=system,
@@ -158,10 +159,11 @@ def test_import_ties_lines_to_datasets_and_adds_nothing_the_second_time(
 
 
 def test_ingest_command_registers_a_source_and_imports(
-    world: World, tmp_path: Path, capsys: Any
+    world: World, org_root: Path, capsys: Any
 ) -> None:
     from django.core.management import call_command
 
+    tmp_path = org_root
     location = inventory.location_create(
         actor=Actor.system(world.org),
         name="Logs",
