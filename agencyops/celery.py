@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agencyops.settings")
 
@@ -122,3 +124,14 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=4, minute=0),
     },
 }
+
+
+@worker_ready.connect
+def self_backup_warn_on_worker_ready(**kwargs: Any) -> None:
+    """The worker runs the nightly self-backup: say at start, in its log, when that run could not
+    write anywhere (several organizations and AGENCYOPS_SELF_BACKUP_LOCATIONS unset) or names a
+    refused directory. One small query; a warning, never a reason not to start."""
+    # Imported here: this module loads before Django's apps are ready.
+    from backups.services.selfbackup import self_backup_startup_warning
+
+    self_backup_startup_warning()

@@ -278,8 +278,12 @@ AGENCYOPS_ACCESS_LOG_INLINE = env_bool("AGENCYOPS_ACCESS_LOG_INLINE", default=Fa
 AGENCYOPS_SCRATCH_DIR = Path(env_str("AGENCYOPS_SCRATCH_DIR") or VAR_DIR / "scratch")
 
 # --- self backup ---
-# Where AgencyOps backs up its own database (backups/services/selfbackup/): storage location
-# ids (UUIDs, comma-separated). Empty: every target of any organization's "records" policy.
+# Where AgencyOps backs up its own database (backups/services/selfbackup/), comma-separated:
+# storage location ids (UUIDs) and directories of the operator's (file:///dir or /dir; refused
+# inside or around an AGENCYOPS_LOCAL_ROOTS entry, which is tenant space). The dump holds every
+# organization's rows and sealed keys, so name only places no tenant controls. Empty: the
+# targets of the "records" policy while there is a single organization; with several, the
+# self-backup writes nowhere and fails, and serve_all and the workers warn at start.
 AGENCYOPS_SELF_BACKUP_LOCATIONS = env_list("AGENCYOPS_SELF_BACKUP_LOCATIONS", [])
 
 # Grants default to this lifetime when the granting admin names none.

@@ -10,6 +10,7 @@ with the same key, and restores a client dataset byte for byte from the targets.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -54,6 +55,7 @@ DEFAULT_POLICIES = ("continuous", "records", "daily", "weekly", "monthly")
 # Run inside `manage.py shell` against the restored database: what it holds and what it serves.
 PROBE = """
 import json
+import logging
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 from backups.models import Snapshot
@@ -477,3 +479,281 @@ def test_a_failed_dump_fails_every_location_with_its_cause(
     assert result.targets[0].error.startswith("the database dump failed")
     assert Alert.objects.get(incident_key=f"self_backup_failed:{disk.public_id}").state == "open"
     assert not (Path(disk.prefix) / SELF_REPOSITORY).exists()
+
+
+# --- several organizations: the self-backup is the operator's, never a tenant's to hold ---
+
+
+def _self_objects(agency: Agency, location: StorageLocation) -> list[str]:
+    """Every self-repository object (any version) on a tenant's target, as the tenant sees it:
+    its whole bucket or directory, not just where AgencyOps would put it."""
+    if location.kind == "s3":
+        versions = agency.raw_store(location.bucket).list_versions("")
+        return [v.key for v in versions if f"{SELF_REPOSITORY}/" in f"/{v.key}"]
+    root = Path(location.prefix)
+    return [
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file() and SELF_REPOSITORY in path.relative_to(root).parts
+    ]
+
+
+def _two_tenants(
+    agency: Agency, new_agency: Any
+) -> tuple[Agency, list[tuple[Agency, StorageLocation]]]:
+    """A second organization; each has a bucket and a directory as its records targets."""
+    rival = new_agency("rival")
+    targets = []
+    for tenant in (agency, rival):
+        bucket = tenant.s3_location("Own bucket")
+        disk = tenant.local_location("Own disk")
+        _targets(tenant, bucket, disk)
+        targets += [(tenant, bucket), (tenant, disk)]
+    return rival, targets
+
+
+def test_with_several_organizations_no_tenant_target_receives_the_self_backup(
+    transactional_db: Any,
+    agency: Agency,
+    new_agency: Any,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = []
+    rival, targets = _two_tenants(agency, new_agency)
+    caplog.set_level(logging.ERROR, logger="backups.services.selfbackup")
+
+    # The command, the service and the nightly task all refuse, naming the variable.
+    with pytest.raises(CommandError, match="set AGENCYOPS_SELF_BACKUP_LOCATIONS"):
+        call_command("backup_self", stdout=StringIO())
+    with pytest.raises(SelfBackupError, match="Nothing was written"):
+        self_backup_run()
+    nightly = self_backup_task.apply()
+    assert nightly.failed()
+    assert isinstance(nightly.result, SelfBackupError)
+    assert "AGENCYOPS_SELF_BACKUP_LOCATIONS" in nightly.result.message
+    assert "self-backup not run" in caplog.text
+    assert "AGENCYOPS_SELF_BACKUP_LOCATIONS" in caplog.text
+
+    # Neither tenant's bucket nor directory holds any of it, and no tenant got an alert about
+    # the operator's configuration.
+    for tenant, location in targets:
+        assert _self_objects(tenant, location) == [], location.name
+    assert not Alert.objects.filter(incident_key__startswith="self_backup").exists()
+
+    # The operator may still name a location explicitly (their choice, not a default): then it
+    # is written, which also shows the listing above finds a self repository where there is one.
+    rival_disk = next(loc for tenant, loc in targets if tenant is rival and loc.kind == "local")
+    call_command("backup_self", "--location", str(rival_disk.public_id), stdout=StringIO())
+    assert _self_objects(rival, rival_disk)
+    assert all(_self_objects(t, loc) == [] for t, loc in targets if loc != rival_disk)
+
+
+def test_the_operator_directory_receives_the_self_backup_and_restore_self_rebuilds_from_it(
+    transactional_db: Any,
+    agency: Agency,
+    new_agency: Any,
+    settings: Any,
+    fresh_database: FreshDatabase,
+    tmp_path: Path,
+) -> None:
+    rival, targets = _two_tenants(agency, new_agency)
+    operator_dir = tmp_path / "operator" / "agencyops-self-backups"
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = [operator_dir.as_uri()]
+
+    out = StringIO()
+    call_command("backup_self", "--json", stdout=out)
+    first = json.loads(out.getvalue())
+    assert first["ok"] is True
+    assert first["counts"]["organizations"] == 2
+    assert [(t["uri"], t["location_public_id"]) for t in first["targets"]] == [
+        (operator_dir.as_uri(), None)
+    ]
+    assert (operator_dir / SELF_REPOSITORY / "key").is_file()
+    assert operator_dir.stat().st_mode & 0o777 == 0o700
+    # The same directory as a plain path, through the nightly task: a second snapshot there.
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = [str(operator_dir)]
+    second = self_backup_task.apply().get()
+    assert second["ok"] is True
+    assert second["targets"][0]["uri"] == operator_dir.as_uri()
+    store = LocalObjectStore(operator_dir)
+    assert [ref.id for ref in list_snapshots(store, SELF_REPOSITORY)] == [
+        first["targets"][0]["snapshot_id"],
+        second["targets"][0]["snapshot_id"],
+    ]
+    for tenant, location in targets:
+        assert _self_objects(tenant, location) == [], location.name
+
+    # A new machine rebuilds from the operator's directory alone (with the master key).
+    run_manage = {"database": fresh_database, "workdir": tmp_path, "master_key": _master_key()}
+    source = ["--from", operator_dir.as_uri()]
+    listed = manage("restore_self", *source, "--list", **run_manage)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("organizations=2 ") == 2
+    restored = manage("restore_self", *source, "--snapshot", "latest", **run_manage)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "DIFFERS" not in restored.stdout
+    assert "the database matches the self-backup" in restored.stdout
+    probe = manage(
+        "shell",
+        "-c",
+        "from clients.models import Organization; "
+        "print('ORGS:' + ','.join(sorted(o.slug for o in Organization.objects.all())))",
+        **run_manage,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert f"ORGS:{agency.org.slug},{rival.org.slug}" in probe.stdout.splitlines()
+
+
+def test_a_self_backup_directory_in_or_around_tenant_space_is_refused(
+    transactional_db: Any,
+    agency: Agency,
+    new_agency: Any,
+    settings: Any,
+    local_root: Path,
+    tmp_path: Path,
+) -> None:
+    rival, targets = _two_tenants(agency, new_agency)
+    inside = rival.root / "self-backups"  # a tenant's own folder of the local root
+    through_link = tmp_path / "looks-like-the-operators"
+    through_link.symlink_to(agency.root, target_is_directory=True)
+    for entry, reason in [
+        (inside.as_uri(), "inside the local root"),
+        (str(inside), "inside the local root"),
+        (str(local_root), "inside the local root"),
+        (str(through_link / "self"), "inside the local root"),
+        (str(local_root.parent), "contains the local root"),
+        ("/", "contains the local root"),
+        ("relative/dir", "Not a location id"),
+        (f"file://other-host{tmp_path}", "file:///absolute/dir"),
+    ]:
+        settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = [entry]
+        with pytest.raises(SelfBackupError, match=reason):
+            self_backup_locations()
+        with pytest.raises(CommandError, match=reason):
+            call_command("backup_self", stdout=StringIO())
+        # --location is checked the same way.
+        settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = []
+        with pytest.raises(CommandError, match=reason):
+            call_command("backup_self", "--location", entry, stdout=StringIO())
+    assert not inside.exists()
+    for tenant, location in targets:
+        assert _self_objects(tenant, location) == [], location.name
+
+    # A directory that was the operator's when chosen, but a root since: checked again on use.
+    later_root = tmp_path / "later-root"
+    chosen = self_backup_locations([str(later_root / "self")])
+    settings.AGENCYOPS_LOCAL_ROOTS = (local_root, later_root)
+    result = self_backup_run(locations=chosen)
+    assert not result.ok
+    assert "inside the local root" in result.targets[0].error
+    assert not later_root.exists()
+
+
+def test_start_up_warns_when_several_organizations_have_no_self_backup_location(
+    db: Any,
+    agency: Agency,
+    new_agency: Any,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    django_assert_num_queries: Any,
+    tmp_path: Path,
+) -> None:
+    from celery.signals import worker_ready
+
+    from agencyops.celery import self_backup_warn_on_worker_ready
+
+    caplog.set_level(logging.INFO, logger="backups.services.selfbackup")
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = []
+
+    def warnings() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        caplog.clear()
+        return found
+
+    # One organization: the old default applies, nothing to say (one query to know it).
+    with django_assert_num_queries(1):
+        self_backup_warn_on_worker_ready(sender=None)
+    assert warnings() == []
+
+    new_agency("rival")
+    with django_assert_num_queries(1):
+        self_backup_warn_on_worker_ready(sender=None)
+    [warning] = warnings()
+    assert "AGENCYOPS_SELF_BACKUP_LOCATIONS" in warning
+    assert "writes nowhere" in warning
+    # The handler is connected: a worker's ready signal reaches it.
+    worker_ready.send(sender=None)
+    assert len(warnings()) == 1
+
+    # Set to an operator directory: nothing to say, and no query at all.
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = [str(tmp_path / "operator")]
+    with django_assert_num_queries(0):
+        self_backup_warn_on_worker_ready(sender=None)
+    assert warnings() == []
+    # Set to a directory in tenant space: that is said at start too.
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = [str(agency.root / "self")]
+    self_backup_warn_on_worker_ready(sender=None)
+    [refused] = warnings()
+    assert "inside the local root" in refused
+
+
+def test_a_database_that_cannot_answer_never_stops_the_start(
+    db: Any, settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import OperationalError
+
+    from agencyops.celery import self_backup_warn_on_worker_ready
+    from backups.services.selfbackup import common
+
+    def no_database(limit: int) -> list[int]:
+        raise OperationalError("no such table: clients_organization")
+
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = []
+    monkeypatch.setattr(common, "_organization_ids", no_database)
+    caplog.set_level(logging.INFO, logger="backups.services.selfbackup")
+    self_backup_warn_on_worker_ready(sender=None)
+    assert "not checked" in caplog.text
+    assert "no such table" in caplog.text
+
+
+class _ExitedProcess:
+    """Stands in for serve_all's children: each has exited at once, so serve_all stops."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+
+    def poll(self) -> int:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+
+def test_serve_all_warns_at_start_when_several_organizations_have_no_self_backup_location(
+    db: Any,
+    agency: Agency,
+    new_agency: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from agencyops.management.commands import serve_all
+
+    settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = []
+    new_agency("rival")
+    warned_before_start: list[bool] = []
+
+    def popen(argv: list[str]) -> _ExitedProcess:
+        warned_before_start.append("AGENCYOPS_SELF_BACKUP_LOCATIONS" in caplog.text)
+        return _ExitedProcess(argv)
+
+    # Neither real servers nor this test process's signal handlers: serve_all's own start only.
+    monkeypatch.setattr(serve_all.subprocess, "Popen", popen)
+    monkeypatch.setattr(serve_all.signal, "signal", lambda signum, handler: None)
+    caplog.set_level(logging.WARNING, logger="backups.services.selfbackup")
+    with pytest.raises(SystemExit):
+        call_command("serve_all", stdout=StringIO(), stderr=StringIO())
+    assert warned_before_start == [True, True, True]
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "AGENCYOPS_SELF_BACKUP_LOCATIONS" in record.getMessage()

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from backups.services.selfbackup import self_backup_startup_warning
+
 
 class Command(BaseCommand):
     help = "Run the web server, a Celery worker and Celery beat together (for `make run`)."
@@ -20,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Before anything starts, so the operator sees it above the servers' own output.
+        self_backup_startup_warning()
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", options["addr"], "--noreload"],

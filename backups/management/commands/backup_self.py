@@ -1,5 +1,5 @@
-"""`manage.py backup_self [--location UUID ...] [--json]`: back AgencyOps' own database up now,
-the same run the daily `self_backup_task` makes (see backups/services/selfbackup/)."""
+"""`manage.py backup_self [--location UUID|DIR ...] [--json]`: back AgencyOps' own database up
+now, the same run the daily `self_backup_task` makes (see backups/services/selfbackup/)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from backups.services.selfbackup import self_backup_run_by_ids
 class Command(BaseCommand):
     help = (
         "Back up AgencyOps' own database (and the sealed key material in it) into the self "
-        "repository (<location>/_agencyops-self/) of each chosen location."
+        "repository (_agencyops-self/) of each chosen location or operator directory."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,9 +24,10 @@ class Command(BaseCommand):
             "--location",
             action="append",
             default=[],
-            metavar="UUID",
-            help="a storage location id (repeatable); default: AGENCYOPS_SELF_BACKUP_LOCATIONS, "
-            "else every target of an organization's records policy",
+            metavar="UUID|DIR",
+            help="a storage location id, or a directory of the operator's (file:///dir or /dir, "
+            "outside every local root); repeatable. Default: AGENCYOPS_SELF_BACKUP_LOCATIONS, "
+            "else (one organization only) the targets of its records policy",
         )
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

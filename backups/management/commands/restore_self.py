@@ -43,8 +43,9 @@ class Command(BaseCommand):
             dest="source",
             required=True,
             metavar="URI",
-            help="file:///dir or s3://bucket/prefix: the location the self-backup was written "
-            "to (its address as shown for the location), or its _agencyops-self folder",
+            help="file:///dir or s3://bucket/prefix: where the self-backup was written (an "
+            "AGENCYOPS_SELF_BACKUP_LOCATIONS directory, or a location's address as shown for "
+            "it), or the _agencyops-self folder in it",
         )
         parser.add_argument("--endpoint-url", help="S3 endpoint (MinIO, Wasabi, B2...)")
         parser.add_argument("--region", help="S3 region")

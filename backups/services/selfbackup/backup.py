@@ -1,5 +1,6 @@
-"""Backing up: dump the database once and store it on every chosen location, each written
-independently, with an alert per failing location and its resolution on the next success."""
+"""Backing up: dump the database once and store it in every chosen place, each written
+independently, with an alert per failing storage location and its resolution on the next
+success (an operator directory's failure is the operator's: logged, never a tenant's alert)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from backups.models import AlertKind
 from backups.services.alerts import alert_clear, alert_raise
 from backups.services.selfbackup.common import (
     KEY_CONTEXT,
+    SELF_REPOSITORY,
+    OperatorDirectory,
     SelfBackupError,
+    SelfBackupPlace,
     SelfBackupResult,
     SelfBackupTarget,
+    operator_directory_check,
     self_backup_data_key,
     self_backup_locations,
     self_repository_base,
@@ -28,7 +33,6 @@ from backups.services.selfbackup.common import (
 from backups.services.selfbackup.database import _dump, _scratch
 from backups.services.stores import store_for_location
 from backups.storage import EndpointUnreachable, LocalObjectStore, ObjectStore, StorageError
-from clients.models import StorageLocation
 
 logger = logging.getLogger(__name__)
 
@@ -38,19 +42,35 @@ _TRANSIENT = (EndpointUnreachable,)
 _FAILURES = (StorageError, engine.EngineError, SealError, OSError)
 
 
+def _target(place: SelfBackupPlace, snapshot_id: str | None, **failure: Any) -> SelfBackupTarget:
+    if isinstance(place, OperatorDirectory):
+        return SelfBackupTarget(None, place.name, place.uri, snapshot_id, **failure)
+    return SelfBackupTarget(place.public_id, place.name, place.display_uri, snapshot_id, **failure)
+
+
+def _open(place: SelfBackupPlace) -> tuple[ObjectStore, str]:
+    """The place's store and the self repository's base key in it."""
+    if isinstance(place, OperatorDirectory):
+        # Checked again now, with the roots of this moment (a root may have been added since).
+        directory = operator_directory_check(str(place.path)).path
+        # Only the operator needs to read it (what is in it is encrypted all the same).
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return LocalObjectStore(directory), SELF_REPOSITORY
+    return store_for_location(place, create=True), self_repository_base(place)
+
+
 def _store_one(
-    location: StorageLocation, source: ObjectStore, data_key: bytes, created: datetime
+    place: SelfBackupPlace, source: ObjectStore, data_key: bytes, created: datetime
 ) -> SelfBackupTarget:
     try:
-        store = store_for_location(location, create=True)
-        base = self_repository_base(location)
+        store, base = _open(place)
         engine.init_repository(store, base, master_key(), data_key, context=KEY_CONTEXT)
         result = engine.backup(source, "", [(store, base)], data_key, now=created, threads=4)
+    except SelfBackupError as exc:
+        return _target(place, None, error=exc.message)
     except _FAILURES as exc:
-        return SelfBackupTarget(
-            location.public_id,
-            location.name,
-            location.display_uri,
+        return _target(
+            place,
             None,
             error=str(exc) or type(exc).__name__,
             transient=isinstance(exc, _TRANSIENT),
@@ -60,13 +80,19 @@ def _store_one(
         engine.garbage_collect(store, base, data_key)
     except _FAILURES as exc:
         # The new snapshot is stored; pruning older ones can wait for the next run.
-        logger.warning("self-backup retention on %s failed: %s", location.public_id, exc)
-    return SelfBackupTarget(
-        location.public_id, location.name, location.display_uri, result.manifest_id
-    )
+        logger.warning("self-backup retention on %s failed: %s", place.name, exc)
+    return _target(place, result.manifest_id)
 
 
-def _alert(location: StorageLocation, target: SelfBackupTarget, now: datetime) -> None:
+def _alert(place: SelfBackupPlace, target: SelfBackupTarget, now: datetime) -> None:
+    """A storage location's failure alerts the organization owning it (the operator chose it,
+    but its admins hold the credentials and can fix it). An operator directory belongs to no
+    organization: its failure is logged, the task fails and `backup_self` exits non-zero; it
+    never becomes a tenant's alert, which would tell every organization's admins about the
+    operator's disk and ask them to fix what only the operator can."""
+    if isinstance(place, OperatorDirectory):
+        return
+    location = place
     key = f"self_backup_failed:{location.public_id}"
     if target.ok:
         alert_clear(
@@ -90,19 +116,30 @@ def _alert(location: StorageLocation, target: SelfBackupTarget, now: datetime) -
     )
 
 
-def self_backup_run(
-    *, locations: Sequence[StorageLocation] | None = None, now: datetime | None = None
-) -> SelfBackupResult:
-    """Dump the database once and store it on every chosen location (see the package docstring).
+def _chosen(location_ids: Sequence[str] | None) -> list[SelfBackupPlace]:
+    try:
+        return self_backup_locations(location_ids)
+    except SelfBackupError as exc:
+        # The nightly task has no one to answer: the worker's log says why nothing was written.
+        logger.error("self-backup not run: %s", exc.message)
+        raise
 
-    Rules: the dump and manifest.json's counts come from one snapshot of the database; the
-    plaintext dump exists only in a 0700 scratch directory during the run; each location is
-    written independently and its outcome recorded (log line, alert on failure, resolution on
-    success), a failed dump as every location's failure; no location at all is an error
-    (nothing would protect the system).
+
+def self_backup_run(
+    *, locations: Sequence[SelfBackupPlace] | None = None, now: datetime | None = None
+) -> SelfBackupResult:
+    """Dump the database once and store it in every chosen place (see the package docstring).
+
+    Rules: the places are the operator's choice (`self_backup_locations`: with several
+    organizations never, by default, one organization's storage); the dump and manifest.json's
+    counts come from one snapshot of the database; the plaintext dump exists only in a 0700
+    scratch directory during the run; each place is written independently and its outcome
+    recorded (log line; for a storage location an alert on failure, resolution on success), a
+    failed dump as every place's failure; no place at all is an error (nothing would protect
+    the system).
     """
     now = now or timezone.now()
-    chosen = list(locations) if locations is not None else self_backup_locations()
+    chosen = list(locations) if locations is not None else _chosen(None)
     if not chosen:
         raise SelfBackupError(
             "No location to back AgencyOps up to: set AGENCYOPS_SELF_BACKUP_LOCATIONS, or give "
@@ -117,33 +154,30 @@ def self_backup_run(
             # No dump, so no target gets one: every location records (and alerts) the cause.
             reason = exc.message if isinstance(exc, SelfBackupError) else str(exc)
             targets = tuple(
-                SelfBackupTarget(
-                    location.public_id,
-                    location.name,
-                    location.display_uri,
-                    None,
-                    error=f"the database dump failed: {reason}",
-                )
-                for location in chosen
+                _target(place, None, error=f"the database dump failed: {reason}")
+                for place in chosen
             )
         else:
             source = LocalObjectStore(directory)
-            targets = tuple(_store_one(location, source, data_key, now) for location in chosen)
+            targets = tuple(_store_one(place, source, data_key, now) for place in chosen)
     database = manifest["database"]
-    for location, target in zip(chosen, targets, strict=True):
+    for place, target in zip(chosen, targets, strict=True):
         if target.ok:
             logger.info(
                 "self-backup stored on %s (%s): snapshot %s, %d bytes",
-                location.name,
-                location.public_id,
+                target.location_name,
+                target.entry,
                 target.snapshot_id,
                 database["bytes"],
             )
         else:
             logger.error(
-                "self-backup to %s (%s) failed: %s", location.name, location.public_id, target.error
+                "self-backup to %s (%s) failed: %s",
+                target.location_name,
+                target.entry,
+                target.error,
             )
-        _alert(location, target, now)
+        _alert(place, target, now)
     return SelfBackupResult(
         created_at=now,
         vendor=database["vendor"],
@@ -155,5 +189,6 @@ def self_backup_run(
 
 
 def self_backup_run_by_ids(location_ids: Sequence[str] | None = None) -> SelfBackupResult:
-    """For the task and the command: location public ids in (None: the configured ones)."""
-    return self_backup_run(locations=self_backup_locations(location_ids))
+    """For the task and the command: entries in (location ids or operator directories, as
+    AGENCYOPS_SELF_BACKUP_LOCATIONS takes them; None: the configured ones)."""
+    return self_backup_run(locations=_chosen(location_ids))

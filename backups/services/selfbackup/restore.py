@@ -23,6 +23,7 @@ from backups.services.selfbackup.common import (
     CountCheck,
     SelfBackupError,
     SelfSnapshot,
+    file_uri_path,
 )
 from backups.services.selfbackup.database import (
     _inventory,
@@ -42,15 +43,14 @@ def self_repository_open(
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
 ) -> engine.Target:
-    """`file:///dir` or `s3://bucket/prefix`: the location's own address (its prefix), or the
-    self repository inside it (ending in /_agencyops-self). S3 credentials default to the AWS
-    environment variables, as boto3 reads them."""
+    """`file:///dir` or `s3://bucket/prefix`: the location's own address (its prefix) or the
+    operator directory the self-backup was written to, or the self repository inside either
+    (ending in /_agencyops-self). S3 credentials default to the AWS environment variables, as
+    boto3 reads them."""
     parts = urlsplit(uri)
     path = unquote(parts.path).rstrip("/")
     if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
-            raise SelfBackupError(f"A file address is file:///absolute/dir, not {uri!r}.")
-        root = Path(path)
+        root = file_uri_path(uri)
         if root.name == SELF_REPOSITORY:
             root = root.parent
         try:
