@@ -43,7 +43,8 @@ def relative_path_clean(value: str, *, field: str, allow_empty: bool = False) ->
         )
     if value.startswith("/"):
         raise ValidationFailed(
-            "Invalid path.", fields={field: "The path is relative to the location."}
+            "Invalid path.",
+            fields={field: "The path is relative to the location and may not contain '..'."},
         )
     cleaned = value.strip("/")
     if not cleaned:
@@ -54,7 +55,8 @@ def relative_path_clean(value: str, *, field: str, allow_empty: bool = False) ->
         )
     if any(part in ("", ".", "..") for part in cleaned.split("/")):
         raise ValidationFailed(
-            "Invalid path.", fields={field: "The path may not contain '.', '..' or '//'."}
+            "Invalid path.",
+            fields={field: "The path may not contain '..', '.' or empty parts ('//')."},
         )
     return cleaned
 

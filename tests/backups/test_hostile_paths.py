@@ -60,7 +60,9 @@ def test_a_restore_filter_that_climbs_out_is_a_400(
 
 def test_a_valid_restore_request_is_accepted(agency: Agency, snapshot: Snapshot) -> None:
     """The same endpoint with a sane body, so the refusals above are about the paths."""
-    response = _restore(agency, snapshot, destination_path="restores/ok", path_prefix="data")
+    response = _restore(
+        agency, snapshot, destination_path="datasets/restores/ok", path_prefix="data"
+    )
     assert response.status_code in (201, 202), response.content
     assert RestoreRun.objects.count() == 1
 

@@ -97,14 +97,14 @@ def test_restore_form_point_in_time(world: World) -> None:
     form = {
         "as_of": (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
         "destination_location": str(world.location.public_id),
-        "destination_path": "restores/yesterday",
+        "destination_path": "datasets/restores/yesterday",  # client A's folder
         "path_prefix": "",
     }
     response = _login(world.member).post(url, form)
     assert response.status_code == 302
     restore = RestoreRun.objects.get()
     assert restore.snapshot == old
-    assert restore.destination_path == "restores/yesterday"
+    assert restore.destination_path == "datasets/restores/yesterday"
     too_early = _login(world.member).post(url, {**form, "as_of": "2001-01-01T00:00"})
     assert too_early.status_code == 400
     assert "No snapshot was taken" in too_early.content.decode()

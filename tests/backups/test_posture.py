@@ -661,6 +661,7 @@ def test_leads_read_shared_locations_posture_only(agency: Agency, as_user: Any) 
         provider="aws",
         bucket="dedicated-bucket",
         client=other_client,
+        credentials={"access_key_id": "k", "secret_access_key": "s"},
     )
     for location in (shared, dedicated):
         PostureAudit.objects.create(organization=agency.org, location=location, trigger="manual")

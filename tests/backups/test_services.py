@@ -389,7 +389,7 @@ def test_a_restore_from_an_unreachable_target_is_retried_until_its_final_attempt
         data={"endpoint_url": f"http://127.0.0.1:{free_port()}"},
     )
     restore = restore_request(
-        actor=agency.actor,
+        actor=None,  # the operator's restore_snapshot --to DIR
         snapshot=Snapshot.objects.select_related("location").get(pk=snapshot.pk),
         destination_path=str(tmp_path / "restored"),
         enqueue=False,

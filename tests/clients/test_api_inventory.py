@@ -20,7 +20,7 @@ def _payload(w: World, **overrides: Any) -> dict[str, Any]:
         "contains_personal_data": True,
         "source": "SFTP drop from the client",
         "location": str(w.location.public_id),
-        "path": "claims/2026",
+        "path": "datasets/claims/2026",  # in client A's folder on the shared bucket
         "rpo": "04:00:00",
         "rto": "PT2H",
     }

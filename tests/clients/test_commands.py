@@ -89,8 +89,16 @@ def test_bootstrap_demo_is_idempotent(settings: Any, tmp_path: Path) -> None:
     assert counts[1] == 2
     assert counts[2] >= 4
     assert counts[3] == 2
-    assert first.splitlines()[-2:] == second.splitlines()[-2:]  # same printed logins
-    owner_password = first.splitlines()[-2].split("password: ")[-1]
-    assert get_user_model().objects.get(username="owner").check_password(owner_password)
+    logins = [line.split() for line in first.splitlines() if "password:" in line]
+    assert logins == [line.split() for line in second.splitlines() if "password:" in line]
+    assert [login[0] for login in logins] == ["owner", "lead", "operator"]
+    passwords = {login[0]: login[-1] for login in logins}
+    users = get_user_model().objects
+    assert users.get(username="owner").check_password(passwords["owner"])
+    # Django admin is the operator's: the agency's owner is no superuser, the operator is
+    assert not users.get(username="owner").is_superuser
+    operator = users.get(username="operator")
+    assert operator.is_superuser
+    assert not Membership.objects.filter(user=operator).exists()
     assert len({d.kind for d in Dataset.objects.all()}) >= 4
     assert (tmp_path / "demo-logins.json").stat().st_mode & 0o777 == 0o600

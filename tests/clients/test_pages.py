@@ -76,7 +76,7 @@ def test_register_dataset_form_validates_on_the_server(world: World) -> None:
     still_bad = lead.post(url, form)
     assert still_bad.status_code == 400
     assert "may not contain" in still_bad.content.decode()
-    form["path"] = "surveys/2026"
+    form["path"] = "datasets/surveys/2026"  # in client A's folder
     good = lead.post(url, form)
     assert good.status_code == 302
     dataset = Dataset.objects.get(name="Survey answers")
