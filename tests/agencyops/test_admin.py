@@ -1,12 +1,17 @@
 """Django admin is no way around the lifecycle: a superuser cannot delete (delete view, the
 changelist's "delete selected" action, its confirmation POST) a dataset under a legal hold or
 any other row whose removal is a service's step; lifecycle fields do not take from a change
-form; and locations are not added here."""
+form; locations are not added here; and the admin's sign-in is throttled and recorded like
+/login/."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import models
 from django.test import Client as BrowserClient
 
@@ -18,6 +23,15 @@ from tests.agencyops.conftest import w
 from tests.conftest import World
 
 __all__ = ["w"]  # the fixture
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
@@ -159,3 +173,85 @@ def test_read_only_fields_are_no_inputs(w: World, operator: BrowserClient) -> No
     page = operator.get(_url(key, "change/")).content.decode()
     assert key.public_key in page
     assert "private_sealed" not in page
+
+
+# --- the admin's sign-in ---
+
+
+def _admin_sign_in(browser: BrowserClient, username: str, password: str) -> Any:
+    return browser.post(
+        "/admin/login/?next=/admin/",
+        {"username": username, "password": password, "next": "/admin/"},
+        REMOTE_ADDR="203.0.113.5",
+    )
+
+
+def test_the_admin_login_is_throttled_and_recorded_like_login(w: World, settings: Any) -> None:
+    w.lead.set_password(PASSWORD)
+    w.lead.is_staff = w.lead.is_superuser = True
+    w.lead.save()
+    PendingAccessEvent.objects.all().delete()
+    browser = BrowserClient()
+    for _ in range(settings.AGENCYOPS_SIGNIN_ACCOUNT_LIMIT):
+        response = _admin_sign_in(browser, w.lead.username, "guess")
+        assert response.status_code == 200  # the admin's form again, with its error
+        assert b"Please enter the correct username and password" in response.content
+
+    response = _admin_sign_in(browser, w.lead.username, PASSWORD)
+    assert response.status_code == 429
+    assert b"Too many failed sign-ins" in response.content
+    assert b'name="password"' in response.content  # the admin's page, unchecked
+    assert 0 < int(response["Retry-After"]) <= settings.AGENCYOPS_SIGNIN_WINDOW_SECONDS
+    assert "_auth_user_id" not in browser.session
+
+    # Each failure is a login_failed access event of the lead's organization, as at /login/.
+    events = [p.payload for p in PendingAccessEvent.objects.order_by("id")]
+    assert [e["action"] for e in events] == [
+        "login_failed"
+    ] * settings.AGENCYOPS_SIGNIN_ACCOUNT_LIMIT
+    assert {(e["actor_label"], e["source_ip"]) for e in events} == {
+        (w.lead.username, "203.0.113.5")
+    }
+
+    # The same counters as /login/: the account is refused there too.
+    refused = BrowserClient().post(
+        "/login/",
+        {"username": w.lead.username, "password": PASSWORD},
+        REMOTE_ADDR="203.0.113.5",
+    )
+    assert refused.status_code == 429
+
+
+def test_failures_at_login_count_at_the_admin_login(w: World, settings: Any) -> None:
+    w.admin.set_password(PASSWORD)
+    w.admin.is_staff = True
+    w.admin.save()
+    for _ in range(settings.AGENCYOPS_SIGNIN_ACCOUNT_LIMIT):
+        BrowserClient().post(
+            "/login/",
+            {"username": w.admin.username, "password": "guess"},
+            REMOTE_ADDR="203.0.113.5",
+        )
+    assert _admin_sign_in(BrowserClient(), w.admin.username, PASSWORD).status_code == 429
+
+
+def test_the_admin_login_still_signs_staff_in(w: World) -> None:
+    w.owner.set_password(PASSWORD)
+    w.owner.is_staff = w.owner.is_superuser = True
+    w.owner.save()
+    browser = BrowserClient()
+    assert browser.get("/admin/").status_code == 302  # to the (throttled) login
+    page = browser.get("/admin/login/?next=/admin/")
+    assert page.status_code == 200
+    assert b"Django administration" in page.content or b"site administration" in page.content
+    response = _admin_sign_in(browser, w.owner.username, PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert browser.get("/admin/").status_code == 200
+    assert browser.get("/admin/login/").status_code == 302  # already in: to the index
+    # A member who is not staff signs in at /login/, not here.
+    w.member.set_password(PASSWORD)
+    w.member.save()
+    not_staff = _admin_sign_in(BrowserClient(), w.member.username, PASSWORD)
+    assert not_staff.status_code == 200
+    assert b"staff account" in not_staff.content
