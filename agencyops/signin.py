@@ -4,7 +4,8 @@ Failed sign-ins are counted per (username, client address) and per client addres
 Django's cache, over a sliding window. Past the limit the form answers 429 with the wait, even
 for the right password, so guessing gets nowhere; a success clears that account's counter.
 The cache is per process in the embedded setup; production points CACHE_URL at Redis so every
-web process shares the counters.
+web process shares the counters. Django admin's sign-in (`/admin/login/`) runs through the same
+view and counters.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 
 from agencyops.http import request_origin
 
@@ -66,6 +74,8 @@ def signin_succeeded(username: str, address: str) -> None:
 
 class ThrottledLoginView(auth_views.LoginView):
     redirect_authenticated_user = True
+    # The page answered with 429: the login page with the wait, never a check of the password.
+    throttled_template_name = "registration/login.html"
 
     def _who(self) -> tuple[str, str]:
         username = str(self.request.POST.get("username", ""))[:150]
@@ -76,20 +86,14 @@ class ThrottledLoginView(auth_views.LoginView):
         wait = signin_wait_seconds(username, address)
         if wait:
             minutes = max(1, math.ceil(wait / 60))
-            form = AuthenticationForm(request)
-            response = render(
-                request,
-                "registration/login.html",
-                {
-                    "form": form,
-                    "throttled": (
-                        "Too many failed sign-ins from your address. "
-                        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-                    ),
-                    "next": request.POST.get("next", ""),
-                },
-                status=429,
+            context = self.get_context_data(
+                form=self.get_form_class()(request),
+                throttled=(
+                    "Too many failed sign-ins from your address. "
+                    f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+                ),
             )
+            response = render(request, self.throttled_template_name, context, status=429)
             response["Retry-After"] = str(wait)
             return response
         return super().post(request, *args, **kwargs)
@@ -101,3 +105,36 @@ class ThrottledLoginView(auth_views.LoginView):
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         signin_succeeded(*self._who())
         return super().form_valid(form)
+
+
+class ThrottledAdminLoginView(ThrottledLoginView):
+    """`/admin/login/`: Django admin's sign-in (its form, which also refuses non-staff, and its
+    page) under the same counters as `/login/`, so the admin is no way around the throttle.
+    Failures are recorded as access events the same way: by the `user_login_failed` signal
+    that `authenticate` sends."""
+
+    authentication_form = AdminAuthenticationForm
+    template_name = "admin/login.html"
+    throttled_template_name = "admin/login_throttled.html"
+    # A signed-in user without admin access sees the form (and why), as in Django's own view;
+    # redirecting them would loop back here.
+    redirect_authenticated_user = False
+
+    @method_decorator(never_cache)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        site = admin.site
+        if request.method == "GET" and site.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=site.name))
+        # What AdminSite.login gives its template.
+        context: dict[str, Any] = {
+            **site.each_context(request),
+            "title": _("Log in"),
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+        }
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=site.name)
+        self.extra_context = context
+        request.current_app = site.name  # read by the admin's templates to reverse its urls
+        return super().dispatch(request, *args, **kwargs)

@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from agencyops.signin import ThrottledLoginView
+from agencyops.signin import ThrottledAdminLoginView, ThrottledLoginView
 from backups import api as backups_api
 from clients import api as clients_api
 from lifecycle import api as lifecycle_api
@@ -84,6 +84,8 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Ahead of the admin's own login route: the admin signs in under /login/'s throttle.
+    path("admin/login/", ThrottledAdminLoginView.as_view(), name="admin-login"),
     path("admin/", admin.site.urls),
     path(
         "login/",

@@ -1,5 +1,8 @@
 """Django admin for the backup models. Keys are never shown; runs and snapshots are read-only
-(they are written by workers, and a snapshot row must match what is on the target)."""
+(they are written by workers, and a snapshot row must match what is on the target). Neither
+they nor a dataset's protection are deleted here: the protection holds the wrapped data key
+(destroying it is the crypto-erase step of an approved deletion), and runs, snapshots,
+restores, audits, fixes and alerts are the record of what happened."""
 
 from __future__ import annotations
 
@@ -24,9 +27,10 @@ from backups.models import (
     Snapshot,
     StoragePrice,
 )
+from clients.admin import NoDeleteAdmin
 
 
-class _ReadOnly(admin.ModelAdmin[Any]):
+class _ReadOnly(NoDeleteAdmin):
     def has_add_permission(self, request: Any) -> bool:
         return False
 
@@ -57,7 +61,7 @@ class BackupPolicyAdmin(admin.ModelAdmin[BackupPolicy]):
 
 
 @admin.register(DatasetProtection)
-class DatasetProtectionAdmin(admin.ModelAdmin[DatasetProtection]):
+class DatasetProtectionAdmin(NoDeleteAdmin):
     list_display = (
         "dataset",
         "policy",

@@ -433,6 +433,37 @@ class DeletionDecisionSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
 
 
+# The envelope `certificate_file_bytes` serves; the document inside is described by its own
+# `type` (agencyops.deletion-certificate/v1).
+CERTIFICATE_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "certificate": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": "What was deleted, where, how, when, who approved it and what the "
+            "verification listing found.",
+        },
+        "sha256": {
+            "type": "string",
+            "description": "sha256 (hex) of the certificate's canonical JSON.",
+        },
+        "signature": {
+            "type": "string",
+            "description": "Ed25519 signature (base64) of the certificate's canonical JSON.",
+        },
+        "algorithm": {"type": "string", "enum": ["Ed25519"]},
+        "public_key": {
+            "type": "string",
+            "description": "The signing key (raw, base64). Compare it with the key published "
+            "at /api/v1/signing-key/: only that key proves who signed.",
+        },
+    },
+    "required": ["certificate", "sha256", "signature", "algorithm", "public_key"],
+    "additionalProperties": False,
+}
+
+
 class DeletionRequestViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -473,15 +504,38 @@ class DeletionRequestViewSet(
     def reject(self, request: Request, id: str) -> Response:  # URL kwarg name
         return self._decide(request, services.deletion_request_reject)
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    def get_renderers(self) -> builtins.list[renderers.BaseRenderer]:
+        if self.action == "certificate":
+            return [CanonicalJSONRenderer()]
+        return super().get_renderers()
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                response=CERTIFICATE_FILE_SCHEMA,
+                description="The certificate file: the canonical JSON of the envelope (sorted "
+                "keys, no whitespace, UTF-8) and a newline. Save the body unchanged and "
+                "`manage.py verify_certificate FILE --key-url https://<host>/api/v1/signing-key/` "
+                "checks it offline against the published key.",
+            )
+        },
+    )
     @action(detail=True, methods=["get"])
-    def certificate(self, request: Request, id: str) -> Response:  # URL kwarg name
-        """The signed certificate, in the form `manage.py verify_certificate` checks."""
+    def certificate(self, request: Request, id: str) -> HttpResponse:  # URL kwarg name
+        """The signed certificate, byte for byte the file `manage.py verify_certificate`
+        checks: a saved response verifies as it is."""
         target = self.get_object()
         certificate = getattr(target, "certificate", None)
         if certificate is None:
             raise NotFound("No certificate yet: it is issued once the deletion is verified.")
-        return Response(services.certificate_envelope(certificate))
+        response = HttpResponse(
+            services.certificate_file_bytes(certificate), content_type="application/json"
+        )
+        response["Content-Disposition"] = (
+            f'inline; filename="deletion-certificate-{certificate.public_id}.json"'
+        )
+        return response
 
 
 class SigningKeySerializer(serializers.Serializer[Any]):
@@ -491,8 +545,12 @@ class SigningKeySerializer(serializers.Serializer[Any]):
 
 
 class SigningKeyViewSet(TenantViewSet[Any]):
-    """`GET /api/v1/signing-key/`: the organization's Ed25519 public key (raw, base64)."""
+    """`GET /api/v1/signing-key/`: the organization's Ed25519 public key (raw, base64), the
+    key a reviewer pins to verify certificates and evidence. Every member reads it, and the
+    organization's procurement tokens (each read one `token_used` access event)."""
 
+    # A procurement token's reviewer must be able to fetch the key they pin.
+    procurement_actions = frozenset({"list"})
     serializer_class = SigningKeySerializer
     pagination_class = None  # one key, not a page of them
     schema = OneDocumentSchema()

@@ -211,10 +211,15 @@ def certificate_file_bytes(certificate: DeletionCertificate) -> bytes:
     return canonical_json(certificate_envelope(certificate)) + b"\n"
 
 
-def certificate_verify(raw: bytes, *, public_key: str | None = None) -> tuple[bool, str]:
-    """Check a saved certificate offline. The file must be the canonical form (so any changed
-    byte fails), its sha256 must match, and the signature must verify under `public_key`
-    (default: the one the file names — pin the published key to prove who signed)."""
+def certificate_verify(raw: bytes, *, public_key: str) -> tuple[bool, str]:
+    """Check a saved certificate offline against a pinned key: the organization's key as
+    published at /api/v1/signing-key/, never a key the file names (anyone can re-sign an
+    edited document with a key of their own and put that key in the file). The file must be
+    the canonical form (so any changed byte fails), its sha256 must match, it must name the
+    pinned key, and the signature must verify under the pinned key."""
+    pinned = public_key.strip() if isinstance(public_key, str) else ""
+    if not pinned:
+        return False, "no public key pinned: a signature proves nothing without the signer's key"
     try:
         envelope = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -228,9 +233,8 @@ def certificate_verify(raw: bytes, *, public_key: str | None = None) -> tuple[bo
     canonical = canonical_json(envelope["certificate"])
     if hashlib.sha256(canonical).hexdigest() != envelope.get("sha256"):
         return False, "sha256 does not match the certificate"
-    key_text = public_key or envelope.get("public_key")
-    if public_key is not None and envelope.get("public_key") != public_key:
+    if envelope.get("public_key") != pinned:
         return False, "signed by another key than the published one"
-    if not signature_verify(str(key_text), str(envelope.get("signature")), canonical):
+    if not signature_verify(pinned, str(envelope.get("signature")), canonical):
         return False, "the signature does not verify"
     return True, "the certificate is intact and its signature verifies"

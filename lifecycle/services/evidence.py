@@ -203,11 +203,16 @@ def evidence_read(
     return signed
 
 
-def evidence_verify(raw: bytes, *, public_key: str | None = None) -> tuple[bool, str]:
-    """Check saved evidence offline. The file must be the canonical form the API serves (so any
-    changed byte fails), and the signature must verify over the document's canonical JSON
-    under `public_key` (default: the one the file names — pin the published key to prove who
-    signed)."""
+def evidence_verify(raw: bytes, *, public_key: str) -> tuple[bool, str]:
+    """Check saved evidence offline against a pinned key: the organization's key as published
+    at /api/v1/signing-key/, never the key the signature block names (anyone can re-sign an
+    edited document with a key of their own and name that key). The file must be the
+    canonical form the API serves (so any changed byte fails), it must name the pinned key and
+    its fingerprint, and the signature must verify over the document's canonical JSON under
+    the pinned key."""
+    pinned = public_key.strip() if isinstance(public_key, str) else ""
+    if not pinned:
+        return False, "no public key pinned: a signature proves nothing without the signer's key"
     try:
         envelope = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -222,12 +227,11 @@ def evidence_verify(raw: bytes, *, public_key: str | None = None) -> tuple[bool,
     canonical = canonical_json(envelope)
     if raw not in (canonical, canonical + b"\n"):
         return False, "the file is not in canonical form (it was edited)"
-    key = str(signature.get("public_key"))
-    if public_key is not None and key != public_key.strip():
+    if signature.get("public_key") != pinned:
         return False, "signed by another key than the published one"
-    if signature.get("key_id") != key_fingerprint(key):
+    if signature.get("key_id") != key_fingerprint(pinned):
         return False, "the key id does not match the public key"
-    if not signature_verify(key, str(signature.get("value")), canonical_json(document)):
+    if not signature_verify(pinned, str(signature.get("value")), canonical_json(document)):
         return False, "the signature does not verify"
     return True, (
         f"the evidence of {document.get('client', {}).get('name', '?')} generated at "

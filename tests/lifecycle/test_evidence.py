@@ -527,16 +527,20 @@ def test_saved_evidence_verifies_offline_and_any_changed_byte_fails(
     envelope = json.loads(raw)
     envelope["document"]["client"]["name"] = "Someone else"
     forged = services.evidence_file_bytes(envelope)
-    assert services.evidence_verify(forged) == (False, "the signature does not verify")
+    assert services.evidence_verify(forged, public_key=key) == (
+        False,
+        "the signature does not verify",
+    )
 
 
 def test_verify_evidence_command_reports_unreadable_files(tmp_path: Path) -> None:
+    key = base64.b64encode(bytes(32)).decode()  # pinned: the file is what is refused here
     with pytest.raises(CommandError, match="Cannot read"):
-        call_command("verify_evidence", str(tmp_path / "missing.json"))
+        call_command("verify_evidence", str(tmp_path / "missing.json"), "--public-key", key)
     path = tmp_path / "bad.json"
     path.write_text("{}")
     with pytest.raises(CommandError, match="INVALID: not an evidence document"):
-        call_command("verify_evidence", str(path))
+        call_command("verify_evidence", str(path), "--public-key", key)
 
 
 # --- who reads it, and one event per read ---
@@ -787,13 +791,12 @@ def test_evidence_command_writes_a_file_that_verifies(w: World, tmp_path: Path) 
     out = tmp_path / "evidence.json"
     call_command("evidence", str(w.client_b.public_id), "--out", str(out))
     raw = out.read_bytes()
-    assert services.evidence_verify(raw, public_key=services.signing_key_ensure(w.org).public_key)[
-        0
-    ]
+    key = services.signing_key_ensure(w.org).public_key
+    assert services.evidence_verify(raw, public_key=key)[0]
     assert json.loads(raw)["document"]["client"]["id"] == str(w.client_b.public_id)
     (event,) = _evidence_events(w.org)
     assert (event["actor_kind"], event["details"]["via"]) == ("system", "command")
-    call_command("verify_evidence", str(out))
+    call_command("verify_evidence", str(out), "--public-key", key)
     with pytest.raises(CommandError, match="No client"):
         call_command("evidence", "00000000-0000-0000-0000-000000000000", "--out", str(out))
 
@@ -825,4 +828,5 @@ def test_a_client_without_data_has_an_empty_but_valid_evidence(w: World) -> None
     assert doc["summary"]["datasets"] == 0
     assert doc["inventory"] == doc["protection"] == doc["storage_locations"] == []
     assert doc["access_summary"]["total_events"] == 0
-    assert services.evidence_verify(response.content)[0]
+    key = services.signing_key_ensure(w.org).public_key
+    assert services.evidence_verify(response.content, public_key=key)[0]

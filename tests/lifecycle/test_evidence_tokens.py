@@ -1,6 +1,7 @@
 """Procurement tokens: issued by admins (shown once, stored hashed, expiry required), they read
-their client's evidence and deletion certificates and nothing else — every API route is tried
-with every method — and every use is an access event. Expired or revoked: 401."""
+their client's evidence and deletion certificates, and their organization's signing key to pin,
+and nothing else — every API route is tried with every method — and every use is an access
+event. Expired or revoked: 401."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ __all__ = ["w"]  # the fixture
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 # What a token of client B may read; everything else of the API answers 404.
-READABLE = {"client-evidence-list", "deletion-request-certificate", "evidence-schema-list"}
+READABLE = {
+    "client-evidence-list",
+    "deletion-request-certificate",
+    "evidence-schema-list",
+    "signing-key-list",
+}
+# What any token of the organization reads, whichever client it is of: the evidence schema,
+# and the signing key (published: the reviewer pins it to verify what the token fetched).
+ORGANIZATION_READABLE = {"evidence-schema-list", "signing-key-list"}
 
 
 def bearer(raw: str) -> APIClient:
@@ -61,13 +70,15 @@ def test_every_api_route_is_enumerated_here() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ROUTES))
-def test_a_token_of_client_a_gets_404_on_every_route_but_the_schema(w: World, name: str) -> None:
+def test_a_token_of_client_a_gets_404_on_every_route_but_the_schema_and_key(
+    w: World, name: str
+) -> None:
     """Client B's objects (the routes' targets), client lists, writes: all 404 for A's token."""
     _, raw = issue(w, w.client)
     url = ROUTES[name].url(w)
     for method in METHODS:
         response = call(bearer(raw), method, url)
-        if name == "evidence-schema-list" and method in ("GET", "HEAD"):
+        if name in ORGANIZATION_READABLE and method in ("GET", "HEAD"):
             assert response.status_code == 200, (method, response.content)
         else:
             assert response.status_code == 404, (method, response.status_code, response.content)
@@ -100,6 +111,11 @@ def test_what_the_token_reads(w: World) -> None:
     )
     assert certificate.status_code == 200
     assert certificate.json() == services.certificate_envelope(w.certificate_b)
+    assert certificate.content == services.certificate_file_bytes(w.certificate_b)
+    signing_key = client.get("/api/v1/signing-key/")
+    assert signing_key.status_code == 200
+    assert signing_key.json()["public_key"] == key
+    assert services.certificate_verify(certificate.content, public_key=key)[0]
     assert client.get(f"/api/v1/clients/{w.client.public_id}/evidence/").status_code == 404
     assert client.get("/api/v1/clients/").status_code == 404
     token.refresh_from_db()
@@ -134,6 +150,44 @@ def test_every_use_is_one_access_event(w: World) -> None:
         ("POST", 404),
     ]
     assert events[2]["details"]["path"] == "/api/v1/clients/"
+
+
+def test_a_token_reads_its_own_organizations_signing_key_as_an_access_event(w: World) -> None:
+    """The key endpoint answers the caller's organization's key: a token of organization B
+    gets B's key, never A's, and each read is one `token_used` event in B's log alone."""
+    key_a = services.signing_key_ensure(w.org).public_key
+    key_b = services.signing_key_ensure(w.other_org).public_key
+    token_b, raw_b = services.evidence_token_issue(
+        actor=Actor.system(w.other_org),
+        client=w.other_client,
+        name="their procurement",
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    PendingAccessEvent.objects.all().delete()
+    response = bearer(raw_b).get("/api/v1/signing-key/")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "organization": str(w.other_org.public_id),
+        "algorithm": "Ed25519",
+        "public_key": key_b,
+    }
+    assert key_b != key_a
+    # A's key is nowhere to be reached with B's token: the route names no organization, and
+    # A's certificate is not found.
+    assert key_a not in response.content.decode()
+    certificate = f"/api/v1/deletion-requests/{w.deletion_request_b.public_id}/certificate/"
+    assert bearer(raw_b).get(certificate).status_code == 404
+    assert _events(w) == []  # nothing lands in organization A's log
+    events = [
+        p.payload
+        for p in PendingAccessEvent.objects.filter(organization=w.other_org).order_by("id")
+    ]
+    assert [(e["action"], e["details"]["path"], e["details"]["status"]) for e in events] == [
+        ("token_used", "/api/v1/signing-key/", 200),
+        ("token_used", certificate, 404),
+    ]
+    assert events[0]["actor_label"] == f"procurement-token:{token_b.public_id}"
+    assert events[0]["client_ref"] == str(w.other_client.public_id)
 
 
 def test_admins_issue_tokens_shown_once_and_stored_hashed(w: World) -> None:
