@@ -142,6 +142,11 @@ class DatasetAdmin(NoDeleteAdmin, GuardedModelAdmin):  # type: ignore[misc]  # g
         placement = ("organization", "client", "engagement", "location", "path")
         return (*self.readonly_fields, *_on_change(obj, placement))
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Registration goes through dataset_register: the path must lie in the client's folder
+        # of the location, and the dataset gets its protection (policy, key) there.
+        return False
+
 
 @admin.register(AccessGrant)
 class AccessGrantAdmin(NoDeleteAdmin):
