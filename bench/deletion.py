@@ -196,6 +196,9 @@ def _measure(endpoint: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    # The stores connect through the egress guard: allow the loopback moto server (bench.run
+    # sets the same for its children; this covers `python -m bench.deletion` on its own).
+    os.environ["AGENCYOPS_EGRESS_ALLOW"] = "127.0.0.1"
     endpoint = os.environ.get("BENCH_S3_ENDPOINT")
     if endpoint:
         print(json.dumps(_measure(endpoint)))

@@ -4,6 +4,10 @@ Prints one JSON line: seconds (excluding interpreter start-up), cpu_seconds (use
 of this process over the same span), maxrss_mb (ru_maxrss), hwm_mb
 (VmHWM of this process image, which unlike ru_maxrss is not inherited across fork/exec), stats.
 Keys come from the environment (BENCH_MASTER_KEY, hex): the benchmark's throwaway key.
+
+The target store connects through the egress guard, as the application's stores do, so the
+engine is measured under the policy (bench.run allows 127.0.0.1, where its moto server listens,
+through AGENCYOPS_EGRESS_ALLOW).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from backups.engine import (
     restore,
 )
 from backups.storage import LocalObjectStore, S3ObjectStore
+from backups.storage.s3 import GuardedConnect
 from tests.s3server import TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY
 
 BASE = "agencyops/org/client/dataset"
@@ -72,6 +77,20 @@ def raw_put(endpoint: str, directory: str, threads: int) -> dict[str, object]:
     return {"files": len(names)}
 
 
+def _guarded_connect() -> GuardedConnect:
+    """agencyops.egress.guarded_connect with the operator's allow list from the environment.
+    This child is no Django process: the one setting the guard reads is all it configures."""
+    from django.conf import settings
+
+    from agencyops.env import env_list
+
+    if not settings.configured:
+        settings.configure(AGENCYOPS_EGRESS_ALLOW=env_list("AGENCYOPS_EGRESS_ALLOW", []))
+    from agencyops.egress import guarded_connect
+
+    return guarded_connect
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("op", choices=["init", "backup", "restore", "raw-put"])
@@ -90,6 +109,7 @@ def main() -> None:
         access_key_id=TEST_ACCESS_KEY_ID,
         secret_access_key=TEST_SECRET_ACCESS_KEY,
         max_pool_connections=args.threads,
+        connect=_guarded_connect(),
     )
     started = time.perf_counter()
     cpu_started = time.process_time()

@@ -457,6 +457,9 @@ def dispatch_table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     started = time.monotonic()
+    # The benchmark's moto server listens on loopback: the operator's allow list must name it,
+    # and every section (children inherit the environment) is measured under the policy.
+    os.environ["AGENCYOPS_EGRESS_ALLOW"] = "127.0.0.1"
     _announce_tools()
     with tempfile.TemporaryDirectory(prefix="agencyops-bench-") as tmp:
         work = Path(tmp)

@@ -6,6 +6,13 @@ sent right after its commit, in the same process. Each delivery is claimed by a 
 update before it is sent, so a retried task or the periodic retry never sends it twice; a
 failed send is retried with backoff. The webhook URL is sealed under the master key and never
 logged or returned.
+
+A webhook is a URL the tenant chose, so it is reached only where the egress policy allows
+(agencyops.egress): checked when saved, and every POST connects through the guarded connect,
+follows no redirect, and waits at most WEBHOOK_TIMEOUT_SECONDS. What the tenant is told of a
+failure is one sentence for every cause (refused, closed, silent, an error status), so neither
+the test button nor a delivery's error tells a scanner what listens behind an address; the
+cause goes to the server log only.
 """
 
 from __future__ import annotations
@@ -13,8 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +27,7 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
@@ -32,6 +38,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agencyops.crypto import SealError, seal, unseal
+from agencyops.egress import GuardedPoolManager, url_check
 from agencyops.exceptions import ValidationFailed
 from agencyops.tenancy import Actor
 from backups.models import (
@@ -47,6 +54,9 @@ from clients.models import Membership, Organization, Role
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 5
+# What the tenant learns of any failed webhook POST (refused by the egress policy, nothing
+# listening, no answer, closed, an answer other than 2xx): one reason for all.
+WEBHOOK_NOT_REACHABLE = "no success (2xx) answer came back."
 MAX_DELIVERY_ATTEMPTS = 5
 # How long after its creation an unsent delivery with this many attempts is tried again: the
 # first try is the sender's own (after commit); the periodic retry picks up what it left.
@@ -213,12 +223,13 @@ def _delivery_send(delivery_id: int, *, now: datetime) -> bool:
     except DeliveryFailed as exc:
         AlertDelivery.objects.filter(pk=delivery_id).update(sent_at=None, error=str(exc)[:2000])
         logger.warning(
-            "alert %s: %s notice (%s) failed, attempt %d: %s",
+            "alert %s: %s notice (%s) failed, attempt %d: %s%s",
             delivery.alert.public_id,
             delivery.channel,
             delivery.event,
             delivery.attempts,
             exc,
+            f" ({exc.cause})" if isinstance(exc, WebhookUnreachable) else "",
         )
         return False
     AlertDelivery.objects.filter(pk=delivery_id).update(error="")
@@ -227,6 +238,15 @@ def _delivery_send(delivery_id: int, *, now: datetime) -> bool:
 
 class DeliveryFailed(Exception):
     """A notice could not be sent; the message never contains the webhook URL."""
+
+
+class WebhookUnreachable(DeliveryFailed):
+    """The webhook did not take the notice. `str()` is the same for every cause (shown to the
+    tenant); `cause` says which, for the server log only."""
+
+    def __init__(self, host: str, cause: str) -> None:
+        super().__init__(f"webhook at {host} not reachable: {WEBHOOK_NOT_REACHABLE}")
+        self.cause = cause
 
 
 def _link(alert: Alert) -> str:
@@ -332,34 +352,36 @@ def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
     }
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook answers; it does not send the body elsewhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects())
-
-
 def _webhook_post(url: str, payload: dict[str, Any]) -> None:
+    """POST the payload as JSON; WebhookUnreachable unless a 2xx answer came back. A redirect
+    is an answer like any other non-2xx: the body is not sent elsewhere."""
     host = urlsplit(url).hostname or "?"
-    request = urllib.request.Request(  # noqa: S310  # scheme validated (http/https) when saved
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "AgencyOps-alerts"},
-        method="POST",
-    )
-    try:
-        with _opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+    # A pool per POST: a connection kept from an earlier POST could outlive a change of the
+    # egress policy (or of the name's address) and would skip the check.
+    with GuardedPoolManager(num_pools=1) as http:
+        try:
+            response = http.request(
+                "POST",
+                url,
+                body=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json", "User-Agent": "AgencyOps-alerts"},
+                redirect=False,
+                retries=False,
+                timeout=urllib3.Timeout(
+                    connect=WEBHOOK_TIMEOUT_SECONDS, read=WEBHOOK_TIMEOUT_SECONDS
+                ),
+                preload_content=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError, HTTPException, ValueError) as exc:
+            raise WebhookUnreachable(host, type(exc).__name__) from None
+        try:
             response.read(1024)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"webhook at {host} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, HTTPException, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise DeliveryFailed(
-            f"webhook at {host} unreachable: {type(reason).__name__}: {reason}".replace(url, host)
-        ) from None
+        except (urllib3.exceptions.HTTPError, OSError, HTTPException) as exc:
+            raise WebhookUnreachable(host, type(exc).__name__) from None
+        finally:
+            response.release_conn()
+        if not 200 <= response.status < 300:
+            raise WebhookUnreachable(host, f"HTTP {response.status}")
 
 
 def _webhook_send(delivery: AlertDelivery) -> None:
@@ -411,10 +433,9 @@ def _validate_webhook_url(url: str) -> str:
             "The webhook URL must be an http or https URL.",
             fields={"webhook_url": "Give an http:// or https:// URL."},
         ) from None
-    return url
+    return url_check(url, field="webhook_url")
 
 
-@transaction.atomic
 def notification_settings_update(
     *,
     actor: Actor,
@@ -422,22 +443,27 @@ def notification_settings_update(
     webhook_url: str | None = None,
 ) -> NotificationSettings:
     """Change where alerts go. `webhook_url`: None keeps it, "" removes it, a URL replaces it
-    (sealed under the master key, never returned)."""
+    (sealed under the master key, never returned). A URL must pass the egress policy
+    (`url_check`: http(s), no credentials in it, no internal or metadata address unless the
+    operator allows it)."""
     actor.require_admin("change notification settings")
-    notification, _ = NotificationSettings.objects.select_for_update().get_or_create(
-        organization=actor.organization
-    )
-    if email_enabled is not None:
-        notification.email_enabled = email_enabled
-    if webhook_url is not None:
-        if webhook_url.strip():
-            clean = _validate_webhook_url(webhook_url)
+    clean: str | None = None
+    if webhook_url is not None and webhook_url.strip():
+        # Checked before the row is locked: the check may wait on DNS.
+        clean = _validate_webhook_url(webhook_url)
+    with transaction.atomic():
+        notification, _ = NotificationSettings.objects.select_for_update().get_or_create(
+            organization=actor.organization
+        )
+        if email_enabled is not None:
+            notification.email_enabled = email_enabled
+        if clean is not None:
             notification.webhook_url_sealed = seal(
                 clean.encode(), purpose=_purpose(actor.organization)
             )
-        else:
+        elif webhook_url is not None:
             notification.webhook_url_sealed = None
-    notification.save()
+        notification.save()
     return notification
 
 
@@ -450,7 +476,9 @@ class NotificationTest:
 
 def notification_settings_test(*, actor: Actor, channel: str) -> NotificationTest:
     """Send a test notice now through one channel: an e-mail to the acting admin, or a POST to
-    the webhook. Reports what happened without raising (the webhook URL never appears)."""
+    the webhook. Reports what happened without raising (the webhook URL never appears). The
+    webhook's answer is "reachable" (a 2xx came back) or "not reachable" with one reason for
+    every failure: never the remote's status, body or the kind of error."""
     actor.require_admin("send a test notification")
     if channel == DeliveryChannel.EMAIL:
         address = getattr(actor.user, "email", "")
@@ -481,6 +509,11 @@ def notification_settings_test(*, actor: Actor, channel: str) -> NotificationTes
                 "alert": None,
             },
         )
-    except DeliveryFailed as exc:
-        return NotificationTest(channel, sent=False, detail=str(exc))
-    return NotificationTest(channel, sent=True, detail=f"Posted to {urlsplit(url).hostname}.")
+    except WebhookUnreachable as exc:
+        logger.info("test webhook of organization %s failed: %s", actor.organization.pk, exc.cause)
+        return NotificationTest(
+            channel, sent=False, detail=f"Not reachable: {WEBHOOK_NOT_REACHABLE}"
+        )
+    return NotificationTest(
+        channel, sent=True, detail=f"Reachable: posted to {urlsplit(url).hostname}."
+    )

@@ -2,8 +2,11 @@
 
 Every store built here acts for a tenant, so the operator's limits are applied again at the
 moment of use (whatever was checked when the location was saved): a local directory must still
-resolve inside the organization's folder of a local root, and an S3 location without stored
-credentials never falls back on the server's own unless the operator allows it.
+resolve inside the organization's folder of a local root, an S3 location without stored
+credentials never falls back on the server's own unless the operator allows it, and an S3
+store's sockets open only where the egress policy allows (agencyops.egress: no loopback,
+private, link-local or metadata address unless the operator lists it), judged on the address
+actually connected to.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from agencyops.egress import guarded_connect
 from agencyops.local_roots import OutsideLocalRoots, local_directory_resolve
 from backups.storage import (
     AccessDenied,
@@ -65,6 +69,7 @@ def store_for_location(location: StorageLocation, *, create: bool = False) -> Ob
         access_key_id=credentials.get("access_key_id"),
         secret_access_key=credentials.get("secret_access_key"),
         max_pool_connections=POOL_CONNECTIONS,
+        connect=guarded_connect,
     )
 
 
@@ -84,6 +89,7 @@ def bucket_settings_store(location: StorageLocation) -> S3ObjectStore:
         max_attempts=2,
         connect_timeout=3.0,
         read_timeout=10.0,
+        connect=guarded_connect,
     )
 
 

@@ -2,6 +2,10 @@
 
 One client per store; boto3 clients are thread-safe, so the engine's worker threads share it and
 the connection pool is sized to the thread pool (otherwise threads queue for sockets).
+
+A store that acts for a tenant is given a guarded `connect` (the caller's egress policy): every
+socket of its client, the fast GET path's included, is opened by it, and a connection it
+refuses (PermissionError) is neither retried nor described beyond "refused".
 """
 
 from __future__ import annotations
@@ -9,17 +13,28 @@ from __future__ import annotations
 import builtins
 import contextlib
 import http.client
+import socket
+import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
 
 import boto3
 import botocore.exceptions
 import urllib3.exceptions
 from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import (
+    AWSHTTPConnection,
+    AWSHTTPConnectionPool,
+    AWSHTTPSConnection,
+    AWSHTTPSConnectionPool,
+    AWSRequest,
+)
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool
 
 from backups.storage.base import (
     DELETE_BATCH_SIZE,
@@ -62,12 +77,90 @@ _BAD_CREDENTIALS = {
     "TokenRefreshRequired",
 }
 _DENIED = {"AccessDenied", "Forbidden", "403", "AllAccessDisabled", "AccountProblem"}
-_UNREACHABLE = (
-    botocore.exceptions.EndpointConnectionError,
-    botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.ConnectionClosedError,
-)
+_REFUSED = "connection refused by the egress policy"
+
+
+class GuardedConnect(Protocol):
+    """Opens a TCP socket to `host`:`port` where the caller's policy allows, raising
+    PermissionError where it does not (agencyops.egress.guarded_connect)."""
+
+    def __call__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float | None,
+        source_address: tuple[str, int] | None,
+        socket_options: Sequence[tuple[int, int, int | bytes]] | None,
+    ) -> socket.socket: ...
+
+
+def _guarded_new_conn(conn: HTTPConnection, connect: GuardedConnect) -> socket.socket:
+    """urllib3's `_new_conn` through `connect`, with urllib3's errors (botocore translates them
+    as usual: a refusal arrives as EndpointConnectionError, marked by its PermissionError)."""
+    try:
+        sock = connect(
+            conn._dns_host,  # as urllib3 connects; TLS still verifies conn.host
+            conn.port or conn.default_port,
+            timeout=conn.timeout,  # urllib3 resolved its "default" sentinel already
+            source_address=conn.source_address,
+            socket_options=conn.socket_options,
+        )
+    except socket.gaierror as exc:
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    except PermissionError as exc:
+        raise urllib3.exceptions.NewConnectionError(conn, _REFUSED) from exc
+    except TimeoutError as exc:
+        raise urllib3.exceptions.ConnectTimeoutError(
+            conn, f"Connection to {conn.host} timed out."
+        ) from exc
+    except OSError as exc:
+        raise urllib3.exceptions.NewConnectionError(
+            conn, f"Failed to establish a new connection: {exc}"
+        ) from exc
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    return sock
+
+
+def _guarded_pool_classes(connect: GuardedConnect) -> dict[str, type[HTTPConnectionPool]]:
+    """botocore's pool classes, with connections that open their sockets through `connect`."""
+
+    class GuardedAWSHTTPConnection(AWSHTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return _guarded_new_conn(self, connect)
+
+    class GuardedAWSHTTPSConnection(AWSHTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return _guarded_new_conn(self, connect)
+
+    class GuardedAWSHTTPConnectionPool(AWSHTTPConnectionPool):
+        ConnectionCls = GuardedAWSHTTPConnection
+
+    class GuardedAWSHTTPSConnectionPool(AWSHTTPSConnectionPool):
+        ConnectionCls = GuardedAWSHTTPSConnection
+
+    return {"http": GuardedAWSHTTPConnectionPool, "https": GuardedAWSHTTPSConnectionPool}
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a failure goes back to a refusal of the guarded connect (a PermissionError
+    anywhere in its chain; botocore keeps urllib3's error in `kwargs["error"]`)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, PermissionError):
+            return True
+        kwargs = getattr(current, "kwargs", None)
+        inner = kwargs.get("error") if isinstance(kwargs, dict) else None
+        pending.extend(
+            [current.__cause__, current.__context__]
+            + ([inner] if isinstance(inner, BaseException) else [])
+        )
+    return False
 
 
 class _TranslatingReader:
@@ -234,6 +327,11 @@ class _DirectBody:
             self._raw.close()
 
 
+def _refusal_not_retried(caught_exception: BaseException | None = None, **_: Any) -> None:
+    if caught_exception is not None and _refused(caught_exception):
+        raise caught_exception
+
+
 class S3ObjectStore:
     """A bucket on an S3-compatible endpoint (AWS, MinIO, Ceph, B2, Wasabi, GCS interop)."""
 
@@ -254,6 +352,7 @@ class S3ObjectStore:
         read_timeout: float = 60.0,
         addressing_style: Literal["auto", "virtual", "path"] = "auto",
         transport_checksums: bool = False,
+        connect: GuardedConnect | None = None,
     ) -> None:
         if part_size < 5 * MIB:
             raise ValueError("S3 multipart parts must be at least 5 MiB")
@@ -289,12 +388,37 @@ class S3ObjectStore:
             else "when_required",
         )
         self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        if connect is not None:
+            self._guard(connect)
         # The fast GET path (see _direct_open) signs with these and sends on the client's pool.
         self._credentials = session.get_credentials()
         self._direct_base: str | None = None
         self._direct_enabled = True
         # Kept only to scrub them from error messages that echo request details.
         self._scrub = [s for s in (access_key_id, secret_access_key, session_token) if s]
+
+    def _guard(self, connect: GuardedConnect) -> None:
+        """Open every socket of the client through `connect`: the pool classes of its HTTP
+        session (direct and through a proxy: botocore's proxy managers take the session's
+        `_pool_classes_by_scheme`), which the fast GET path shares. A botocore without these
+        hooks is refused rather than left unguarded. A refused connection is not retried."""
+        classes = _guarded_pool_classes(connect)
+        try:
+            session = self._client._endpoint.http_session  # type: ignore[attr-defined]
+            manager = session._manager
+            if session._pool_classes_by_scheme.keys() != classes.keys() or getattr(
+                session, "_proxy_managers", None
+            ):
+                raise AttributeError("unexpected HTTP session")
+            session._pool_classes_by_scheme = classes
+            manager.pool_classes_by_scheme = classes
+        except AttributeError:
+            raise StorageError(
+                f"{self.describe()}: this botocore's HTTP session cannot be guarded"
+            ) from None
+        # Retrying a refusal changes nothing: stop at once (a handler that raises ends the
+        # retry decision, and the client call raises the error it was about to retry).
+        self._client.meta.events.register_first("needs-retry.s3", _refusal_not_retried)
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.describe()})"
@@ -336,9 +460,22 @@ class S3ObjectStore:
             raise CredentialsError(
                 f"{operation} of {target} failed: no usable credentials ({type(exc).__name__})"
             ) from None
-        except _UNREACHABLE as exc:
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
+            # One wording for refused, unanswered, reset, closed and timed-out connections:
+            # a failure must not tell a scanner what listens behind the address.
+            if _refused(exc):
+                detail = f" ({_REFUSED})"
+            elif isinstance(exc, botocore.exceptions.SSLError):
+                detail = " (TLS failed: check the endpoint's certificate)"
+            else:
+                detail = ""
             raise EndpointUnreachable(
-                f"{operation} of {target} failed: endpoint unreachable ({type(exc).__name__})"
+                f"{operation} of {target} failed: endpoint unreachable{detail}"
+            ) from None
+        except ResponseParserError:
+            # The message would quote the body: whatever answered is not S3.
+            raise StorageError(
+                f"{operation} of {target} failed: the endpoint's answer is not an S3 response"
             ) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise StorageError(f"{operation} of {target} failed: {self._clean(str(exc))}") from None

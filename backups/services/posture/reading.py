@@ -1,5 +1,12 @@
 """Reading a bucket's protection settings from the storage service (see the package docstring
-for the `PostureAudit.facts` keys)."""
+for the `PostureAudit.facts` keys).
+
+The endpoint is a tenant's input and "audit now" answers at once, so the audit must not be a
+port scanner: an endpoint that refuses, does not answer, closes, times out, fails TLS or answers
+something that is not an S3 service is recorded with one reason (NOT_REACHABLE), never with
+the kind of failure, the remote's status or its body. Errors that an S3 service itself answered
+(AccessDenied, NoSuchBucket, InvalidAccessKeyId…) are kept: an admin needs them.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,17 @@ from datetime import date, datetime
 from typing import Any, cast
 
 import botocore.exceptions
+from botocore.parsers import ResponseParserError
 
 from agencyops.crypto import SealError
 from backups.models import PostureCheck
 from backups.services.stores import bucket_settings_store
-from backups.storage import S3ObjectStore, StorageError
+from backups.storage import EndpointUnreachable, S3ObjectStore, StorageError
+from backups.storage.errors import IncompleteBody
 from clients.models import StorageLocation
+
+# The one reason recorded for every endpoint where no S3 service answered.
+NOT_REACHABLE = "endpoint unreachable: no S3 service answered there."
 
 # Error codes that mean "this setting is not configured", not "the request failed".
 _ABSENT: dict[str, frozenset[str]] = {
@@ -37,6 +49,23 @@ _PUBLIC_ACCESS_FLAGS = (
 
 class _Unsupported(StorageError):
     """The storage service does not implement this setting."""
+
+
+class _NotS3(StorageError):
+    """What answered (if anything did) is not an S3 service."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_REACHABLE)
+
+
+# The network and protocol failures of botocore (refused, unanswered, reset, timed out, TLS,
+# an unparsable answer): from the first question, they all mean no S3 service answered.
+_TRANSPORT = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+    ResponseParserError,
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +113,44 @@ def _call(
                     f"({code})"
                 ) from None
             raise
+    return cast(dict[str, Any], response)
+
+
+def _versioning(store: S3ObjectStore) -> dict[str, Any]:
+    """The first question, which also tells whether an S3 service answers at all: its answer
+    is an XML document about versioning (`<VersioningConfiguration …>`, or moto's
+    `<GetBucketVersioningResponse …>`), its errors carry an S3 error code. Anything else (an
+    HTML page, an empty 200, a bare status, a dropped connection) is _NotS3."""
+    documents: list[bool] = []
+
+    def keep(response_dict: Mapping[str, Any], **_: Any) -> None:
+        body = response_dict.get("body")
+        documents.append(
+            isinstance(body, bytes) and body.lstrip()[:1] == b"<" and b"Versioning" in body
+        )
+
+    events = store.client.meta.events
+    events.register("before-parse.s3.GetBucketVersioning", keep)
+    try:
+        with store.translate_errors("read versioning"):
+            try:
+                response = store.client.get_bucket_versioning(Bucket=store.bucket)
+            except botocore.exceptions.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                if not code or code.isdigit():
+                    raise _NotS3() from None  # a status without an S3 error document
+                if code in _UNSUPPORTED:
+                    raise _Unsupported(
+                        f"read versioning of {store.describe()}: the storage service does not "
+                        f"support it ({code})"
+                    ) from None
+                raise
+            except _TRANSPORT:
+                raise _NotS3() from None
+    finally:
+        events.unregister("before-parse.s3.GetBucketVersioning", keep)
+    if not documents or not documents[-1]:
+        raise _NotS3()
     return cast(dict[str, Any], response)
 
 
@@ -180,7 +247,9 @@ def _read(location: StorageLocation) -> _Reading:
     under facts["errors"] and becomes a finding of its own; it never stops the audit."""
     try:
         store = bucket_settings_store(location)
-        versioning = _call(store, "read versioning", store.client.get_bucket_versioning) or {}
+        versioning = _versioning(store)
+    except (_NotS3, EndpointUnreachable, IncompleteBody):
+        return _Reading(reachable=False, error=NOT_REACHABLE, facts={})
     except (StorageError, ValueError, SealError) as exc:
         # ValueError: boto3 refuses the endpoint URL or region before sending anything;
         # SealError: the stored credentials do not open under the current master key.
