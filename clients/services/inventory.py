@@ -18,6 +18,7 @@ from django.db import models, transaction
 from django.utils.text import slugify
 
 from agencyops.crypto import seal, unseal
+from agencyops.egress import url_check
 from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
 from agencyops.tenancy import Actor
 from clients import signals
@@ -199,6 +200,9 @@ def _location_save(
     location: StorageLocation, *, actor: Actor, update_fields: list[str] | None = None
 ) -> StorageLocation:
     location.full_clean()  # the operator's local roots (StorageLocation.clean)
+    if location.kind == LocationKind.S3 and location.endpoint_url:
+        # The egress policy: no internal or metadata address (checked again at each connect).
+        location.endpoint_url = url_check(location.endpoint_url, field="endpoint_url")
     _credentials_rule(actor=actor, location=location)
     other = _overlapping_location(location)
     if other is not None:

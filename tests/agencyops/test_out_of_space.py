@@ -142,6 +142,53 @@ CASES: dict[str, Case] = {
         "destination_location",
         writers=("owner", "admin", "lead", "member"),
     ),
+    "storage endpoint at a private address": Case(
+        "POST",
+        lambda w: "/api/v1/locations/",
+        lambda w: {
+            "name": "Hostile",
+            "kind": "s3",
+            "provider": "minio",
+            "endpoint_url": "http://10.0.0.5:9000",
+            "bucket": "b",
+            "credentials": {"access_key_id": "k", "secret_access_key": "s"},
+        },
+        "endpoint_url",
+    ),
+    "storage endpoint at the metadata address": Case(
+        "PATCH",
+        lambda w: f"/api/v1/locations/{_id(w.location)}/",
+        lambda w: {"endpoint_url": "http://169.254.169.254/latest/meta-data/"},
+        "endpoint_url",
+    ),
+    "webhook to the metadata address": Case(
+        "PUT",
+        lambda w: "/api/v1/notification-settings/",
+        lambda w: {
+            "email_enabled": True,
+            "webhook_url": "http://169.254.169.254/latest/meta-data/",
+        },
+        "webhook_url",
+        # another organization's admin writes their own settings: refused just the same
+        writers=("owner", "admin", "other_admin"),
+    ),
+    "webhook to loopback": Case(
+        "PUT",
+        lambda w: "/api/v1/notification-settings/",
+        lambda w: {"email_enabled": True, "webhook_url": "http://[::1]:8080/hook"},
+        "webhook_url",
+        writers=("owner", "admin", "other_admin"),
+    ),
+    "access logs into client B's folder": Case(
+        "POST",
+        lambda w: "/api/v1/posture-fixes/",
+        lambda w: {
+            "location": _id(w.location),
+            "action": "enable_logging",
+            "log_prefix": "client-b",
+        },
+        "log_prefix",
+    ),
     "download outside the snapshot": Case(
         "GET",
         lambda w: f"/api/v1/snapshots/{_id(w.snapshot_a)}/download/?path=../../etc/shadow",

@@ -252,11 +252,13 @@ def test_a_refused_fix_is_recorded_with_its_error(agency: Agency) -> None:
         posture_fix_apply(
             actor=agency.actor, location=location, action="enable_logging", log_prefix="../up"
         )
+    # a log bucket of the organization's that the storage service does not have
+    missing = agency.s3_location("Log bucket", bucket="no-such-log-bucket", create_bucket=False)
     fix = posture_fix_apply(
         actor=agency.actor,
         location=location,
         action="enable_logging",
-        log_bucket="no-such-log-bucket",
+        log_bucket=missing.bucket,
     )
     assert not fix.succeeded
     assert "NoSuchBucket" in fix.error

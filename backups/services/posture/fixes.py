@@ -27,7 +27,8 @@ from backups.services.posture.audit import location_audit
 from backups.services.posture.reading import _ABSENT, _call, _jsonable
 from backups.services.stores import bucket_settings_store, location_key
 from backups.storage import S3ObjectStore, StorageError
-from clients.models import LocationKind, Provider, StorageLocation
+from clients.models import ClientNamespace, Dataset, LocationKind, Provider, StorageLocation
+from clients.services import paths_overlap
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +219,49 @@ def _clean_log_prefix(value: str | None) -> str | None:
     return prefix
 
 
+def _log_target_check(
+    location: StorageLocation, prefix: str | None, log_bucket: str | None
+) -> None:
+    """Where access logs may land. A bucket's logs name every object of every client on it, so
+    they go to the location's own bucket or to the bucket of another S3 location of the
+    organization (same endpoint) that is shared or dedicated to this location's client — and
+    there never into a client's folder or a dataset (on a shared location), where a client
+    would read the others' file names or back them up."""
+    target = location
+    if log_bucket and log_bucket != location.bucket:
+        candidates = StorageLocation.objects.filter(
+            organization_id=location.organization_id,
+            kind=LocationKind.S3,
+            bucket=log_bucket,
+            endpoint_url=location.endpoint_url,
+        )
+        found = next((c for c in candidates if c.client_id in (None, location.client_id)), None)
+        if found is None:
+            raise ValidationFailed(
+                "Logs go to this location's bucket or to another storage location of the "
+                "organization (shared, or dedicated to the same client).",
+                fields={"log_bucket": "Not a bucket of the organization's locations."},
+            )
+        target = found
+    if target.client_id is not None:
+        return  # a dedicated location is its client's space entirely
+    # The key prefix the logs get, relative to the target location's own prefix.
+    key = location_key(location, prefix or DEFAULT_LOG_PREFIX)
+    base = target.prefix.strip("/")
+    if base and not (key == base or key.startswith(base + "/")):
+        return  # outside the target location: no client's folder or dataset there
+    relative = key[len(base) :].strip("/") if base else key
+    taken = [n.path for n in ClientNamespace.objects.filter(location=target)]
+    taken += [d.path for d in Dataset.objects.filter(location=target)]
+    if any(paths_overlap(relative, path.strip("/")) for path in taken):
+        raise ValidationFailed(
+            "Access logs would land in a client's folder or a dataset of the location.",
+            fields={
+                "log_prefix": "Overlaps a client's folder or a dataset; keep the default _logs."
+            },
+        )
+
+
 def posture_fix_apply(
     *,
     actor: Actor,
@@ -253,6 +297,8 @@ def posture_fix_apply(
             fields={"log_prefix": "Not used by this fix."},
         )
     prefix = _clean_log_prefix(log_prefix)
+    if action == FixAction.ENABLE_LOGGING:
+        _log_target_check(location, prefix, log_bucket)
     if action == FixAction.APPLY_LIFECYCLE:
         policy = policy or _tiering_policy(location)
         tiering_rule(location, policy)  # refuses an unusable policy before anything is sent
