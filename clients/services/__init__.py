@@ -30,11 +30,14 @@ from clients.services.inventory import (
     location_update,
 )
 from clients.services.members import (
+    USERNAME_UNAVAILABLE,
     member_create,
     membership_add,
     membership_set_role,
     organization_create,
     user_create,
+    username_problem,
+    username_twin_get,
 )
 from clients.services.tokens import (
     TOKEN_PREFIX,
@@ -47,6 +50,7 @@ from clients.services.tokens import (
 __all__ = [
     "CREDENTIALS_PURPOSE",
     "TOKEN_PREFIX",
+    "USERNAME_UNAVAILABLE",
     "OrphanPermission",
     "api_token_authenticate",
     "api_token_issue",
@@ -75,4 +79,6 @@ __all__ = [
     "organization_create",
     "token_hash",
     "user_create",
+    "username_problem",
+    "username_twin_get",
 ]
