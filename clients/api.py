@@ -508,7 +508,8 @@ class GrantRequestSerializer(serializers.ModelSerializer[GrantRequest]):
     client = OrganizationObjectField(Client)
     dataset = OrganizationObjectField(Dataset, required=False, allow_null=True)
     permission = serializers.ChoiceField(choices=GrantPermission.choices)
-    days = serializers.IntegerField(min_value=1, max_value=366, required=False)
+    # The maximum is the operator's setting, checked by the service.
+    days = serializers.IntegerField(min_value=1, required=False)
     requested_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True
     )

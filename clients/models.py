@@ -600,6 +600,11 @@ class GrantRequestQuerySet(TenantQuerySet["GrantRequest"]):
         return qs.filter(requested_by_id=actor.user_id)
 
 
+def grant_max_days() -> int:
+    """The longest grant (and grant request) in days: the operator's setting, read when asked."""
+    return int(settings.AGENCYOPS_GRANT_MAX_DAYS)
+
+
 class GrantRequest(models.Model):
     """A lead's or member's request for a grant; an owner or admin approves or rejects it."""
 
@@ -616,7 +621,7 @@ class GrantRequest(models.Model):
     reason = models.CharField(max_length=500)
     days = models.PositiveIntegerField(
         default=7,
-        validators=[MinValueValidator(1), MaxValueValidator(366)],
+        validators=[MinValueValidator(1), MaxValueValidator(grant_max_days)],
         help_text="How long the grant should last once approved.",
     )
     status = models.CharField(

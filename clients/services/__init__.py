@@ -30,11 +30,14 @@ from clients.services.inventory import (
     location_update,
 )
 from clients.services.members import (
+    USERNAME_UNAVAILABLE,
     member_create,
     membership_add,
     membership_set_role,
     organization_create,
     user_create,
+    username_problem,
+    username_twin_get,
 )
 from clients.services.spaces import (
     client_space,
@@ -57,6 +60,7 @@ from clients.services.tokens import (
 __all__ = [
     "CREDENTIALS_PURPOSE",
     "TOKEN_PREFIX",
+    "USERNAME_UNAVAILABLE",
     "OrphanPermission",
     "api_token_authenticate",
     "api_token_issue",
@@ -93,4 +97,6 @@ __all__ = [
     "relative_path_clean",
     "token_hash",
     "user_create",
+    "username_problem",
+    "username_twin_get",
 ]

@@ -65,13 +65,20 @@ def grant_create(
     dataset: Dataset | None = None,
     expires_at: datetime | None = None,
 ) -> AccessGrant:
-    """Grant a member view/restore/manage on a client or one dataset, until `expires_at`."""
+    """Grant a member view/restore/manage on a client or one dataset, until `expires_at`: in the
+    future and at most `AGENCYOPS_GRANT_MAX_DAYS` away (the default lifetime when none is named,
+    capped the same way)."""
     actor.require_admin("grant access")
     now = timezone.now()
-    expires_at = expires_at or now + timedelta(days=settings.AGENCYOPS_DEFAULT_GRANT_DAYS)
+    max_days = settings.AGENCYOPS_GRANT_MAX_DAYS
+    expires_at = expires_at or now + timedelta(
+        days=min(settings.AGENCYOPS_DEFAULT_GRANT_DAYS, max_days)
+    )
     errors: dict[str, str] = {}
     if expires_at <= now:
         errors["expires_at"] = "The expiry must be in the future."
+    elif expires_at > now + timedelta(days=max_days):
+        errors["expires_at"] = f"A grant lasts at most {max_days} days from now."
     if dataset is not None and dataset.client_id != client.pk:
         errors["dataset"] = "The dataset belongs to another client."
     membership = Membership.objects.filter(user=grantee, organization=actor.organization).first()
@@ -224,7 +231,8 @@ def grant_request_create(
     dataset: Dataset | None = None,
     days: int = 7,
 ) -> GrantRequest:
-    """A lead or member asks for a grant. Owners, admins and auditors need none."""
+    """A lead or member asks for a grant of `days` days (1 to `AGENCYOPS_GRANT_MAX_DAYS`).
+    Owners, admins and auditors need none."""
     if actor.user is None or actor.sees_whole_organization:
         raise Forbidden("Only leads and members request grants; you already see everything.")
     if client.organization_id != actor.organization_id:
@@ -234,6 +242,8 @@ def grant_request_create(
         errors["dataset"] = "The dataset belongs to another client."
     if actor.role == Role.MEMBER and permission == "manage":
         errors["permission"] = "Members can hold view or restore grants, not manage."
+    if days_error := _grant_days_error(days):
+        errors["days"] = days_error
     if errors:
         raise ValidationFailed("The request is not valid.", fields=errors)
     return _save(
@@ -247,6 +257,15 @@ def grant_request_create(
             days=days,
         )
     )
+
+
+def _grant_days_error(days: int) -> str | None:
+    max_days = settings.AGENCYOPS_GRANT_MAX_DAYS
+    if days < 1:
+        return "At least 1 day."
+    if days > max_days:
+        return f"A grant lasts at most {max_days} days."
+    return None
 
 
 def _decidable(actor: Actor, request: GrantRequest, verb: str) -> GrantRequest:
@@ -263,8 +282,13 @@ def _decidable(actor: Actor, request: GrantRequest, verb: str) -> GrantRequest:
 def grant_request_approve(
     *, actor: Actor, request: GrantRequest, note: str = "", now: datetime | None = None
 ) -> GrantRequest:
-    """An owner or admin approves: the grant is created for the requested number of days."""
+    """An owner or admin approves: the grant is created for the requested number of days,
+    which must still be within `AGENCYOPS_GRANT_MAX_DAYS` (the operator may have lowered it)."""
     locked = _decidable(actor, request, "approve")
+    if days_error := _grant_days_error(locked.days):
+        raise ValidationFailed(
+            "The request asks for too long a grant.", fields={"days": days_error}
+        )
     now = now or timezone.now()
     grant = grant_create(
         actor=actor,

@@ -1,4 +1,5 @@
-"""Personal API tokens: issued once, stored as SHA-256, revoked by their owner or an admin."""
+"""Personal API tokens: issued once, stored as SHA-256, revoked by their owner or an admin, and
+never alive longer than `AGENCYOPS_TOKEN_MAX_DAYS`."""
 
 from __future__ import annotations
 
@@ -25,21 +26,58 @@ def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _token_expiry(*, now: datetime, expires_at: datetime | None, days: int | None) -> datetime:
+    """The expiry asked for (a date, or a number of days from now), or the default; never
+    further than the maximum lifetime, read from the settings now."""
+    max_days = settings.AGENCYOPS_TOKEN_MAX_DAYS
+    too_long = ValidationFailed(
+        f"A personal token lives at most {max_days} days.",
+        fields={"expires_at": f"At most {max_days} days from now."},
+    )
+    in_past = ValidationFailed(
+        "The expiry must be in the future.", fields={"expires_at": "Must be in the future."}
+    )
+    if days is not None:
+        # Compared as a number: a huge count of days would overflow a datetime.
+        if days < 1:
+            raise in_past
+        if days > max_days:
+            raise too_long
+        return now + timedelta(days=days)
+    if expires_at is None:
+        return now + timedelta(days=min(settings.AGENCYOPS_TOKEN_DEFAULT_DAYS, max_days))
+    if expires_at <= now:
+        raise in_past
+    if expires_at > now + timedelta(days=max_days):
+        raise too_long
+    return expires_at
+
+
 @transaction.atomic
 def api_token_issue(
-    *, user: Any, name: str = "personal token", expires_at: datetime | None = None
+    *,
+    user: Any,
+    name: str = "personal token",
+    expires_at: datetime | None = None,
+    days: int | None = None,
 ) -> tuple[ApiToken, str]:
-    """Issue a personal token. Returns the row and the token, which is never shown again."""
+    """Issue a personal token. Returns the row and the token, which is never shown again.
+
+    The token expires at `expires_at` or after `days` (not both), at most
+    `AGENCYOPS_TOKEN_MAX_DAYS` from now; without either, after the default lifetime (capped the
+    same way). Anything longer is refused on `expires_at`.
+    """
+    if expires_at is not None and days is not None:
+        raise ValidationFailed(
+            "Give an expiry date or a number of days, not both.",
+            fields={"expires_at": "Give a date or a number of days, not both."},
+        )
     membership = Membership.objects.filter(user=user).select_related("organization").first()
     if membership is None:
         raise ValidationFailed(
             "The user belongs to no organization.", fields={"username": "Not a member."}
         )
-    now = timezone.now()
-    if expires_at is not None and expires_at <= now:
-        raise ValidationFailed(
-            "The expiry must be in the future.", fields={"expires_at": "Must be in the future."}
-        )
+    expiry = _token_expiry(now=timezone.now(), expires_at=expires_at, days=days)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = _save(
         ApiToken(
@@ -47,7 +85,7 @@ def api_token_issue(
             user=user,
             name=name,
             token_hash=token_hash(raw),
-            expires_at=expires_at or now + timedelta(days=settings.AGENCYOPS_TOKEN_DEFAULT_DAYS),
+            expires_at=expiry,
         )
     )
     signals.token_created.send(sender=ApiToken, token=token, user=user)

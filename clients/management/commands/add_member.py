@@ -11,6 +11,16 @@ from clients import services
 from clients.models import Organization, Role
 
 
+def _refuse_twin(username: str) -> None:
+    # The operator may be told which login is in the way (a tenant never is).
+    twin = services.username_twin_get(username=username)
+    if twin is not None:
+        raise CommandError(
+            f"{username!r} would be mistaken for the existing login {twin!r}; "
+            f"name {twin!r} or choose another username."
+        )
+
+
 class Command(BaseCommand):
     help = "Add a user (created if needed) to an organization with a role."
 
@@ -25,6 +35,8 @@ class Command(BaseCommand):
         if organization is None:
             raise CommandError(f"No organization with slug {options['organization']!r}.")
         user = get_user_model().objects.filter(username=options["username"]).first()
+        if user is None:
+            _refuse_twin(options["username"])
         password = None
         try:
             if user is None:

@@ -9,6 +9,16 @@ from agencyops.exceptions import ApplicationError
 from clients import services
 
 
+def _refuse_twin(username: str) -> None:
+    # The operator may be told which login is in the way (a tenant never is).
+    twin = services.username_twin_get(username=username)
+    if twin is not None:
+        raise CommandError(
+            f"{username!r} would be mistaken for the existing login {twin!r}; "
+            f"name {twin!r} or choose another username."
+        )
+
+
 class Command(BaseCommand):
     help = "Create an organization and its owner (the user is created if needed)."
 
@@ -21,6 +31,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         user_model = get_user_model()
         owner = user_model.objects.filter(username=options["owner"]).first()
+        if owner is None:
+            _refuse_twin(options["owner"])
         password = None
         try:
             if owner is None:

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from agencyops.exceptions import ApplicationError
 from clients import services
@@ -17,16 +15,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="cli token")
-        parser.add_argument("--days", type=int, default=None, help="expiry in days")
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="expiry in days (at most AGENCYOPS_TOKEN_MAX_DAYS; default: "
+            "AGENCYOPS_TOKEN_DEFAULT_DAYS)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"No user {options['username']!r}.")
-        expires_at = timezone.now() + timedelta(days=options["days"]) if options["days"] else None
         try:
             token, raw = services.api_token_issue(
-                user=user, name=options["name"], expires_at=expires_at
+                user=user, name=options["name"], days=options["days"]
             )
         except ApplicationError as error:
             raise CommandError(error.message) from None
