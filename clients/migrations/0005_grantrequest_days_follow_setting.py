@@ -8,7 +8,7 @@ import clients.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clients", "0003_assurance"),
+        ("clients", "0004_client_namespaces"),
     ]
 
     operations = [
