@@ -275,7 +275,12 @@ class LocalObjectStore:
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}"
         fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=parent)
         try:
-            with os.fdopen(fd, "wb") as out:
+            try:
+                stream = os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                raise
+            with stream as out:
                 if isinstance(data, bytes | bytearray | memoryview):
                     out.write(data)
                 elif (readinto := readinto_of(data)) is not None:

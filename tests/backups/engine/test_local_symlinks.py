@@ -358,3 +358,45 @@ def test_a_closed_store_reaches_no_file(tmp_path: Path) -> None:
         store.close()  # idempotent
     finally:
         os.close(reused)
+
+
+def test_no_descriptor_outlives_its_call(planted: Planted) -> None:
+    """Every refusal and every success closes what it opened: a leak per call would let a
+    tenant's links exhaust a worker's descriptors."""
+    planted.store.close()
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    store = LocalObjectStore(planted.root)
+    for _ in range(50):
+        store.put("docs/a/b/new.txt", b"x")
+        assert store.get("docs/a/b/new.txt") == b"x"
+        with store.open("docs/real.txt") as stream:
+            stream.read()
+        assert store.head("docs/real.txt") is not None
+        assert store.head("docs/missing") is None
+        for refused in ("mirror/secret.txt", "leak.txt", "docs/up/real.txt"):
+            with pytest.raises(InvalidKey):
+                store.get(refused)
+            with pytest.raises(InvalidKey):
+                store.head(refused)
+        with pytest.raises(InvalidKey):
+            store.put("mirror/new", b"x")
+        with pytest.raises(StorageError):
+            store.put("docs/real.txt/below", b"x")
+        with pytest.raises(ObjectNotFound):
+            store.get("docs/real.txt/below")
+        assert [i.key for i in store.list("docs/", skipped=[])] == [
+            "docs/a/b/new.txt",
+            "docs/real.txt",
+        ]
+        next(store.list_versions(""))  # abandoned mid-iteration
+        result = store.delete_versions([("docs/a/b/new.txt", None), ("mirror/x", None)])
+        assert result.deleted == [("docs/a/b/new.txt", None)]
+        assert [e.code for e in result.errors] == ["InvalidKey"]
+        store.discard_temporary_files()
+    assert open_fds() == before + 1  # the root, held for the store's life
+    store.close()
+    assert open_fds() == before
