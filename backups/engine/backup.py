@@ -319,8 +319,10 @@ def backup(
     holds are not re-read; chunks a target already holds are not re-uploaded; the manifest is
     written only after every chunk is stored on every target; an empty source is refused unless
     `allow_empty`. Keys that could not be restored safely ('..', empty parts) are skipped and
-    reported in `stats.skipped_keys`. `progress(bytes_done, bytes_total)` is called from worker
-    threads, serialized. Storage errors propagate with their own types; no snapshot is recorded.
+    reported in `stats.skipped_keys`, and so are the entries the source declines to list
+    (symlinks, FIFOs, sockets, devices in a local directory): their targets are never read.
+    `progress(bytes_done, bytes_total)` is called from worker threads, serialized. Storage
+    errors propagate with their own types; no snapshot is recorded.
     """
     if threads < 1 or chunk_size < 1:
         raise ValueError("threads and chunk_size must be positive")
@@ -333,8 +335,11 @@ def backup(
     prefix = source_prefix.strip("/") + "/" if source_prefix.strip("/") else ""
 
     skipped: list[str] = []
+    # Entries the source declined (a local directory's symlinks and special files): named on
+    # the run like unsafe keys, and never read.
+    declined: list[str] = []
     listing: list[tuple[str, ObjectInfo]] = []
-    for info in source.list(prefix):
+    for info in source.list(prefix, skipped=declined):
         if info.key.endswith("/"):
             continue  # "folder" placeholder objects carry no data
         path = info.key[len(prefix) :]
@@ -344,8 +349,10 @@ def backup(
             skipped.append(info.key)
             continue
         listing.append((path, info))
+    skipped.extend(declined)
     if not listing and not allow_empty:
-        raise SourceEmpty(f"no objects under {source_prefix!r} in {source.describe()}")
+        refused = f" (not followed: {', '.join(declined[:5])})" if declined else ""
+        raise SourceEmpty(f"no objects under {source_prefix!r} in {source.describe()}{refused}")
 
     present = [set(list_chunks(repo.store, repo.base)) for repo in repos]
     # A parent chunked differently cannot be mixed into this manifest's fixed chunk size.

@@ -91,8 +91,15 @@ class ObjectStore(Protocol):
         """Describe the object, or return None when it does not exist."""
         ...
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Yield every current object whose key starts with `prefix`, in key order."""
+    def list(self, prefix: str = "", *, skipped: list[str] | None = None) -> Iterator[ObjectInfo]:
+        """Yield every current object whose key starts with `prefix`, in key order.
+
+        Only data is listed, and nothing is followed: a backend that meets entries that are not
+        objects of its own (a local directory's symbolic links, FIFOs, sockets, devices)
+        neither yields nor reads them, and appends their keys to `skipped` when a list is
+        given, so a caller can name what it did not get instead of dropping it silently. The
+        list is complete once the iterator is exhausted. S3 has no such entries.
+        """
         ...
 
     def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:

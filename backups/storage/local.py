@@ -2,15 +2,27 @@
 
 Keys map to files under the root. Writes go to a temporary file in the same directory and are
 renamed into place, so a crash leaves either the old object or the new one, never half of one.
+
+A local location is tenant storage: whoever can write into it may plant a symbolic link there,
+and the next read or write through a path would follow it out of the location (to the host's
+files, or to another organization's). So the store never hands the kernel a path below its root:
+it holds the root open and reaches every key one component at a time, each directory opened
+relative to its parent's descriptor with O_NOFOLLOW | O_DIRECTORY and the final file opened or
+created relative to the last one with O_NOFOLLOW. There is no check-then-open window: a
+component swapped for a symlink between two calls makes the next open fail instead of following.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import errno
 import os
 import shutil
+import stat
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -24,7 +36,13 @@ from backups.storage.base import (
     readinto_of,
     validate_key,
 )
-from backups.storage.errors import InvalidKey, ObjectNotFound, StorageError, StoreNotFound
+from backups.storage.errors import (
+    AccessDenied,
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+    StoreNotFound,
+)
 
 # Temporary files carry this prefix; listing skips them and keys may not use it.
 TMP_PREFIX = ".agencyops-tmp-"
@@ -32,6 +50,44 @@ TMP_PREFIX = ".agencyops-tmp-"
 _COPY_BUFFER = 8 * 1024 * 1024
 # Streams with readinto are copied through this buffer (they hand out pieces of any size).
 _READINTO_BUFFER = 1024 * 1024
+
+# Directories on the way to a key. O_PATH (Linux) opens without reading the directory: only
+# search permission is needed, and a descriptor that cannot be read by mistake. O_DIRECTORY
+# with O_NOFOLLOW refuses a symlink (and anything else that is not a directory) as a component.
+_WALK_FLAGS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
+# Directories being listed: scandir needs a readable descriptor, and one of its own (scandir
+# works on a dup that shares the read position, so a shared descriptor would garble listings
+# running in two threads).
+_LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Reads: O_NONBLOCK so that a FIFO swapped in after the type check cannot hang the open (the
+# descriptor is checked again before use; regular files ignore the flag).
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# What open() with O_NOFOLLOW | O_DIRECTORY answers for a symlink or a non-directory: ELOOP or
+# ENOTDIR on Linux, EMLINK on FreeBSD.
+_REFUSED = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EMLINK})
+# mkdir and open race with a concurrent prune of an empty directory; retry that many times.
+_CREATE_ATTEMPTS = 3
+
+
+class _SymlinkOnPath(Exception):
+    """Component `index` of the walked parts is a symbolic link (never followed)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+class _NotADirectoryOnPath(Exception):
+    """Component `index` of the walked parts exists and is not a directory."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+def _not_followed(key: str, link: str) -> InvalidKey:
+    return InvalidKey(f"{link!r} (on the way to {key!r}) is a symbolic link; not followed")
 
 
 def _copy_readinto(readinto: Callable[[memoryview], int], out: BinaryIO) -> None:
@@ -63,8 +119,44 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
     )
 
 
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _open_root(path: Path) -> int:
+    """The resolved root, opened from '/' one component at a time without following any
+    symlink: the directory the caller checked, or a refusal if the path changed since."""
+    fd = os.open("/", _WALK_FLAGS)
+    try:
+        for part in path.parts[1:]:
+            try:
+                child = os.open(part, _WALK_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                raise StoreNotFound(f"local store directory does not exist: {path}") from None
+            except OSError as exc:
+                if exc.errno not in _REFUSED:
+                    raise
+                raise AccessDenied(
+                    f"local store directory {path} changed while being opened ({part!r} is "
+                    "now a symbolic link or not a directory); not followed"
+                ) from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class LocalObjectStore:
-    """Objects as files under `root`; keys are relative '/'-separated paths that stay inside it."""
+    """Objects as files under `root`; keys are relative '/'-separated paths that stay inside it.
+
+    The root is resolved and opened once, here (the caller has checked that it lies inside the
+    operator's local roots); below it, no symlink is ever followed. The store holds that one
+    descriptor until `close()` or garbage collection; every other descriptor lives only for the
+    call that opened it.
+    """
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = False, fsync: bool = True):
         path = Path(root)
@@ -73,6 +165,8 @@ class LocalObjectStore:
         elif not path.is_dir():
             raise StoreNotFound(f"local store directory does not exist: {path}")
         self._root = path.resolve()
+        self._root_fd = _open_root(self._root)
+        self._closer = weakref.finalize(self, os.close, self._root_fd)
         # fsync makes a stored backup survive power loss; restores to scratch space may skip it.
         self._fsync = fsync
 
@@ -83,29 +177,111 @@ class LocalObjectStore:
     def describe(self) -> str:
         return f"local directory {self._root}"
 
-    def _path(self, key: str) -> Path:
-        validate_key(key)
-        if key.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
-            raise InvalidKey(f"key uses the reserved temporary-file prefix: {key!r}")
-        return self._root.joinpath(*key.split("/"))
+    def close(self) -> None:
+        """Release the root's descriptor (also done on garbage collection). Not while another
+        thread is still using the store; later calls fail (EBADF), never reach another file."""
+        self._closer()
+        self._root_fd = -1
 
-    def _check_inside(self, path: Path, key: str) -> None:
-        # A symlink planted inside the root must not let a key read or write outside it.
-        if not path.resolve().is_relative_to(self._root):
-            raise InvalidKey(f"key resolves outside the store root: {key!r}")
+    # --- walking without following ---
+    #
+    # No cache of directory descriptors: on 20,000 objects of 1 KiB under a 4-level key the
+    # walk is cheaper than the Path.resolve() check it replaced (tmpfs, one run each: put
+    # 1.4 s vs 3.7 s, get 1.0 s vs 2.3 s, head 0.6 s vs 0.7 s, list 0.29 s vs 0.30 s; on ext4
+    # put is bound by the file system either way), so a cache would win nothing back. It
+    # would also cost safety: a descriptor follows its directory wherever that is moved, so a
+    # cached one could act outside the location for the store's whole life, where an uncached
+    # one is exposed for a single call.
+
+    def _open_dirs(
+        self, parts: Sequence[str], *, create: bool, readable: bool
+    ) -> builtins.list[int]:
+        """Descriptors of the root and of each directory `parts` names, in order. Raises
+        FileNotFoundError (a component is missing and `create` is off), _SymlinkOnPath or
+        _NotADirectoryOnPath. `readable` makes the last one listable (a fresh descriptor even
+        for the root). Element 0 is the root's own descriptor: never close it."""
+        chain = [self._root_fd]
+        try:
+            for index, part in enumerate(parts):
+                last = readable and index == len(parts) - 1
+                chain.append(self._open_dir(chain[-1], part, index, create=create, readable=last))
+            if readable and not parts:
+                chain.append(os.open(".", _LIST_FLAGS, dir_fd=self._root_fd))
+        except BaseException:
+            _close_all(chain[1:])
+            raise
+        return chain
+
+    @staticmethod
+    def _open_dir(parent: int, name: str, index: int, *, create: bool, readable: bool) -> int:
+        flags = _LIST_FLAGS if readable else _WALK_FLAGS
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                return os.open(name, flags, dir_fd=parent)
+            except FileNotFoundError:
+                if not create or attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+            except OSError as exc:
+                if exc.errno not in _REFUSED:
+                    raise
+                try:
+                    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # replaced and removed meanwhile: look again
+                if stat.S_ISLNK(st.st_mode):
+                    raise _SymlinkOnPath(index) from None
+                raise _NotADirectoryOnPath(index) from None
+            # FileExistsError: another writer made it, or something else is there (the next
+            # open says which).
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o777, dir_fd=parent)
+        raise FileNotFoundError(errno.ENOENT, "directory keeps disappearing", name)
+
+    def _parent(
+        self, parts: Sequence[str], key: str, *, create: bool = False
+    ) -> builtins.list[int]:
+        """`_open_dirs` for the directories above `key`, a symlink among them refused with
+        InvalidKey. The caller closes chain[1:] (`_close_all`)."""
+        try:
+            return self._open_dirs(parts[:-1], create=create, readable=False)
+        except _SymlinkOnPath as exc:
+            raise _not_followed(key, "/".join(parts[: exc.index + 1])) from None
+
+    def _parts(self, key: str) -> builtins.list[str]:
+        validate_key(key)
+        parts = key.split("/")
+        if parts[-1].startswith(TMP_PREFIX):
+            raise InvalidKey(f"key uses the reserved temporary-file prefix: {key!r}")
+        return parts
+
+    # --- writes ---
 
     def put(self, key: str, data: bytes | bytearray | BinaryIO) -> None:
-        path = self._path(key)
-        self._check_inside(path.parent, key)
+        """Store `data` under `key` (see ObjectStore.put). Missing directories are created; a
+        symlink on the way is refused (InvalidKey) and nothing is written. A symlink at the key
+        itself is replaced by the object, like any file there: rename never writes through it."""
+        parts = self._parts(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
+            chain = self._parent(parts, key, create=True)
+        except _NotADirectoryOnPath:
             raise StorageError(
                 f"cannot store {key!r} in {self.describe()}: a parent path is a file"
-            ) from exc
-        tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+            ) from None
         try:
-            with open(tmp, "xb") as out:
+            self._write(chain[-1], parts[-1], key, data)
+        finally:
+            _close_all(chain[1:])
+
+    def _write(self, parent: int, name: str, key: str, data: bytes | bytearray | BinaryIO) -> None:
+        tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=parent)
+        try:
+            try:
+                stream = os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                raise
+            with stream as out:
                 if isinstance(data, bytes | bytearray | memoryview):
                     out.write(data)
                 elif (readinto := readinto_of(data)) is not None:
@@ -116,95 +292,128 @@ class LocalObjectStore:
                     out.flush()
                     os.fsync(out.fileno())
             try:
-                os.replace(tmp, path)
+                os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
             except IsADirectoryError as exc:
                 raise StorageError(
                     f"cannot store {key!r} in {self.describe()}: a directory has that name"
                 ) from exc
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=parent)
             raise
 
     def discard_temporary_files(self) -> int:
         """Remove the temporary files of writes that never reached their rename (a writer
         killed midway) anywhere under the root; returns how many. Only for a caller that knows
-        no other writer works in this tree: a live writer's temporary file would go too."""
+        no other writer works in this tree: a live writer's temporary file would go too.
+        Symlinked directories are not entered, so nothing outside the root is removed."""
         removed = 0
-        for directory, _subdirectories, names in os.walk(self._root):  # never follows symlinks
-            for name in names:
-                if name.startswith(TMP_PREFIX):
-                    (Path(directory) / name).unlink(missing_ok=True)
-                    removed += 1
+        for directory, name, _key, _st in self._files((), "", temporary=True, skipped=None):
+            if name.startswith(TMP_PREFIX):
+                try:
+                    os.unlink(name, dir_fd=directory)
+                except FileNotFoundError:
+                    continue
+                removed += 1
         return removed
+
+    # --- reads ---
 
     def get(self, key: str) -> bytes:
         with self.open(key) as stream:
             return stream.read()
 
     def open(self, key: str) -> BinaryIO:
-        path = self._path(key)
-        self._check_inside(path, key)
+        """Open the object for reading (see ObjectStore.open). A symlink at the key or on the
+        way is refused (InvalidKey); a directory, FIFO, socket or device there is no object
+        (ObjectNotFound) and is never opened for reading."""
+        parts = self._parts(key)
+        missing = ObjectNotFound(f"no object {key!r} in {self.describe()}")
         try:
+            chain = self._parent(parts, key)
+        except (FileNotFoundError, _NotADirectoryOnPath):
+            raise missing from None
+        try:
+            fd = self._open_file(chain[-1], parts[-1], key, missing)
+        finally:
+            _close_all(chain[1:])
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise missing
             # The caller owns the stream and closes it (it is a context manager).
-            return open(path, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise ObjectNotFound(f"no object {key!r} in {self.describe()}") from exc
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @staticmethod
+    def _open_file(parent: int, name: str, key: str, missing: ObjectNotFound) -> int:
+        # Checked before opening, so a FIFO or a device is never opened at all; the caller
+        # checks the descriptor again (the entry may have been swapped in between).
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            raise missing from None
+        if stat.S_ISLNK(st.st_mode):
+            raise _not_followed(key, key)
+        if not stat.S_ISREG(st.st_mode):
+            raise missing
+        try:
+            return os.open(name, _READ_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            raise missing from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # swapped for a symlink since the stat
+                raise _not_followed(key, key) from None
+            raise
 
     def head(self, key: str) -> ObjectInfo | None:
-        path = self._path(key)
+        """Describe a regular file at `key`, or None. A symlink at the key or on the way is
+        refused (InvalidKey), never described: its target's size is none of the store's."""
+        parts = self._parts(key)
         try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
+            chain = self._parent(parts, key)
+        except (FileNotFoundError, _NotADirectoryOnPath):
             return None
-        if not path.is_file():
+        try:
+            st = os.stat(parts[-1], dir_fd=chain[-1], follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        finally:
+            _close_all(chain[1:])
+        if stat.S_ISLNK(st.st_mode):
+            raise _not_followed(key, key)
+        if not stat.S_ISREG(st.st_mode):
             return None
         return _info(key, st)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        # Walk only the directory the prefix names, then filter by string prefix like S3 does.
-        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        if directory:
-            validate_key(directory)
-        start = self._root.joinpath(*directory.split("/")) if directory else self._root
-        found: list[ObjectInfo] = []
-        self._walk(start, directory, prefix, found, temporary=False)
+    def list(
+        self, prefix: str = "", *, skipped: builtins.list[str] | None = None
+    ) -> Iterator[ObjectInfo]:
+        """Every regular file whose key starts with `prefix`, in key order. Symlinks, FIFOs,
+        sockets and devices are neither followed nor opened; their keys go to `skipped`."""
+        found = [
+            _info(key, st)
+            for _dir, _name, key, st in self._files(
+                self._start(prefix), prefix, temporary=False, skipped=skipped
+            )
+        ]
         found.sort(key=lambda info: info.key)
         yield from found
 
-    def _walk(
-        self,
-        path: Path,
-        rel: str,
-        prefix: str,
-        found: builtins.list[ObjectInfo],
-        *,
-        temporary: bool,
-    ) -> None:
-        try:
-            entries = list(os.scandir(path))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for entry in entries:
-            key = f"{rel}/{entry.name}" if rel else entry.name
-            # Symlinks are not followed: they could point outside the root or loop.
-            if entry.is_symlink() or (entry.name.startswith(TMP_PREFIX) and not temporary):
-                continue
-            if entry.is_dir():
-                if key.startswith(prefix) or prefix.startswith(key + "/"):
-                    self._walk(Path(entry.path), key, prefix, found, temporary=temporary)
-            elif entry.is_file() and key.startswith(prefix):
-                found.append(_info(key, entry.stat()))
-
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
+    def list_versions(
+        self, prefix: str = "", *, skipped: builtins.list[str] | None = None
+    ) -> Iterator[ObjectVersion]:
         """Every file under the prefix, including the temporary files of writes a killed writer
         never finished: they hold real (encrypted) bytes, so a deletion must see, remove and
-        verify them like any object. Plain `list` hides them from readers."""
-        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        if directory:
-            validate_key(directory)
-        start = self._root.joinpath(*directory.split("/")) if directory else self._root
-        found: list[ObjectInfo] = []
-        self._walk(start, directory, prefix, found, temporary=True)
+        verify them like any object. Plain `list` hides them from readers. Declined entries go
+        to `skipped`, as in `list`."""
+        found = [
+            _info(key, st)
+            for _dir, _name, key, st in self._files(
+                self._start(prefix), prefix, temporary=True, skipped=skipped
+            )
+        ]
         found.sort(key=lambda info: info.key)
         for info in found:
             yield ObjectVersion(
@@ -214,6 +423,96 @@ class LocalObjectStore:
                 size=info.size,
                 last_modified=info.mtime,
             )
+
+    @staticmethod
+    def _start(prefix: str) -> tuple[str, ...]:
+        # Walk only the directory the prefix names, then filter by string prefix like S3 does.
+        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if not directory:
+            return ()
+        validate_key(directory)
+        return tuple(directory.split("/"))
+
+    def _files(
+        self,
+        start: Sequence[str],
+        prefix: str,
+        *,
+        temporary: bool,
+        skipped: builtins.list[str] | None,
+    ) -> Iterator[tuple[int, str, str, os.stat_result]]:
+        """(directory fd, name, key, lstat) of every regular file below `start` whose key
+        starts with `prefix`; the fd is valid until the next item. Directories are opened with
+        O_NOFOLLOW one by one, so a symlink swapped in mid-walk is refused, not entered.
+        Iterative, holding one descriptor per level: a deep tree cannot exhaust the stack."""
+
+        def declined(key: str) -> None:
+            if skipped is not None and (key.startswith(prefix) or prefix.startswith(key + "/")):
+                skipped.append(key)
+
+        try:
+            chain = self._open_dirs(start, create=False, readable=True)
+        except (FileNotFoundError, _NotADirectoryOnPath):
+            return
+        except _SymlinkOnPath as exc:
+            declined("/".join(start[: exc.index + 1]))
+            return
+        _close_all(chain[1:-1])
+        levels: list[tuple[int, str, Iterator[os.DirEntry[str]]]] = []
+        try:
+            fd = chain[-1]
+            rel = "/".join(start)
+            while True:
+                with os.scandir(fd) as scan:
+                    entries = builtins.list(scan)
+                levels.append((fd, rel, iter(entries)))
+                fd = -1
+                while levels and fd < 0:
+                    parent, parent_rel, pending = levels[-1]
+                    entry = next(pending, None)
+                    if entry is None:
+                        levels.pop()
+                        os.close(parent)
+                        continue
+                    key = f"{parent_rel}/{entry.name}" if parent_rel else entry.name
+                    if entry.is_symlink():
+                        declined(key)
+                    elif entry.name.startswith(TMP_PREFIX) and not temporary:
+                        continue
+                    elif entry.is_dir(follow_symlinks=False):
+                        if key.startswith(prefix) or prefix.startswith(key + "/"):
+                            fd, rel = self._enter(parent, entry.name, key, declined)
+                    elif key.startswith(prefix):
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue  # deleted since the directory was read
+                        if stat.S_ISREG(st.st_mode):
+                            yield parent, entry.name, key, st
+                        else:  # FIFO, socket, device, or a symlink swapped in meanwhile
+                            declined(key)
+                if fd < 0:
+                    return
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            _close_all(level[0] for level in levels)
+
+    @staticmethod
+    def _enter(
+        parent: int, name: str, key: str, declined: Callable[[str], None]
+    ) -> tuple[int, str]:
+        try:
+            return os.open(name, _LIST_FLAGS, dir_fd=parent), key
+        except FileNotFoundError:
+            return -1, key
+        except OSError as exc:
+            if exc.errno not in _REFUSED:
+                raise
+            declined(key)  # swapped for a symlink (or a file) since the directory was read
+            return -1, key
+
+    # --- deletion ---
 
     def delete_versions(self, items: Iterable[tuple[str, str | None]]) -> DeleteResult:
         result = DeleteResult()
@@ -226,22 +525,36 @@ class LocalObjectStore:
             try:
                 # A deletion may name a leftover temporary file (see list_versions).
                 validate_key(key)
-                path = self._root.joinpath(*key.split("/"))
-                self._check_inside(path.parent, key)
-                path.unlink(missing_ok=True)
+                parts = key.split("/")
+                self._delete(parts, key)
             except (InvalidKey, OSError) as exc:
                 result.errors.append(DeleteError(key, version_id, type(exc).__name__, str(exc)))
                 continue
-            self._prune_empty_parents(path.parent)
             result.deleted.append((key, version_id))
         return result
 
-    def _prune_empty_parents(self, directory: Path) -> None:
+    def _delete(self, parts: builtins.list[str], key: str) -> None:
+        """Unlink the entry at `key` (a symlink there is removed itself, never its target) and
+        prune the directories it leaves empty. A symlink on the way is refused; a missing path
+        is already deleted."""
+        try:
+            chain = self._parent(parts, key)
+        except (FileNotFoundError, _NotADirectoryOnPath):
+            return
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(parts[-1], dir_fd=chain[-1])
+            self._prune_empty_parents(chain, parts[:-1])
+        finally:
+            _close_all(chain[1:])
+
+    @staticmethod
+    def _prune_empty_parents(chain: Sequence[int], directories: Sequence[str]) -> None:
         # Empty directories are not objects; removing them keeps a post-deletion listing of the
-        # local medium truly empty.
-        while directory != self._root and directory.is_relative_to(self._root):
+        # local medium truly empty. chain[i] is the directory holding directories[i]; rmdir
+        # never follows a symlink, and the root itself is never removed.
+        for index in range(len(directories) - 1, -1, -1):
             try:
-                directory.rmdir()
+                os.rmdir(directories[index], dir_fd=chain[index])
             except OSError:
                 return
-            directory = directory.parent

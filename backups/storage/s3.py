@@ -648,7 +648,10 @@ class S3ObjectStore:
             etag=resp["ETag"].strip('"'),
         )
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(
+        self, prefix: str = "", *, skipped: builtins.list[str] | None = None
+    ) -> Iterator[ObjectInfo]:
+        # `skipped` stays untouched: every S3 key is an object, nothing is declined.
         paginator = self._client.get_paginator("list_objects_v2")
         with self.translate_errors("list", prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):

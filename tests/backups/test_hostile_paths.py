@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from backups.models import BackupRun, RestoreRun, Snapshot
-from backups.services import backup_run_create, backup_run_execute
+from backups.models import BackupRun, RestoreRun, RunStatus, Snapshot
+from backups.services import (
+    backup_run_create,
+    backup_run_execute,
+    restore_request,
+    restore_run_execute,
+)
 from tests.backups.conftest import Agency, sample_files
 
 
@@ -104,3 +109,99 @@ def test_odd_keys_in_a_primary_bucket_never_land_outside_the_restore(
     assert restored == safe
     # Nothing was written beside the destination.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["restore"]
+
+
+# --- symlinks planted in a local location ---
+
+SHADOW = b"SHADOW-COPY-e83a1c: a file outside the location"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Everything under `root`, links included (as their target), to compare before/after."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_a_symlink_in_a_source_is_named_on_the_run_and_its_target_never_backed_up(
+    agency: Agency, tmp_path: Path
+) -> None:
+    shadow = tmp_path / "shadow"
+    (shadow / "inner").mkdir(parents=True)
+    (shadow / "shadow.txt").write_bytes(SHADOW)
+    (shadow / "inner" / "more.txt").write_bytes(SHADOW + b" (inner)")
+    files = sample_files()
+    dataset = agency.dataset("Linked", files=files)
+    source = agency.source_dir(dataset)
+    (source / "data" / "shadow.txt").symlink_to(shadow / "shadow.txt")
+    (source / "elsewhere").symlink_to(shadow)
+    target = agency.local_location("Backups on disk")
+
+    run = backup_run_create(dataset=dataset, trigger="manual", targets=[target], enqueue=False)
+    done = backup_run_execute(str(run.public_id))
+    assert done is not None
+    assert done.status == "succeeded", done.error
+    done = BackupRun.objects.get(pk=run.pk)
+    # Named, not silently dropped.
+    assert sorted(done.skipped_keys) == [
+        f"{dataset.path}/data/shadow.txt",
+        f"{dataset.path}/elsewhere",
+    ]
+    assert done.files_seen == len(files)
+
+    snapshot = Snapshot.objects.get(run=run)
+    restored = agency.restore(snapshot, tmp_path / "restore")
+    assert restored == files
+    # The outside content is nowhere in the repository, in any form the target holds.
+    for stored in _tree(Path(target.prefix)).values():
+        assert SHADOW not in stored
+    assert (shadow / "shadow.txt").read_bytes() == SHADOW
+
+
+def test_a_source_directory_that_is_a_symlink_fails_the_run_by_name(
+    agency: Agency, tmp_path: Path
+) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "shadow.txt").write_bytes(SHADOW)
+    dataset = agency.dataset("Swapped")
+    source = agency.source_dir(dataset)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.symlink_to(shadow)
+    target = agency.local_location("Backups on disk")
+
+    run = backup_run_create(dataset=dataset, trigger="manual", targets=[target], enqueue=False)
+    done = backup_run_execute(str(run.public_id))
+    assert done is not None
+    assert done.status == "failed"
+    assert dataset.path in done.error
+    assert not Snapshot.objects.filter(run=run).exists()
+
+
+@pytest.mark.parametrize(
+    "planted", ["restores", "restores/planted/data"], ids=["destination", "inside-the-tree"]
+)
+def test_a_restore_into_a_tree_with_a_planted_directory_link_writes_nothing_outside(
+    agency: Agency, snapshot: Snapshot, tmp_path: Path, planted: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_bytes(SHADOW)
+    location = agency.local_location("Restores on disk")
+    link = Path(location.prefix) / planted
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+
+    restore = restore_request(
+        actor=agency.actor,
+        snapshot=snapshot,
+        destination_location=location,
+        destination_path="restores/planted",
+        enqueue=False,
+    )
+    done = restore_run_execute(str(restore.public_id))
+    assert isinstance(done, RestoreRun)
+    assert done.status == RunStatus.FAILED
+    assert "symbolic link; not followed" in done.error
+    assert _tree(outside) == {"keep.txt": SHADOW}

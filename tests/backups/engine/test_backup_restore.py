@@ -65,8 +65,8 @@ class Spy:
     def head(self, key: str) -> ObjectInfo | None:
         return self.inner.head(key)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        return self.inner.list(prefix)
+    def list(self, prefix: str = "", *, skipped: list[str] | None = None) -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix, skipped=skipped)
 
     def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
         return self.inner.list_versions(prefix)
