@@ -8,17 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from agencyops.exceptions import ApplicationError
 from agencyops.tenancy import Actor
 from clients import services
+from clients.management.usernames import refuse_username_twin
 from clients.models import Organization, Role
-
-
-def _refuse_twin(username: str) -> None:
-    # The operator may be told which login is in the way (a tenant never is).
-    twin = services.username_twin_get(username=username)
-    if twin is not None:
-        raise CommandError(
-            f"{username!r} would be mistaken for the existing login {twin!r}; "
-            f"name {twin!r} or choose another username."
-        )
 
 
 class Command(BaseCommand):
@@ -36,7 +27,7 @@ class Command(BaseCommand):
             raise CommandError(f"No organization with slug {options['organization']!r}.")
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
-            _refuse_twin(options["username"])
+            refuse_username_twin(options["username"])
         password = None
         try:
             if user is None:

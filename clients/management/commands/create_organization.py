@@ -7,16 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agencyops.exceptions import ApplicationError
 from clients import services
-
-
-def _refuse_twin(username: str) -> None:
-    # The operator may be told which login is in the way (a tenant never is).
-    twin = services.username_twin_get(username=username)
-    if twin is not None:
-        raise CommandError(
-            f"{username!r} would be mistaken for the existing login {twin!r}; "
-            f"name {twin!r} or choose another username."
-        )
+from clients.management.usernames import refuse_username_twin
 
 
 class Command(BaseCommand):
@@ -32,7 +23,7 @@ class Command(BaseCommand):
         user_model = get_user_model()
         owner = user_model.objects.filter(username=options["owner"]).first()
         if owner is None:
-            _refuse_twin(options["owner"])
+            refuse_username_twin(options["owner"])
         password = None
         try:
             if owner is None:
