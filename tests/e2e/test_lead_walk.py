@@ -68,7 +68,9 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
         permission="manage",  # manage includes restore
         reason="project lead",
     )
-    source = Path(agency.primary.prefix) / "surveys" / "2026"
+    # The client's own folder on the shared primary location: its datasets and restores go there.
+    agency.client_folder(agency.primary, "walk-client")
+    source = Path(agency.primary.prefix) / "walk-client" / "surveys" / "2026"
     original = sample_files()
     write_files(source, original)
 
@@ -87,7 +89,7 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
     page.get_by_label("Kind").select_option(label="Raw client data")
     page.get_by_label("Classification").select_option(label="Confidential")
     page.get_by_label("Location").select_option(label="Primary storage")
-    page.get_by_label("Path").fill("surveys/2026")
+    page.get_by_label("Path").fill("walk-client/surveys/2026")
     page.get_by_label("RPO").fill("24:00:00")
     page.get_by_label("RTO").fill("04:00:00")
     page.get_by_role("button", name="Register dataset").click()
@@ -122,7 +124,7 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
         point_in_time.strftime("%Y-%m-%dT%H:%M:%S")
     )
     form.get_by_label("Restore into").select_option(label="Primary storage")
-    form.get_by_label("Folder inside it").fill("restored/first")
+    form.get_by_label("Folder inside it").fill("walk-client/restored/first")
     form.get_by_role("button", name="Restore").click()
     expect(page.locator(".messages")).to_contain_text(
         re.compile(r"Restoring the snapshot of .* from Backup disk")
@@ -139,7 +141,7 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
 
     assert restore.status == RunStatus.SUCCEEDED, restore.error
     assert restore.snapshot_id == first.pk
-    restored = read_files(Path(agency.primary.prefix) / "restored" / "first")
+    restored = read_files(Path(agency.primary.prefix) / "walk-client" / "restored" / "first")
     assert restored == original
     assert restore.requested_by_id == lead.pk
     assert restore.finished_at is not None
