@@ -150,8 +150,14 @@ class Agency:
         """Register a dataset through `dataset_register`; its files go under the primary copy,
         in the client's folder `datasets/` of the (shared) location, assigned on first use."""
         location = location or self.primary
+        folder = "datasets"
         if location.client_id is None:
-            self.client_folder(location, "datasets")
+            # "datasets" for the agency's client; another client (a test may switch
+            # `self.client`) gets a folder named by its slug when that one is taken.
+            taken = ClientNamespace.objects.filter(location=location, path=folder).exclude(
+                client=self.client
+            )
+            folder = self.client_folder(location, self.client.slug if taken.exists() else folder)
         dataset = clients_services.dataset_register(
             actor=self.actor,
             client=self.client,
@@ -159,7 +165,7 @@ class Agency:
             kind=kind,
             classification="confidential",
             location=location,
-            path=f"datasets/{slugify(name)}",
+            path=f"{folder}/{slugify(name)}",
             **fields,
         )
         if files is not None:
