@@ -221,6 +221,10 @@ def _restore_claimed(
             location = StorageLocation.objects.get(pk=restore.destination_location_id)
             destination = store_for_location(location, create=True)
             prefix = location_key(location, restore.destination_path)
+            if restore.attempts > 1 and isinstance(destination, LocalObjectStore):
+                # As above, but only in this restore's own folder: the location is shared
+                # with other writers (backups, other restores) whose files are not ours.
+                destination.discard_temporary_files(prefix.rstrip("/") + "/")
         base = repository_base(snapshot.location, dataset)
         result = _with_progress(
             lambda progress: engine.restore(

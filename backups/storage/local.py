@@ -302,13 +302,15 @@ class LocalObjectStore:
                 os.unlink(tmp, dir_fd=parent)
             raise
 
-    def discard_temporary_files(self) -> int:
+    def discard_temporary_files(self, prefix: str = "") -> int:
         """Remove the temporary files of writes that never reached their rename (a writer
-        killed midway) anywhere under the root; returns how many. Only for a caller that knows
-        no other writer works in this tree: a live writer's temporary file would go too.
+        killed midway) under the root, or only under the keys starting with `prefix` (a
+        restore's own folder on a shared location); returns how many. Only for a caller that
+        knows no other writer works there: a live writer's temporary file would go too.
         Symlinked directories are not entered, so nothing outside the root is removed."""
         removed = 0
-        for directory, name, _key, _st in self._files((), "", temporary=True, skipped=None):
+        found = self._files(self._start(prefix), prefix, temporary=True, skipped=None)
+        for directory, name, _key, _st in found:
             if name.startswith(TMP_PREFIX):
                 try:
                     os.unlink(name, dir_fd=directory)

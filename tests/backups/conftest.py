@@ -93,11 +93,18 @@ class Agency:
         # Where the datasets' primary copies live: one local directory, one folder per dataset.
         self.primary = self.local_location("Primary storage")
 
-    def local_location(self, name: str) -> StorageLocation:
+    def local_location(self, name: str, *, client: Client | None = None) -> StorageLocation:
+        """A directory in the organization's folder of the local root; dedicated to `client`
+        when given (its datasets and restores may then go anywhere in it but its root)."""
         path = self.root / "locations" / slugify(name)
         path.mkdir(parents=True, exist_ok=True)
         return clients_services.location_create(
-            actor=self.actor, name=name, kind="local", provider="filesystem", prefix=str(path)
+            actor=self.actor,
+            name=name,
+            kind="local",
+            provider="filesystem",
+            prefix=str(path),
+            client=client,
         )
 
     def s3_location(

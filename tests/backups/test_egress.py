@@ -79,7 +79,8 @@ def test_a_location_saved_while_allowed_gets_no_connection_once_the_operator_wit
     restore = restore_request(
         actor=agency.actor,
         snapshot=Snapshot.objects.get(run=first),
-        destination_path=str(agency.root / "restored"),
+        destination_location=agency.primary,
+        destination_path="datasets/restored",
         enqueue=False,
     )
     done = restore_run_execute(str(restore.public_id), final_attempt=True)
@@ -105,10 +106,11 @@ def test_dns_rebinding_gets_no_connection_from_a_backup(
             return egress.system_resolve(host)
         return answers[phase[0]]
 
+    # The bucket itself is made while loopback is still allowed (the test's moto).
+    bucket = agency.s3_location("Rebinding", endpoint=counted.url).bucket
     settings.AGENCYOPS_EGRESS_ALLOW = []
     with egress.resolver_use(resolver):
         assert egress.url_check(endpoint, field="endpoint_url") == endpoint
-        bucket = agency.s3_location("Rebinding", endpoint=counted.url).bucket
         location = agency.s3_location(
             "Rebinding name", endpoint=endpoint, bucket=bucket, create_bucket=False
         )

@@ -17,6 +17,7 @@ from backups.services import (
     restore_request,
     restore_run_execute,
 )
+from clients import services as clients_services
 from tests.backups.conftest import Agency, sample_files
 
 
@@ -192,6 +193,10 @@ def test_a_restore_into_a_tree_with_a_planted_directory_link_writes_nothing_outs
     link = Path(location.prefix) / planted
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside)
+    # The restore tree lies in the client's folder on that location, as a tenant's must.
+    clients_services.namespace_assign(
+        actor=agency.actor, location=location, client=agency.client, path="restores"
+    )
 
     restore = restore_request(
         actor=agency.actor,

@@ -732,6 +732,7 @@ def test_page_of_another_organization_or_ungranted_client_is_404(
         provider="aws",
         bucket="dedicated-bucket",
         client=other_client,
+        credentials=SECRET_CREDENTIALS,
     )
     lead = _page(_lead(agency))
     assert lead.get(f"/locations/{dedicated.public_id}/posture/").status_code == 404

@@ -250,7 +250,7 @@ def test_a_restore_records_one_event_with_actor_origin_and_target(
             actor=actor,
             snapshot=snapshot,
             destination_location=world.location,
-            destination_path="restores/x",
+            destination_path="datasets/restores/x",
             enqueue=False,
             origin=RequestOrigin("203.0.113.9", "curl/8"),
         )

@@ -119,7 +119,7 @@ def test_legal_hold_suspends_pruning_in_scope_until_released(world: World, as_us
         name="Late dataset",
         kind="raw_client_data",
         location=world.location,
-        path="late",
+        path="datasets/late",
     )
     assert DatasetProtection.objects.get(dataset=late).pruning_suspended
     # releasing the client hold frees `late`, not the dataset under its own hold

@@ -477,12 +477,16 @@ def test_restores_killed_at_random_points_finish_byte_identical_and_logged_once(
         requested: list[str] = []
         downloads = 0
         matrix = Matrix(cluster, "restore")
+        # A tenant restores into its own space: a local location dedicated to the client.
+        restores = agency.local_location("Restores", client=agency.client)
+        restored_root = Path(restores.prefix)
 
         def request(name: str) -> RestoreRun:
             restore = restore_request(
                 actor=agency.actor,
                 snapshot=snapshot,
-                destination_path=str(tmp_path / name),
+                destination_location=restores,
+                destination_path=name,
                 enqueue=False,
             )
             requested.append(str(restore.public_id))
@@ -527,11 +531,11 @@ def test_restores_killed_at_random_points_finish_byte_identical_and_logged_once(
             lambda: _status(RestoreRun, warm_up.pk) in FINISHED,
         )
         assert _status(RestoreRun, warm_up.pk) == RunStatus.SUCCEEDED, cluster.logs()
-        assert digest_files(tmp_path / "warm-up") == expected
+        assert digest_files(restored_root / "warm-up") == expected
         check_access_log()
 
         for case in range(CASES):
-            destination = tmp_path / f"restore-{case}"
+            destination = restored_root / f"restore-{case}"
             restore = request(destination.name)
             delay = matrix.kill_at_random_point(
                 case,
@@ -586,8 +590,9 @@ DELETION_S3_DELAY_SECONDS = 0.15
 
 class _DeletionScene:
     """Versioned primary and target buckets behind a slow proxy; one dataset to delete per
-    case (plus the warm-up's), a neighbour of the same client and another client's dataset
-    whose path shares the first one's as a string prefix."""
+    case (plus the warm-up's), a neighbour of the same client whose path shares the first one's
+    as a string prefix, and another client's dataset in a folder that shares the first client's
+    folder as a string prefix."""
 
     def __init__(self, agency: Agency, proxy: TripwireProxy, cases: int) -> None:
         self.agency = agency
@@ -621,8 +626,12 @@ class _DeletionScene:
         self.doomed = [
             agency.dataset(f"Doomed {i}", location=self.primary) for i in range(cases + 1)
         ]
-        neighbour = agency.dataset("Neighbour", location=self.primary)
+        # datasets/doomed-0-neighbour next to datasets/doomed-0
+        neighbour = agency.dataset("Doomed 0 neighbour", location=self.primary)
         other_client = clients_services.client_create(actor=agency.actor, name="Other client")
+        other_folder = clients_services.namespace_assign(
+            actor=agency.actor, location=self.primary, client=other_client, path="datasets-other"
+        )
         stranger = clients_services.dataset_register(
             actor=agency.actor,
             client=other_client,
@@ -630,7 +639,7 @@ class _DeletionScene:
             kind="raw_client_data",
             classification="confidential",
             location=self.primary,
-            path=f"datasets/{slugify(self.doomed[0].name)}-other",
+            path=f"{other_folder.path}/{slugify(self.doomed[0].name)}",
         )
         for dataset in [*self.doomed, neighbour, stranger]:
             write_versions(agency, self.primary, dataset)

@@ -273,3 +273,22 @@ def test_a_killed_writers_temporary_file_is_hidden_from_readers_but_listed_for_d
     # Writing under the reserved name is still refused.
     with pytest.raises(InvalidKey):
         store.put("repo/chunks/.agencyops-tmp-x", b"data")
+
+
+def test_discarding_a_killed_restores_temporary_files_stays_inside_its_folder(
+    tmp_path: Path,
+) -> None:
+    """A restore's retry clears the temporary files its killed attempt left in its own folder
+    of a shared location; a neighbour whose name shares the folder's as a string prefix, and
+    every other writer's folder, keep theirs."""
+    store = LocalObjectStore(tmp_path, create=True)
+    ours = [tmp_path / "restore-1" / ".agencyops-tmp-a", tmp_path / "restore-1/x/.agencyops-tmp-b"]
+    theirs = [tmp_path / "restore-10" / ".agencyops-tmp-c", tmp_path / "repo/.agencyops-tmp-d"]
+    for leftover in [*ours, *theirs]:
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"")
+
+    assert store.discard_temporary_files("restore-1/") == 2
+    assert [p.exists() for p in ours] == [False, False]
+    assert [p.exists() for p in theirs] == [True, True]
+    assert store.discard_temporary_files() == 2

@@ -74,7 +74,8 @@ def test_a_grant_and_a_restore_each_become_one_event_written_by_the_worker(
     MembershipFactory(organization=org, user=admin, role="admin")
     MembershipFactory(organization=org, user=lead, role="lead")
     client = ClientFactory(organization=org)
-    location = LocationFactory(organization=org)
+    # Dedicated to the client: the restore may go anywhere on it but its root.
+    location = LocationFactory(organization=org, client=client)
     dataset = DatasetFactory(client=client, location=location)
     run = BackupRun.objects.create(
         organization=org, dataset=dataset, trigger="manual", status="succeeded"
