@@ -35,8 +35,11 @@ def _api(user: Any) -> APIClient:
 
 
 def test_download_streams_the_verified_file_and_logs_it(
-    agency: Agency, django_capture_on_commit_callbacks: Any
+    agency: Agency, django_capture_on_commit_callbacks: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
+    # This test's own temporary directory: another test process downloading at the same
+    # time must not show up among "the copies".
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dataset, snapshot, files = _backed_up(agency)
     member = UserFactory(username="downloader")
     clients_services.membership_add(actor=agency.actor, user=member, role="member")
