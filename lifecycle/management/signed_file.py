@@ -12,10 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import http.client
+import ipaddress
 import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,19 @@ def _read_token(source: str | None) -> str | None:
     return token
 
 
+def _loopback(url: str) -> bool:
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def signing_key_fetch(url: str, *, token: str | None) -> str:
     """The `public_key` of the JSON an AgencyOps signing-key endpoint answers at `url`.
 
@@ -69,6 +84,13 @@ def signing_key_fetch(url: str, *, token: str | None) -> str:
     """
     if not url.startswith(("https://", "http://")):
         raise CommandError(f"--key-url must be an http(s) URL, like https://<host>{KEY_PATH}")
+    if url.startswith("http://") and not _loopback(url):
+        # Over plain http anyone on the path could hand over their own key (and then their own
+        # signature verifies) and read the token: https, or a server on this machine.
+        raise CommandError(
+            f"--key-url must use https (plain http only to this machine: localhost, 127.0.0.1,"
+            f" [::1]); a key fetched in clear could be anyone's. Given: {url}"
+        )
     headers = {"Accept": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"

@@ -311,6 +311,8 @@ def test_a_key_fetch_that_fails_fails_closed(
         ((f"{base}/admin/", "--token", str(token_file)), "answered 302 (a redirect"),
         # not http(s)
         (("file:///etc/hostname",), "must be an http(s) URL"),
+        # plain http to another machine: whoever is on the path could hand over their own key
+        (("http://keys.example.test/api/v1/signing-key/",), "must use https"),
         # an unreadable token file
         (
             (f"{base}/api/v1/signing-key/", "--token", str(tmp_path / "missing.txt")),
