@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from rest_framework import exceptions, pagination, parsers
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, metadata, pagination, parsers
+from rest_framework.request import clone_request
 
 
 class BoundedJSONParser(parsers.JSONParser):
@@ -76,3 +79,27 @@ def _depth(value: Any) -> int:
 class Pagination(pagination.PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class Metadata(metadata.SimpleMetadata):
+    """OPTIONS: DRF's description, except that the object is looked up (to check its
+    permissions before PUT is described) only where the URL names one. A singleton served at
+    its collection URL (the notification settings, the price table) names none, and DRF's own
+    lookup then failed with a KeyError: a 500 for a harmless OPTIONS."""
+
+    def determine_actions(self, request: Any, view: Any) -> dict[str, Any]:
+        kwarg = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", None)
+        if kwarg in getattr(view, "kwargs", {}):
+            return dict(super().determine_actions(request, view))
+        actions: dict[str, Any] = {}
+        for method in sorted({"PUT", "POST"} & set(view.allowed_methods)):
+            view.request = clone_request(request, method)
+            try:
+                view.check_permissions(view.request)
+            except (exceptions.APIException, PermissionDenied, Http404):
+                continue
+            else:
+                actions[method] = self.get_serializer_info(view.get_serializer())
+            finally:
+                view.request = request
+        return actions
