@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 from django.db import models
+from django.db.models import Q
 
 from agencyops.exceptions import Forbidden, NotFound
 
@@ -131,11 +132,40 @@ class Actor:
             raise Forbidden(f"Members may not {action}; ask a project lead or an admin.")
 
 
-class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
-    """Base queryset of tenant-owned rows: `visible_to` is the single tenant filter."""
+def grant_filter(actor: Actor, *, client: str | None, dataset: str | None) -> Q:
+    """The dataset-grant rule, decided here and nowhere else, for an actor who does not see the
+    whole organization. A grant on a client shows every row of that client (`client`: the path
+    from the row to its client's pk). A grant on one dataset shows the rows about that dataset
+    (`dataset`: the path to the dataset's pk) and nothing else of its client: not its siblings'
+    rows, not the client's own client-wide rows (engagements, holds and deletions of the whole
+    client). Only the client itself, and the location a dataset lives on, stay visible beside
+    the dataset (ClientQuerySet, LocationQuerySet), so the dataset can be shown under them."""
+    allowed = Q(pk__in=[])  # nothing, unless a grant below adds rows
+    if client is not None:
+        allowed |= Q(**{f"{client}__in": list(actor.client_levels)})
+    if dataset is not None:
+        allowed |= Q(**{f"{dataset}__in": list(actor.dataset_levels)})
+    return allowed
 
-    def visible_to(self, actor: Actor) -> Any:
-        return self.filter(organization_id=actor.organization_id)
+
+class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
+    """Base queryset of tenant-owned rows: `visible_to` is the single tenant filter.
+
+    A model's queryset declares how a row belongs below its organization: `client_path` (the
+    path to the row's client) and, for rows about one dataset, `dataset_path`. Declaring
+    neither makes the rows organization-wide (every member sees them: policies, settings).
+    `grant_filter` turns the declaration and the actor's grants into the filter."""
+
+    client_path: ClassVar[str | None] = None
+    dataset_path: ClassVar[str | None] = None
+
+    def visible_to(self, actor: Actor) -> Self:
+        qs = self.filter(organization_id=actor.organization_id)
+        if actor.sees_whole_organization or (
+            self.client_path is None and self.dataset_path is None
+        ):
+            return qs
+        return qs.filter(grant_filter(actor, client=self.client_path, dataset=self.dataset_path))
 
     def unscoped_for_system_task(self) -> Any:
         """Every organization's rows. Only for periodic system jobs (dispatchers, sweeps)."""

@@ -11,7 +11,6 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Prefetch,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -39,7 +38,7 @@ from clients.selectors import dataset_list
 
 def policy_list(*, actor: Actor) -> QuerySet[BackupPolicy]:
     targets = PolicyTarget.objects.select_related("location").order_by("position", "id")
-    return BackupPolicy.objects.visible_to(actor).prefetch_related(  # type: ignore[no-any-return]
+    return BackupPolicy.objects.visible_to(actor).prefetch_related(
         Prefetch("policy_targets", queryset=targets)
     )
 
@@ -100,22 +99,15 @@ def drill_list(*, actor: Actor) -> QuerySet[RestoreRun]:
 def alert_list(*, actor: Actor) -> Any:
     """Alerts the actor may see (AlertQuerySet.visible_to), with what their rows show. A grant
     on one dataset shows that dataset's alerts, not those of the rest of its client."""
-    qs = Alert.objects.visible_to(actor)
-    if not actor.sees_whole_organization:
-        qs = qs.filter(
-            Q(client_id__in=list(actor.client_levels))
-            | Q(dataset_id__in=list(actor.dataset_levels))
-        )
-    return qs.select_related("client", "dataset", "location", "policy", "acknowledged_by")
+    return Alert.objects.visible_to(actor).select_related(
+        "client", "dataset", "location", "policy", "acknowledged_by"
+    )
 
 
 def review_list(*, actor: Actor) -> Any:
     """Reviews of policies (organization-wide, like the policies) and of the clients the actor
     sees."""
-    qs = Review.objects.visible_to(actor)
-    if not actor.sees_whole_organization:
-        qs = qs.filter(Q(client__isnull=True) | Q(client_id__in=actor.visible_client_ids))
-    return qs.select_related("client", "policy", "reviewed_by")
+    return Review.objects.visible_to(actor).select_related("client", "policy", "reviewed_by")
 
 
 # --- posture audits and fixes ---

@@ -139,13 +139,17 @@ class EngagementStatus(models.TextChoices):
 
 
 class ClientScopedQuerySet(TenantQuerySet[Any]):
-    """Rows that belong to one client: visible with any grant on that client."""
+    """Rows of one client as a whole: visible with a grant on that client (a grant on one of
+    its datasets does not show them; see `grant_filter`)."""
 
-    def visible_to(self, actor: Actor) -> Any:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(client_id__in=actor.visible_client_ids)
+    client_path = "client_id"
+
+
+class ClientOrDatasetScopedQuerySet(ClientScopedQuerySet):
+    """Rows of a client that may be about one of its datasets (a hold, an obligation, a
+    deletion of one dataset): a grant on that dataset shows those rows, and only those."""
+
+    dataset_path = "dataset_id"
 
 
 class Engagement(models.Model):
@@ -392,13 +396,8 @@ class LifecycleState(models.TextChoices):
 
 
 class DatasetQuerySet(TenantQuerySet["Dataset"]):
-    def visible_to(self, actor: Actor) -> DatasetQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(
-            Q(client_id__in=actor.client_levels.keys()) | Q(pk__in=actor.dataset_levels.keys())
-        )
+    client_path = "client_id"
+    dataset_path = "pk"
 
 
 MIN_DURATION = timedelta(minutes=1)

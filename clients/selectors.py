@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 
 from agencyops.exceptions import Forbidden
-from agencyops.tenancy import Actor, get_visible_or_404
+from agencyops.tenancy import Actor, get_visible_or_404, grant_filter
 from clients.models import (
     AccessGrant,
     ApiToken,
@@ -28,9 +28,7 @@ def client_list(*, actor: Actor) -> QuerySet[Client]:
         datasets__lifecycle_state__in=[s for s in LifecycleState if s != LifecycleState.DELETED]
     )
     if not actor.sees_whole_organization:
-        datasets &= Q(datasets__client_id__in=list(actor.client_levels)) | Q(
-            datasets__pk__in=list(actor.dataset_levels)
-        )
+        datasets &= grant_filter(actor, client="datasets__client_id", dataset="datasets__pk")
     # An aggregate drops Meta.ordering, so the order is stated again for stable pages.
     return (
         Client.objects.visible_to(actor)
@@ -44,7 +42,7 @@ def client_get(*, actor: Actor, public_id: Any) -> Client:
 
 
 def engagement_list(*, actor: Actor) -> QuerySet[Engagement]:
-    return Engagement.objects.visible_to(actor).select_related("client")  # type: ignore[no-any-return]
+    return Engagement.objects.visible_to(actor).select_related("client")
 
 
 def location_list(*, actor: Actor) -> QuerySet[StorageLocation]:
@@ -82,7 +80,7 @@ def membership_list(*, actor: Actor) -> QuerySet[Membership]:
     """The organization's members: for owners, admins and auditors."""
     if not actor.sees_whole_organization:
         raise Forbidden("Only owners, admins and auditors may list the organization's members.")
-    return Membership.objects.visible_to(actor).select_related("user")  # type: ignore[no-any-return]
+    return Membership.objects.visible_to(actor).select_related("user")
 
 
 def token_list(*, actor: Actor) -> QuerySet[ApiToken]:

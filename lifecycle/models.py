@@ -10,10 +10,17 @@ from django.db import models
 from django.db.models import Q
 
 from agencyops.tenancy import TenantQuerySet
-from clients.models import Client, ClientScopedQuerySet, Dataset, Organization, StorageLocation
+from clients.models import (
+    Client,
+    ClientOrDatasetScopedQuerySet,
+    ClientScopedQuerySet,
+    Dataset,
+    Organization,
+    StorageLocation,
+)
 
 if TYPE_CHECKING:
-    from agencyops.tenancy import Actor
+    pass
 
 
 class AccessAction(models.TextChoices):
@@ -46,16 +53,11 @@ class AppendOnly(Exception):
 
 
 class AccessEventQuerySet(TenantQuerySet["AccessEvent"]):
-    def visible_to(self, actor: Actor) -> AccessEventQuerySet:
-        """Whole-organization roles read everything; leads read the events of the clients (or
-        datasets) they hold grants on; members and tokens read nothing (the selector refuses)."""
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(
-            Q(client_id__in=list(actor.client_levels))
-            | Q(dataset_id__in=list(actor.dataset_levels))
-        )
+    """Whole-organization roles read everything; leads read the events of the clients (or
+    datasets) they hold grants on; members and tokens read nothing (the selector refuses)."""
+
+    client_path = "client_id"
+    dataset_path = "dataset_id"
 
     def update(self, **kwargs: Any) -> NoReturn:
         raise AppendOnly("Access events are never changed.")
@@ -315,7 +317,7 @@ class RetentionObligation(models.Model):
         "DeletionRequest", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
-    objects = ClientScopedQuerySet.as_manager()
+    objects = ClientOrDatasetScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["due_on", "id"]
@@ -364,7 +366,7 @@ class RetentionObligation(models.Model):
             raise ValidationError(errors)
 
 
-class LegalHoldQuerySet(ClientScopedQuerySet):
+class LegalHoldQuerySet(ClientOrDatasetScopedQuerySet):
     def active(self) -> Any:
         return self.filter(released_at__isnull=True)
 
@@ -496,7 +498,7 @@ class DeletionRequest(models.Model):
     )
     error = models.TextField(blank=True)
 
-    objects = ClientScopedQuerySet.as_manager()
+    objects = ClientOrDatasetScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -621,6 +623,12 @@ class SigningKey(models.Model):
         return f"signing key of {self.organization_id}"
 
 
+class CertificateQuerySet(ClientScopedQuerySet):
+    """A certificate is about what its request deleted: one dataset's shows to a grant on it."""
+
+    dataset_path = "request__dataset_id"
+
+
 class DeletionCertificate(models.Model):
     """The signed proof of a verified deletion. `document` is what was signed."""
 
@@ -636,7 +644,7 @@ class DeletionCertificate(models.Model):
     public_key = models.CharField(max_length=64)
     issued_at = models.DateTimeField()
 
-    objects = ClientScopedQuerySet.as_manager()
+    objects = CertificateQuerySet.as_manager()
 
     class Meta:
         ordering = ["-issued_at", "id"]

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from agencyops.tenancy import Actor, TenantQuerySet
+from agencyops.tenancy import Actor, TenantQuerySet, grant_filter
 from backups.models.core import BackupPolicy
 from clients.models import Client, Dataset, Organization, Provider, StorageLocation
 
@@ -173,11 +173,8 @@ class AlertQuerySet(TenantQuerySet["Alert"]):
     """Alerts about a client follow that client's grants; organization-wide alerts (a shared
     bucket's posture, a policy review) are for those who see the whole organization."""
 
-    def visible_to(self, actor: Actor) -> AlertQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(client_id__in=actor.visible_client_ids)
+    client_path = "client_id"
+    dataset_path = "dataset_id"
 
     def unresolved(self) -> AlertQuerySet:
         return self.exclude(state=AlertState.RESOLVED)
@@ -305,6 +302,19 @@ class ReviewSubject(models.TextChoices):
     POLICY = "policy", "Backup policy"
 
 
+class ReviewQuerySet(TenantQuerySet["Review"]):
+    """Reviews of policies are organization-wide, like the policies; a client's review follows
+    that client's grants (`grant_filter`)."""
+
+    def visible_to(self, actor: Actor) -> ReviewQuerySet:
+        qs = self.filter(organization_id=actor.organization_id)
+        if actor.sees_whole_organization:
+            return qs
+        return qs.filter(
+            Q(client__isnull=True) | grant_filter(actor, client="client_id", dataset=None)
+        )
+
+
 class Review(models.Model):
     """Someone looked at a client's (or a policy's) protection and said it still fits."""
 
@@ -324,7 +334,7 @@ class Review(models.Model):
     note = models.TextField(blank=True)
     next_review_at = models.DateTimeField()
 
-    objects = TenantQuerySet["Review"].as_manager()
+    objects = ReviewQuerySet.as_manager()
 
     class Meta:
         ordering = ["-reviewed_at", "-id"]

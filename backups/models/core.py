@@ -15,7 +15,7 @@ from agencyops.tenancy import TenantQuerySet
 from clients.models import Dataset, Organization, StorageLocation, default_next_review
 
 if TYPE_CHECKING:
-    from agencyops.tenancy import Actor
+    pass
 
 _M = TypeVar("_M", bound=models.Model)
 UNLIMITED = -1  # a keep_* value of -1 keeps every bucket, like restic's "unlimited"
@@ -158,14 +158,8 @@ class PolicyTarget(models.Model):
 
 
 class ProtectionQuerySet(TenantQuerySet["DatasetProtection"]):
-    def visible_to(self, actor: Actor) -> ProtectionQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(
-            Q(dataset__client_id__in=list(actor.client_levels))
-            | Q(dataset_id__in=list(actor.dataset_levels))
-        )
+    client_path = "dataset__client_id"
+    dataset_path = "dataset_id"
 
 
 class DatasetProtection(models.Model):
@@ -240,14 +234,8 @@ class Trigger(models.TextChoices):
 class DatasetScopedQuerySet(TenantQuerySet[_M], Generic[_M]):
     """Rows of one dataset: visible with a grant on its client or on the dataset."""
 
-    def visible_to(self, actor: Actor) -> DatasetScopedQuerySet[_M]:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(
-            Q(dataset__client_id__in=list(actor.client_levels))
-            | Q(dataset_id__in=list(actor.dataset_levels))
-        )
+    client_path = "dataset__client_id"
+    dataset_path = "dataset_id"
 
 
 class WorkRecord(models.Model):
