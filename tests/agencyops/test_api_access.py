@@ -440,3 +440,67 @@ def test_owner_reads_everything(w: World, as_user: Any, name: str, method: str) 
     assert response.status_code == 200, response.content
     if route.target is not None:
         assert route.target(w) in _body(response)
+
+
+# --- a lead whose one grant is on another dataset of client B ---
+
+# What such a lead still sees of client B beside its dataset: the client (its name, so the
+# dataset can be shown under it) and the location dedicated to client B that the dataset lives
+# on (with that location's posture). Everything else of client B is a sibling's or client-wide.
+DATASET_LEAD_SEES = frozenset(
+    {
+        "client-detail",
+        "client-list",
+        "location-detail",
+        "location-list",
+        "posture-audit-detail",
+        "posture-audit-list",
+        "posture-fix-detail",
+        "posture-fix-list",
+    }
+)
+
+
+@pytest.fixture
+def dataset_lead(w: World) -> Any:
+    """A lead granted `manage` on one new dataset of client B, and on nothing else."""
+    from agencyops.tenancy import Actor
+    from clients import services
+    from tests.factories import DatasetFactory, UserFactory
+
+    system = Actor.system(w.org)
+    w.dataset_b_granted = DatasetFactory(client=w.client_b, location=w.dedicated_location)
+    lead = UserFactory(username="dataset-lead")
+    services.membership_add(actor=system, user=lead, role="lead")
+    services.grant_create(
+        actor=system,
+        grantee=lead,
+        client=w.client_b,
+        dataset=w.dataset_b_granted,
+        permission="manage",
+        reason="one dataset of client B",
+    )
+    return lead
+
+
+GET_CASES = [(name, "GET") for name, route in ROUTES.items() if "GET" in route.reads]
+
+
+@pytest.mark.parametrize(("name", "method"), GET_CASES)
+def test_a_lead_granted_one_dataset_sees_nothing_of_its_siblings(
+    w: World, as_user: Any, dataset_lead: Any, name: str, method: str
+) -> None:
+    route = ROUTES[name]
+    response = _call(as_user(dataset_lead), method, route.url(w))
+    if route.scope == "client":
+        expected = 200 if name in DATASET_LEAD_SEES else 404
+        assert response.status_code == expected, (name, response.content[:300])
+    elif route.scope in ("admin", "admin-list"):
+        assert response.status_code == 403, response.content
+    elif route.scope == "own":
+        assert response.status_code == 404, response.content
+    else:
+        assert response.status_code == 200, response.content
+        if route.target is not None and route.scope == "list":
+            seen = route.target(w) in _body(response)
+            assert seen == (name in DATASET_LEAD_SEES), (name, _body(response)[:300])

@@ -30,7 +30,9 @@ OWN = "own-visible"  # in those of the granted dataset's rows
 @pytest.fixture
 def scoped(world: World) -> dict[str, Any]:
     system = Actor.system(world.org)
-    sibling = DatasetFactory(client=world.client, location=world.location, name=f"{SECRET} data")
+    sibling: Any = DatasetFactory(
+        client=world.client, location=world.location, name=f"{SECRET} data"
+    )
     lead = UserFactory(username="one-dataset-lead")
     clients_services.membership_add(actor=system, user=lead, role="lead")
     clients_services.grant_create(
