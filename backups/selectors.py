@@ -23,6 +23,7 @@ from backups.models import (
     Alert,
     BackupPolicy,
     BackupRun,
+    DatasetProtection,
     PolicyTarget,
     PostureAudit,
     PostureFinding,
@@ -41,6 +42,12 @@ def policy_list(*, actor: Actor) -> QuerySet[BackupPolicy]:
     return BackupPolicy.objects.visible_to(actor).prefetch_related(
         Prefetch("policy_targets", queryset=targets)
     )
+
+
+def protection_of(dataset: Dataset) -> DatasetProtection | None:
+    """The protection of a dataset the caller may see, read only: a page never writes (the row
+    is made when the dataset is registered; a dataset without one shows no policy)."""
+    return DatasetProtection.objects.select_related("policy").filter(dataset=dataset).first()
 
 
 def dataset_list_with_protection(*, actor: Actor) -> QuerySet[Dataset]:

@@ -39,8 +39,8 @@ from clients.services import client_space
 
 
 def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any) -> dict[str, Any]:
-    protection = services.protection_ensure(dataset)
-    policy = protection.policy
+    protection = selectors.protection_of(dataset)
+    policy = protection.policy if protection is not None else None
     runs = list(selectors.backup_run_list(actor=actor).filter(dataset=dataset)[:10])
     return {
         "dataset": dataset,
@@ -61,8 +61,10 @@ def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any)
         or PolicyForm(
             actor=actor,
             initial={
-                "policy": policy.public_id if policy and protection.policy_pinned else None,
-                "live_pipeline_input": protection.live_pipeline_input,
+                "policy": (
+                    policy.public_id if policy and protection and protection.policy_pinned else None
+                ),
+                "live_pipeline_input": bool(protection and protection.live_pipeline_input),
             },
         ),
         **extra,
@@ -287,8 +289,8 @@ def dataset_runbook(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
     and the key are, and the exact restore commands. Same access as the dataset page."""
     actor = request.actor  # type: ignore[attr-defined]
     dataset = dataset_get(actor=actor, public_id=dataset_id)
-    protection = services.protection_ensure(dataset)
-    policy = protection.policy
+    protection = selectors.protection_of(dataset)
+    policy = protection.policy if protection is not None else None
     copies = _runbook_copies(actor, dataset, policy)
     admins = (
         Membership.objects.filter(

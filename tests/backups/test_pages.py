@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.db import connection
 from django.test import Client as PageClient
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from backups.models import BackupPolicy, BackupRun, RestoreRun, Snapshot
+from backups.models import BackupPolicy, BackupRun, DatasetProtection, RestoreRun, Snapshot
 from backups.services import policies_create_defaults, protection_ensure
 from tests.conftest import World
 from tests.factories import LocationFactory
@@ -61,6 +63,30 @@ def test_dataset_page_shows_policy_runs_and_snapshots(world: World) -> None:
         _login(world.ungranted_lead).get(f"/backup-runs/{run.public_id}/progress/").status_code
         == 404
     )
+
+
+def test_the_dataset_pages_write_nothing(world: World) -> None:
+    """GET pages read: the dataset page and its runbook once made the dataset's protection (a
+    key, schedules) as a side effect of being looked at. A dataset without one (none of the
+    registration services made it) now shows no policy, and no row is written."""
+    assert not DatasetProtection.objects.filter(dataset=world.dataset).exists()
+    page = _login(world.lead)
+    for url in (
+        f"/datasets/{world.dataset.public_id}/",
+        f"/datasets/{world.dataset.public_id}/runbook/",
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            response = page.get(url)
+        assert response.status_code == 200, url
+        writes = [
+            q["sql"]
+            for q in queries.captured_queries
+            if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+            and "django_session" not in q["sql"]
+        ]
+        assert writes == [], (url, writes)
+    assert not DatasetProtection.objects.filter(dataset=world.dataset).exists()
+    assert "none" in page.get(f"/datasets/{world.dataset.public_id}/").content.decode()
 
 
 def test_back_up_now_button(world: World) -> None:
