@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
@@ -18,9 +18,6 @@ from clients.models import (
     Organization,
     StorageLocation,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 class AccessAction(models.TextChoices):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import time, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -13,9 +13,6 @@ from django.db.models import Q
 
 from agencyops.tenancy import TenantQuerySet
 from clients.models import Dataset, Organization, StorageLocation, default_next_review
-
-if TYPE_CHECKING:
-    pass
 
 _M = TypeVar("_M", bound=models.Model)
 UNLIMITED = -1  # a keep_* value of -1 keeps every bucket, like restic's "unlimited"

@@ -327,19 +327,25 @@ ROUTES: dict[str, Route] = {
 }
 
 
-def _api_route_names() -> set[str]:
-    names: set[str] = set()
+def api_patterns() -> list[tuple[str, str]]:
+    """(name, route) of every URL pattern under api/v1/, from the URL resolver; the route is
+    the patterns' own text joined (regex or path syntax)."""
+    found: list[tuple[str, str]] = []
 
     def walk(patterns: list[Any], prefix: str) -> None:
         for pattern in patterns:
-            route = prefix + str(pattern.pattern)
+            route = prefix + str(pattern.pattern).lstrip("^")
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
             elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
-                names.add(pattern.name or route)
+                found.append((pattern.name or route, route))
 
     walk(get_resolver().url_patterns, "")
-    return names
+    return found
+
+
+def _api_route_names() -> set[str]:
+    return {name for name, _ in api_patterns()}
 
 
 def test_every_api_route_is_covered() -> None:

@@ -11,9 +11,8 @@ import re
 from typing import Any
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.agencyops.test_api_access import ROUTES
+from tests.agencyops.test_api_access import ROUTES, api_patterns
 from tests.conftest import World
 
 METHODS = ("OPTIONS", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -23,26 +22,17 @@ MALFORMED = ("0.5", "not-a-uuid", "1", "%2Fetc%2Fpasswd")
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 
 
-def _api_patterns() -> list[str]:
-    """Every URL pattern under api/v1/ as a template: `{name}` where a parameter goes."""
-    found: list[str] = []
-
-    def walk(patterns: list[Any], prefix: str) -> None:
-        for pattern in patterns:
-            route = prefix + str(pattern.pattern).lstrip("^")
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns, route)
-            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
-                template = _GROUP.sub(lambda m: "{" + m.group(1) + "}", route)
-                template = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", template)  # path() converters
-                template = template.rstrip("$").replace("/?", "/").replace("\\.", ".")
-                found.append("/" + template)
-
-    walk(get_resolver().url_patterns, "")
-    return sorted(set(found))
+def _templates() -> list[str]:
+    """Every API URL pattern as a template: `{name}` where a parameter goes."""
+    found = set()
+    for _, route in api_patterns():
+        template = _GROUP.sub(lambda m: "{" + m.group(1) + "}", route)
+        template = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", template)  # path() converters
+        found.add("/" + template.rstrip("$").replace("/?", "/").replace("\\.", "."))
+    return sorted(found)
 
 
-TEMPLATES = [t for t in _api_patterns() if "{" in t and "{format}" not in t]
+TEMPLATES = [t for t in _templates() if "{" in t and "{format}" not in t]
 
 
 def _is_json_error(response: Any) -> bool:
