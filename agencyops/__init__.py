@@ -1,4 +1,6 @@
-"""AgencyOps project package: settings, URLs, Celery app and tenancy plumbing."""
+"""The composition root: settings, URLs, the Celery app and beat, WSGI, sign-in and the
+management commands that wire the apps together. It may import every app; nothing imports it
+back except Django (by settings module name) and the Celery worker."""
 
 from agencyops.celery import app as celery_app
 

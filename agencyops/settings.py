@@ -15,8 +15,8 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from agencyops.env import env_bool, env_int, env_list, env_str
-from agencyops.local_roots import local_roots_parse
+from kernel.env import env_bool, env_int, env_list, env_str
+from kernel.local_roots import local_roots_parse
 
 # Lets admin.ModelAdmin[Model] and friends be subscripted at run time (types checked by mypy).
 django_stubs_ext.monkeypatch()
@@ -77,7 +77,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "agencyops.headers.SecurityHeadersMiddleware",
+    "kernel.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,7 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "agencyops.pages.actor_context",
+                "kernel.pages.actor_context",
             ],
         },
     },
@@ -175,21 +175,27 @@ SECURE_HSTS_PRELOAD = not DEBUG
 if env_bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# The kernel asks this function for the actor of a signed-in user (memberships and grants
+# live in `clients`; the kernel imports no app).
+AGENCYOPS_ACTOR_RESOLVER = "clients.actors.actor_for_user"
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Bearer first: its WWW-Authenticate header turns "not logged in" into 401, not 403.
-        "agencyops.authentication.BearerTokenAuthentication",
+        # Procurement tokens before personal ones: each class answers for its own prefix.
+        "lifecycle.authentication.ProcurementTokenAuthentication",
+        "clients.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["agencyops.rest.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["kernel.rest.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "agencyops.rest.Pagination",
-    "DEFAULT_METADATA_CLASS": "agencyops.rest.Metadata",
+    "DEFAULT_PAGINATION_CLASS": "kernel.rest.Pagination",
+    "DEFAULT_METADATA_CLASS": "kernel.rest.Metadata",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "agencyops.api.exception_handler",
+    "EXCEPTION_HANDLER": "kernel.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -29,7 +29,7 @@ from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from agencyops.http import request_origin
+from kernel.http import request_origin
 
 
 def _key(*parts: str) -> str:

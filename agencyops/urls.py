@@ -65,7 +65,7 @@ router.register(
 )
 router.register("evidence/schema", lifecycle_api.EvidenceSchemaViewSet, basename="evidence-schema")
 # Unknown API paths answer the API's JSON error shape, like every other API 404.
-handler404 = "agencyops.api.not_found_handler"
+handler404 = "kernel.api.not_found_handler"
 
 urlpatterns = [
     path(

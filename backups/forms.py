@@ -7,11 +7,11 @@ from typing import Any
 from django import forms
 from django.db.models import Q
 
-from agencyops.tenancy import Actor
 from backups import selectors
 from backups.services import restore_default_path
 from clients.models import Dataset
 from clients.selectors import location_list
+from kernel.tenancy import Actor
 
 
 class RestoreForm(forms.Form):

@@ -17,7 +17,6 @@ from django.db.models import (
     When,
 )
 
-from agencyops.tenancy import Actor, get_visible_or_404
 from backups.models import (
     SEVERITY_RANK,
     Alert,
@@ -35,6 +34,7 @@ from backups.models import (
 )
 from clients.models import Dataset, StorageLocation
 from clients.selectors import dataset_list
+from kernel.tenancy import Actor, get_visible_or_404
 
 
 def policy_list(*, actor: Actor) -> QuerySet[BackupPolicy]:

@@ -16,10 +16,6 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
-from agencyops.exceptions import Conflict, NotFound, ValidationFailed
-from agencyops.http import request_origin
-from agencyops.pages import tenant_page
-from agencyops.tenancy import Actor, get_visible_or_404
 from backups import selectors, services
 from backups.forms import PolicyForm, RestoreForm
 from backups.models import (
@@ -36,6 +32,10 @@ from backups.services.stores import repository_base
 from clients.models import Dataset, LocationKind, Membership, Role, StorageLocation
 from clients.selectors import dataset_get, location_list
 from clients.services import client_space
+from kernel.exceptions import Conflict, NotFound, ValidationFailed
+from kernel.http import request_origin
+from kernel.pages import tenant_page
+from kernel.tenancy import Actor, get_visible_or_404
 
 
 def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def _raw_delete(client: Any, bucket: str, prefix: str) -> int:
 
 
 def _actor(user: Any) -> Any:
-    from agencyops.tenancy import actor_for_user
+    from kernel.tenancy import actor_for_user
 
     actor = actor_for_user(user)
     if actor is None:

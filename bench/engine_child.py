@@ -78,15 +78,15 @@ def raw_put(endpoint: str, directory: str, threads: int) -> dict[str, object]:
 
 
 def _guarded_connect() -> GuardedConnect:
-    """agencyops.egress.guarded_connect with the operator's allow list from the environment.
+    """kernel.egress.guarded_connect with the operator's allow list from the environment.
     This child is no Django process: the one setting the guard reads is all it configures."""
     from django.conf import settings
 
-    from agencyops.env import env_list
+    from kernel.env import env_list
 
     if not settings.configured:
         settings.configure(AGENCYOPS_EGRESS_ALLOW=env_list("AGENCYOPS_EGRESS_ALLOW", []))
-    from agencyops.egress import guarded_connect
+    from kernel.egress import guarded_connect
 
     return guarded_connect
 

@@ -66,7 +66,6 @@ def _fill() -> tuple[Any, Any, Any]:
 
     from django.utils import timezone
 
-    from agencyops.tenancy import Actor
     from backups.models import (
         BackupPolicy,
         DatasetProtection,
@@ -79,6 +78,7 @@ def _fill() -> tuple[Any, Any, Any]:
     from backups.services import policies_create_defaults
     from clients import services as clients_services
     from clients.models import Dataset, StorageLocation
+    from kernel.tenancy import Actor
     from lifecycle.services import access_event_payload, access_events_append
     from tests.factories import UserFactory
 

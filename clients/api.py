@@ -13,14 +13,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import (
-    AdminWrites,
-    FlexibleDurationField,
-    OrganizationWideReads,
-    TenantViewSet,
-    VisibleRelatedField,
-)
-from agencyops.tenancy import Actor
 from clients import selectors, services
 from clients.models import (
     MAX_RPO,
@@ -44,6 +36,14 @@ from clients.models import (
     Role,
     StorageLocation,
 )
+from kernel.api import (
+    AdminWrites,
+    FlexibleDurationField,
+    OrganizationWideReads,
+    TenantViewSet,
+    VisibleRelatedField,
+)
+from kernel.tenancy import Actor
 
 User = get_user_model()
 

@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 
-from agencyops.exceptions import ApplicationError
-from agencyops.tenancy import Actor
 from clients import selectors
 from clients.models import MAX_RPO, MAX_RTO, MIN_DURATION, Classification, Client, DatasetKind
+from kernel.exceptions import ApplicationError
+from kernel.tenancy import Actor
 
 DURATION_HELP = "HH:MM:SS, or ISO 8601 such as PT4H or P1D."
 

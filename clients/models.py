@@ -14,11 +14,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from agencyops.local_roots import OutsideLocalRoots, local_directory_resolve
-from agencyops.tenancy import TenantQuerySet
+from kernel.local_roots import OutsideLocalRoots, local_directory_resolve
+from kernel.tenancy import TenantQuerySet
 
 if TYPE_CHECKING:
-    from agencyops.tenancy import Actor
+    from kernel.tenancy import Actor
 
 
 class Organization(models.Model):

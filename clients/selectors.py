@@ -6,8 +6,6 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from agencyops.exceptions import Forbidden
-from agencyops.tenancy import Actor, get_visible_or_404, grant_filter
 from clients.models import (
     AccessGrant,
     ApiToken,
@@ -20,6 +18,8 @@ from clients.models import (
     Membership,
     StorageLocation,
 )
+from kernel.exceptions import Forbidden
+from kernel.tenancy import Actor, get_visible_or_404, grant_filter
 
 
 def client_list(*, actor: Actor) -> QuerySet[Client]:

@@ -9,7 +9,7 @@ with the change; a receiver with outside effects uses `delay_on_commit`):
 - token_created(sender=ApiToken, token, user) — a personal API token was issued to `user`
 - dataset_path_checking(sender=Dataset, location, path) — a dataset is about to get this primary
   path on this location; a receiver that keeps data of its own there (backup repositories)
-  refuses by raising agencyops.exceptions.ValidationFailed with a message on "path"
+  refuses by raising kernel.exceptions.ValidationFailed with a message on "path"
 """
 
 from django.dispatch import Signal

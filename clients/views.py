@@ -9,10 +9,10 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from agencyops.exceptions import ApplicationError
-from agencyops.pages import tenant_page
 from clients import selectors, services
 from clients.forms import DatasetRegisterForm
+from kernel.exceptions import ApplicationError
+from kernel.pages import tenant_page
 
 
 @tenant_page

@@ -20,18 +20,18 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import (
+from clients import api as clients_api
+from clients.models import Client, Dataset, Engagement
+from kernel.api import (
     AdminWrites,
     OneDocumentSchema,
     OrganizationWideReads,
     TenantViewSet,
     VisibleRelatedField,
 )
-from agencyops.exceptions import Forbidden, NotFound
-from agencyops.http import request_origin
-from agencyops.tenancy import get_visible_or_404
-from clients import api as clients_api
-from clients.models import Client, Dataset, Engagement
+from kernel.exceptions import Forbidden, NotFound
+from kernel.http import request_origin
+from kernel.tenancy import get_visible_or_404
 from lifecycle import selectors, services
 from lifecycle.models import (
     AccessAction,

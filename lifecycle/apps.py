@@ -6,4 +6,9 @@ class LifecycleConfig(AppConfig):
     verbose_name = "Obligations, deletions and evidence"
 
     def ready(self) -> None:
-        from lifecycle import receivers  # noqa: F401  # connects the access-log hooks
+        from lifecycle import (
+            receivers,  # noqa: F401  # connects the access-log hooks
+            selfbackup,
+        )
+
+        selfbackup.register()

@@ -27,8 +27,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from agencyops.charts import Series, bar_chart, stacked_bar_chart
-from agencyops.tenancy import Actor
 from backups.models import (
     SEVERITY_RANK,
     Alert,
@@ -45,6 +43,8 @@ from backups.services.cost import CostReport, cost_estimate
 from backups.services.drills import DrillStatus, drill_status_many
 from clients.models import Client, Dataset, LifecycleState, StorageLocation
 from clients.selectors import client_list, location_list
+from kernel.charts import Series, bar_chart, stacked_bar_chart
+from kernel.tenancy import Actor
 from lifecycle.models import DeletionRequest, DeletionState, ObligationKind, RetentionObligation
 
 GREEN, AMBER, RED = "green", "amber", "red"

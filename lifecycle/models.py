@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from agencyops.tenancy import TenantQuerySet
 from clients.models import (
     Client,
     ClientOrDatasetScopedQuerySet,
@@ -18,6 +17,7 @@ from clients.models import (
     Organization,
     StorageLocation,
 )
+from kernel.tenancy import TenantQuerySet
 
 
 class AccessAction(models.TextChoices):

@@ -1,6 +1,7 @@
 """What the lifecycle app records when lower apps and Django report access.
 
 Contracts: clients.signals (grant_changed, token_created), backups.signals (data_accessed),
+kernel.api (procurement_request_finished),
 django.contrib.auth.signals (user_logged_in, user_login_failed). Every receiver calls
 `access_event_record`, which writes a pending event in the sender's transaction; a worker
 appends it to the chain once that transaction commits.
@@ -14,12 +15,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
-from agencyops.http import NO_ORIGIN, request_origin
 from backups import signals as backups_signals
 from clients import signals as clients_signals
 from clients.models import Membership
+from kernel.api import procurement_request_finished
+from kernel.http import NO_ORIGIN, request_origin
 from lifecycle.models import AccessAction, ActorKind
-from lifecycle.services import access_event_record
+from lifecycle.services import access_event_record, evidence_token_use_record
 
 
 @receiver(clients_signals.grant_changed, dispatch_uid="lifecycle.grant_changed")
@@ -119,3 +121,15 @@ def _hold_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
     from lifecycle.services import legal_hold_cover_new_dataset
 
     legal_hold_cover_new_dataset(dataset)
+
+
+@receiver(procurement_request_finished, dispatch_uid="lifecycle.procurement_request_finished")
+def _procurement_request_finished(sender: Any, actor: Any, **kwargs: Any) -> None:
+    """Every use of a procurement token is an access event, a refused one too."""
+    evidence_token_use_record(
+        actor=actor,
+        method=kwargs["method"],
+        path=kwargs["path"],
+        status=kwargs["status"],
+        origin=kwargs["origin"],
+    )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from agencyops.exceptions import Forbidden
-from agencyops.tenancy import Actor
 from clients.models import Client
+from kernel.exceptions import Forbidden
+from kernel.tenancy import Actor
 from lifecycle.models import (
     AccessEvent,
     DeletionApproval,
@@ -55,7 +55,7 @@ def deletion_request_list(*, actor: Actor) -> QuerySet[DeletionRequest]:
 
 
 def deletion_request_get(*, actor: Actor, public_id: object) -> DeletionRequest:
-    from agencyops.tenancy import get_visible_or_404
+    from kernel.tenancy import get_visible_or_404
 
     return get_visible_or_404(deletion_request_list(actor=actor), public_id)
 
@@ -71,7 +71,7 @@ def deletion_certificate_list(*, actor: Actor) -> QuerySet[DeletionCertificate]:
 def evidence_client_get(*, actor: Actor, public_id: object) -> Client:
     """The client whose evidence is asked for, if the actor may read it: 404 when it is not
     visible (or seen through one dataset's grant only), 403 for a member who sees it."""
-    from agencyops.tenancy import get_visible_or_404
+    from kernel.tenancy import get_visible_or_404
     from lifecycle.services import evidence_read_check
 
     client = get_visible_or_404(

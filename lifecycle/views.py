@@ -13,11 +13,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from agencyops.http import request_origin
-from agencyops.pages import tenant_page
-from agencyops.tenancy import get_visible_or_404
 from backups.services.alerts import alert_acknowledge, alert_list
 from clients.selectors import client_get, dataset_get, engagement_list
+from kernel.http import request_origin
+from kernel.pages import tenant_page
+from kernel.tenancy import get_visible_or_404
 from lifecycle import dashboard as health
 from lifecycle import selectors, services
 from lifecycle.models import DeletionState

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from agencyops.tenancy import Actor
 from clients import services
 from clients.models import Client, Dataset, Engagement, Organization, StorageLocation
+from kernel.tenancy import Actor
 from lifecycle.models import PendingAccessEvent
 from tests.factories import (
     ClientFactory,
@@ -53,7 +53,7 @@ class World:
     other_dataset: Dataset
 
     def actor(self, user: Any) -> Actor:
-        from agencyops.tenancy import actor_for_user
+        from kernel.tenancy import actor_for_user
 
         actor = actor_for_user(user)
         assert actor is not None
@@ -136,7 +136,7 @@ def _test_master_key(settings: Any) -> Any:
     import base64
     import secrets
 
-    from agencyops.crypto import reset_master_key_cache
+    from kernel.crypto import reset_master_key_cache
 
     settings.AGENCYOPS_MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
     reset_master_key_cache()

@@ -13,7 +13,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import AdminWrites, OneDocumentSchema, TenantViewSet, VisibleRelatedField
 from backups import selectors
 from backups.models import (
     Alert,
@@ -27,6 +26,7 @@ from backups.models import (
 from backups.services import alerts as alert_services
 from backups.services import notifications, sweep
 from clients.models import Client
+from kernel.api import AdminWrites, OneDocumentSchema, TenantViewSet, VisibleRelatedField
 
 # --- alerts ---
 

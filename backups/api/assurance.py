@@ -14,8 +14,6 @@ from rest_framework import mixins, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import AdminWrites, OneDocumentSchema, TenantViewSet
-from agencyops.tenancy import Actor
 from backups import selectors as backups_selectors
 from backups.models import Snapshot, StorageClass, StoragePrice
 from backups.services.assurance import ProtectionStatus, protection_status_many
@@ -32,6 +30,8 @@ from backups.services.cost import (
 )
 from clients import selectors as clients_selectors
 from clients.models import Dataset, Provider
+from kernel.api import AdminWrites, OneDocumentSchema, TenantViewSet
+from kernel.tenancy import Actor
 
 # --- protection status (3-2-1) ---
 

@@ -15,8 +15,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
-from agencyops.http import request_origin
 from backups import selectors, services
 from backups.models import (
     BackupPolicy,
@@ -29,6 +27,8 @@ from backups.models import (
 )
 from clients import api as clients_api
 from clients.models import Dataset, StorageLocation
+from kernel.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
+from kernel.http import request_origin
 
 # --- policies ---
 

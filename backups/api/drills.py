@@ -13,12 +13,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
-from agencyops.http import request_origin
 from backups.models import RestoreRun, RunStatus, Snapshot
 from backups.selectors import drill_list
 from backups.services.drills import REVIEW_NOTE_MAX, drill_review, drill_start
 from clients.models import Dataset
+from kernel.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
+from kernel.http import request_origin
 
 
 class DrillSnapshotSerializer(serializers.ModelSerializer[Snapshot]):

@@ -18,7 +18,6 @@ from rest_framework import mixins, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from agencyops.api import AdminWrites, TenantViewSet, VisibleRelatedField
 from backups import selectors
 from backups.models import (
     AuditTrigger,
@@ -30,6 +29,7 @@ from backups.models import (
 )
 from backups.services import posture as posture_service
 from clients.models import StorageLocation
+from kernel.api import AdminWrites, TenantViewSet, VisibleRelatedField
 
 
 class PostureFindingSerializer(serializers.ModelSerializer[PostureFinding]):

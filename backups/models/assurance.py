@@ -13,9 +13,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from agencyops.tenancy import Actor, TenantQuerySet, grant_filter
 from backups.models.core import BackupPolicy
 from clients.models import Client, Dataset, Organization, Provider, StorageLocation
+from kernel.tenancy import Actor, TenantQuerySet, grant_filter
 
 
 class Severity(models.TextChoices):

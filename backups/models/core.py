@@ -11,8 +11,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from agencyops.tenancy import TenantQuerySet
 from clients.models import Dataset, Organization, StorageLocation, default_next_review
+from kernel.tenancy import TenantQuerySet
 
 _M = TypeVar("_M", bound=models.Model)
 UNLIMITED = -1  # a keep_* value of -1 keeps every bucket, like restic's "unlimited"

@@ -20,8 +20,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict
-from agencyops.tenancy import Actor
 from backups.models import (
     Alert,
     AlertKind,
@@ -35,6 +33,8 @@ from backups.models import (
 from backups.selectors import alert_list as alert_list  # lifecycle/views.py imports it here
 from backups.services.notifications import _deliveries_create
 from clients.models import Client, Dataset, Organization, StorageLocation
+from kernel.exceptions import Conflict
+from kernel.tenancy import Actor
 
 logger = logging.getLogger(__name__)
 

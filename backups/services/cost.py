@@ -31,10 +31,10 @@ from django.db.models import Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from agencyops.exceptions import ValidationFailed
-from agencyops.tenancy import Actor
 from backups.models import Snapshot, StorageClass, StoragePrice
 from clients.models import Client, LocationKind, Organization, Provider
+from kernel.exceptions import ValidationFailed
+from kernel.tenancy import Actor
 
 CURRENCY = "USD"
 BYTES_PER_GB = 1024**3

@@ -12,15 +12,15 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, NotFound, ValidationFailed
-from agencyops.http import NO_ORIGIN, RequestOrigin
-from agencyops.tenancy import Actor
 from backups import engine, signals
 from backups.models import CopyKind, DataCopy, Snapshot
 from backups.services.policies import dataset_data_key
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import LocalObjectStore
 from clients.models import LifecycleState
+from kernel.exceptions import Conflict, NotFound, ValidationFailed
+from kernel.http import NO_ORIGIN, RequestOrigin
+from kernel.tenancy import Actor
 
 
 @dataclass

@@ -39,9 +39,6 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, NotFound, ValidationFailed
-from agencyops.http import NO_ORIGIN, RequestOrigin
-from agencyops.tenancy import Actor, parse_public_id
 from backups import engine, signals
 from backups.models import (
     ACTIVE_RUN_STATES,
@@ -60,6 +57,9 @@ from backups.services.restores import restored_copy_record
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import StorageError
 from clients.models import Dataset, LifecycleState
+from kernel.exceptions import Conflict, NotFound, ValidationFailed
+from kernel.http import NO_ORIGIN, RequestOrigin
+from kernel.tenancy import Actor, parse_public_id
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ failed send is retried with backoff. The webhook URL is sealed under the master 
 logged or returned.
 
 A webhook is a URL the tenant chose, so it is reached only where the egress policy allows
-(agencyops.egress): checked when saved, and every POST connects through the guarded connect,
+(kernel.egress): checked when saved, and every POST connects through the guarded connect,
 follows no redirect, and waits at most WEBHOOK_TIMEOUT_SECONDS. What the tenant is told of a
 failure is one sentence for every cause (refused, closed, silent, an error status), so neither
 the test button nor a delivery's error tells a scanner what listens behind an address; the
@@ -37,10 +37,6 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from agencyops.crypto import SealError, seal, unseal
-from agencyops.egress import GuardedPoolManager, url_check
-from agencyops.exceptions import ValidationFailed
-from agencyops.tenancy import Actor
 from backups.models import (
     Alert,
     AlertDelivery,
@@ -50,6 +46,10 @@ from backups.models import (
     NotificationSettings,
 )
 from clients.models import Membership, Organization, Role
+from kernel.crypto import SealError, seal, unseal
+from kernel.egress import GuardedPoolManager, url_check
+from kernel.exceptions import ValidationFailed
+from kernel.tenancy import Actor
 
 logger = logging.getLogger(__name__)
 

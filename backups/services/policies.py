@@ -11,9 +11,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agencyops.crypto import master_key
-from agencyops.exceptions import ValidationFailed
-from agencyops.tenancy import Actor
 from backups.engine import generate_data_key, unwrap_data_key, wrap_data_key
 from backups.models import (
     UNLIMITED,
@@ -26,6 +23,9 @@ from backups.models import (
     Snapshot,
 )
 from clients.models import Dataset, DatasetKind, LifecycleState, Organization, StorageLocation
+from kernel.crypto import master_key
+from kernel.exceptions import ValidationFailed
+from kernel.tenancy import Actor
 
 # The agency backup guidance the product follows, as data.
 DEFAULT_POLICIES: dict[str, dict[str, Any]] = {

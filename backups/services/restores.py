@@ -10,9 +10,6 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, ValidationFailed
-from agencyops.http import NO_ORIGIN, RequestOrigin
-from agencyops.tenancy import Actor
 from backups import engine, signals
 from backups.models import CopyKind, DataCopy, RestoreRun, RunStatus, Snapshot
 from backups.services.policies import dataset_data_key
@@ -33,6 +30,9 @@ from clients.services import (
     other_dataset_overlapping,
     relative_path_clean,
 )
+from kernel.exceptions import Conflict, ValidationFailed
+from kernel.http import NO_ORIGIN, RequestOrigin
+from kernel.tenancy import Actor
 
 
 def snapshot_as_of(dataset: Dataset, as_of: datetime) -> Snapshot | None:

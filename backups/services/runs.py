@@ -14,9 +14,6 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, Q
 from django.utils import timezone
 
-from agencyops.crypto import master_key
-from agencyops.exceptions import Conflict, ValidationFailed
-from agencyops.tenancy import Actor
 from backups import engine
 from backups.engine.manifest import manifest_time
 from backups.models import (
@@ -48,6 +45,9 @@ from backups.storage import (
     StorageError,
 )
 from clients.models import Dataset, LifecycleState, StorageLocation
+from kernel.crypto import master_key
+from kernel.exceptions import Conflict, ValidationFailed
+from kernel.tenancy import Actor
 
 logger = logging.getLogger(__name__)
 

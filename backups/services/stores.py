@@ -4,7 +4,7 @@ Every store built here acts for a tenant, so the operator's limits are applied a
 moment of use (whatever was checked when the location was saved): a local directory must still
 resolve inside the organization's folder of a local root, an S3 location without stored
 credentials never falls back on the server's own unless the operator allows it, and an S3
-store's sockets open only where the egress policy allows (agencyops.egress: no loopback,
+store's sockets open only where the egress policy allows (kernel.egress: no loopback,
 private, link-local or metadata address unless the operator lists it), judged on the address
 actually connected to.
 """
@@ -15,8 +15,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from agencyops.egress import guarded_connect
-from agencyops.local_roots import OutsideLocalRoots, local_directory_resolve
 from backups.storage import (
     AccessDenied,
     CredentialsError,
@@ -26,6 +24,8 @@ from backups.storage import (
 )
 from clients.models import Dataset, LocationKind, StorageLocation
 from clients.services import location_credentials
+from kernel.egress import guarded_connect
+from kernel.local_roots import OutsideLocalRoots, local_directory_resolve
 
 # One connection per engine thread, plus a little headroom for listings.
 POOL_CONNECTIONS = 20

@@ -15,8 +15,6 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from agencyops.exceptions import NotFound, ValidationFailed
-from agencyops.tenancy import Actor
 from backups.models import (
     Alert,
     AlertKind,
@@ -34,6 +32,8 @@ from clients.models import (
     LifecycleState,
     Organization,
 )
+from kernel.exceptions import NotFound, ValidationFailed
+from kernel.tenancy import Actor
 
 logger = logging.getLogger(__name__)
 

@@ -82,7 +82,7 @@ _REFUSED = "connection refused by the egress policy"
 
 class GuardedConnect(Protocol):
     """Opens a TCP socket to `host`:`port` where the caller's policy allows, raising
-    PermissionError where it does not (agencyops.egress.guarded_connect)."""
+    PermissionError where it does not (kernel.egress.guarded_connect)."""
 
     def __call__(
         self,

@@ -19,8 +19,6 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, remove_perm
 
-from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
-from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import (
     GRANT_LEVELS,
@@ -33,6 +31,8 @@ from clients.models import (
     Role,
 )
 from clients.services.inventory import _save
+from kernel.exceptions import Conflict, Forbidden, ValidationFailed
+from kernel.tenancy import Actor
 
 _CLIENT_CODENAMES = ("view_client", "restore_client", "manage_client")
 _DATASET_CODENAMES = ("view_dataset", "restore_dataset", "manage_dataset")

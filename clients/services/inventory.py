@@ -17,10 +17,6 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils.text import slugify
 
-from agencyops.crypto import seal, unseal
-from agencyops.egress import url_check
-from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
-from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import (
     Client,
@@ -31,6 +27,10 @@ from clients.models import (
     StorageLocation,
 )
 from clients.services.spaces import dataset_path_check, paths_overlap
+from kernel.crypto import seal, unseal
+from kernel.egress import url_check
+from kernel.exceptions import Conflict, Forbidden, ValidationFailed
+from kernel.tenancy import Actor
 
 _M = TypeVar("_M", bound=models.Model)
 CREDENTIALS_PURPOSE = "storage-location-credentials"

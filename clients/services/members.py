@@ -19,11 +19,11 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
-from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import Membership, Organization, Role
 from clients.services.inventory import _save, _unique_slug
+from kernel.exceptions import Conflict, Forbidden, ValidationFailed
+from kernel.tenancy import Actor
 
 USERNAME_MAX_LENGTH = 150  # auth.User.username
 USERNAME_UNAVAILABLE = "This username is not available; choose another."

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from agencyops.exceptions import Conflict, ValidationFailed
-from agencyops.tenancy import LEVELS, Actor
 from clients import signals
 from clients.models import (
     Client,
@@ -25,6 +23,8 @@ from clients.models import (
     LifecycleState,
     StorageLocation,
 )
+from kernel.exceptions import Conflict, ValidationFailed
+from kernel.tenancy import LEVELS, Actor
 
 # The product's own top-level folders on a location, besides the organization's repository
 # folder (named by the organization's public id).

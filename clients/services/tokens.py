@@ -12,11 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, Forbidden, ValidationFailed
-from agencyops.tenancy import Actor
 from clients import signals
 from clients.models import ApiToken, Membership
 from clients.services.inventory import _save
+from kernel.exceptions import Conflict, Forbidden, ValidationFailed
+from kernel.tenancy import Actor
 
 TOKEN_PREFIX = "ao_"  # noqa: S105  # a public marker, not a secret
 

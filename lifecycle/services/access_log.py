@@ -21,9 +21,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agencyops.http import NO_ORIGIN, RequestOrigin
-from agencyops.tenancy import Actor
 from clients.models import ApiToken, Client, Dataset, Organization
+from kernel.http import NO_ORIGIN, RequestOrigin
+from kernel.tenancy import Actor
 from lifecycle.models import AccessAction, AccessChainHead, AccessEvent, ActorKind
 
 GENESIS = "0" * 64

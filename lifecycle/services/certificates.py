@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict
+from kernel.exceptions import Conflict
 from lifecycle.models import (
     DeletionCertificate,
     DeletionDecision,

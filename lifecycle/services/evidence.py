@@ -23,12 +23,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from agencyops.exceptions import Forbidden, NotFound
-from agencyops.http import NO_ORIGIN, RequestOrigin
-from agencyops.tenancy import Actor
 from backups.services.assurance import protection_status_many
 from backups.services.drills import drill_summary_many
 from clients.models import Client, Dataset, LifecycleState
+from kernel.exceptions import Forbidden, NotFound
+from kernel.http import NO_ORIGIN, RequestOrigin
+from kernel.tenancy import Actor
 from lifecycle.models import AccessAction
 from lifecycle.services import evidence_access as people
 from lifecycle.services import evidence_data as data

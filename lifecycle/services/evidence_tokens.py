@@ -14,15 +14,16 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.authentication import PROCUREMENT_TOKEN_PREFIX
-from agencyops.exceptions import Conflict, NotFound, ValidationFailed
-from agencyops.http import NO_ORIGIN, RequestOrigin
-from agencyops.tenancy import Actor
 from clients.models import Client
 from clients.services import token_hash
+from kernel.exceptions import Conflict, NotFound, ValidationFailed
+from kernel.http import NO_ORIGIN, RequestOrigin
+from kernel.tenancy import Actor
 from lifecycle.models import AccessAction, ActorKind, ProcurementToken
 from lifecycle.services.access_outbox import access_event_record
 
+# A public marker, not a secret: lifecycle.authentication answers for secrets that start with it.
+PROCUREMENT_TOKEN_PREFIX = "aop_"  # noqa: S105
 MAX_LIFETIME = timedelta(days=366)
 # last_used_at is written at most this often: a token polled in a loop must not write each time.
 TOUCH_EVERY = timedelta(minutes=1)

@@ -11,11 +11,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, ValidationFailed
-from agencyops.tenancy import Actor
 from backups.models import DatasetProtection
 from backups.services import protection_ensure
 from clients.models import Client, Dataset, Engagement, EngagementStatus
+from kernel.exceptions import Conflict, ValidationFailed
+from kernel.tenancy import Actor
 from lifecycle.models import (
     RETAIN_KINDS,
     LegalHold,

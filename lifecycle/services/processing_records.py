@@ -9,9 +9,9 @@ from typing import Any
 
 from django.db import transaction
 
-from agencyops.exceptions import NotFound, ValidationFailed
-from agencyops.tenancy import Actor
 from clients.models import Client
+from kernel.exceptions import NotFound, ValidationFailed
+from kernel.tenancy import Actor
 from lifecycle.models import ProcessingRecord
 
 PROCESSING_RECORD_FIELDS = (

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.db import IntegrityError, transaction
 
-from agencyops.crypto import seal, unseal
 from clients.models import Organization
+from kernel.crypto import seal, unseal
 from lifecycle.models import SigningKey
 
 ALGORITHM = "Ed25519"

@@ -18,12 +18,12 @@ from urllib.parse import unquote
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.exceptions import ValidationFailed
-from agencyops.http import RequestOrigin
-from agencyops.tenancy import Actor
 from backups.services import location_key, repository_base, store_for_location
 from backups.storage import StorageError
 from clients.models import Dataset, LocationKind, StorageLocation
+from kernel.exceptions import ValidationFailed
+from kernel.http import RequestOrigin
+from kernel.tenancy import Actor
 from lifecycle.models import AccessAction, ActorKind, StorageLogObject, StorageLogSource
 from lifecycle.services.access_log import access_event_payload, access_events_append
 

@@ -8,8 +8,8 @@ from tests.conftest import World
 @pytest.fixture
 def w(world: World) -> World:
     """The world plus objects of client_b, which nobody but admins may see."""
-    from agencyops.tenancy import Actor
     from clients import services
+    from kernel.tenancy import Actor
     from tests.factories import EngagementFactory
 
     world.engagement_b = EngagementFactory(client=world.client_b)

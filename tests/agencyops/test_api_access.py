@@ -470,8 +470,8 @@ DATASET_LEAD_SEES = frozenset(
 @pytest.fixture
 def dataset_lead(w: World) -> Any:
     """A lead granted `manage` on one new dataset of client B, and on nothing else."""
-    from agencyops.tenancy import Actor
     from clients import services
+    from kernel.tenancy import Actor
     from tests.factories import DatasetFactory, UserFactory
 
     system = Actor.system(w.org)

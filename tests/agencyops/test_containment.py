@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from agencyops.exceptions import ValidationFailed
 from backups.models import BackupRun, RunStatus, Snapshot
 from backups.services import (
     backup_run_execute,
@@ -32,6 +31,7 @@ from backups.services import (
 from backups.storage import AccessDenied, CredentialsError
 from clients import services as clients_services
 from clients.models import ClientNamespace, Dataset, StorageLocation
+from kernel.exceptions import ValidationFailed
 from tests.backups.conftest import Agency, agency, new_agency, sample_files, write_files
 from tests.conftest import World
 from tests.s3server import s3_endpoint
@@ -493,7 +493,7 @@ def test_an_existing_location_dedicated_to_another_client_keeps_its_space(
     """A location's client cannot change under datasets or folders living on it."""
     disk = shared["disk"]
     assert ClientNamespace.objects.filter(location=disk).count() == 2
-    from agencyops.exceptions import Conflict
+    from kernel.exceptions import Conflict
 
     with pytest.raises(Conflict):
         clients_services.location_update(
@@ -510,7 +510,7 @@ def test_the_demo_keeps_its_folders_under_the_default_root_and_backs_up_and_rest
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from agencyops.tenancy import actor_for_user
+    from kernel.tenancy import actor_for_user
 
     settings.VAR_DIR = tmp_path  # the demo's logins file, not the developer's
     call_command("bootstrap_demo", stdout=io.StringIO())

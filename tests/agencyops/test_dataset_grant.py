@@ -3,7 +3,7 @@ client-wide rows, in the API and on the dashboard. Reproduced against the earlie
 granted `view` on one dataset read, through /api/v1/deletion-requests/, /legal-holds/ and
 /obligations/, the request, the hold and the obligation of a sibling dataset (name and
 reason), and the dashboard listed the sibling's failed-backup alert. The rule is decided in one
-place (`agencyops.tenancy.grant_filter`); each model's queryset only declares its paths.
+place (`kernel.tenancy.grant_filter`); each model's queryset only declares its paths.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from django.test import Client as PageClient
 from django.utils import timezone
 
-from agencyops.tenancy import Actor, actor_for_user
 from backups.services.alerts import alert_raise
 from clients import services as clients_services
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle import services as lifecycle_services
 from lifecycle.models import DeletionCertificate, DeletionRequest
 from tests.conftest import World

@@ -1,4 +1,4 @@
-"""The egress policy (agencyops.egress), written as the attacks it stops: a tenant's URL that
+"""The egress policy (kernel.egress), written as the attacks it stops: a tenant's URL that
 names loopback, the private network or the cloud's metadata service, a name that resolves
 there, a name that changes its answer between save and connect (DNS rebinding).
 
@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agencyops import egress
-from agencyops.exceptions import ValidationFailed
+from kernel import egress
+from kernel.exceptions import ValidationFailed
 
 METADATA = ("169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200")
 

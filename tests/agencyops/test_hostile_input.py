@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.test import Client as BrowserClient
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from agencyops.headers import CONTENT_SECURITY_POLICY
+from kernel.headers import CONTENT_SECURITY_POLICY
 from tests.conftest import World
 
 PASSWORD = "correct horse battery staple"

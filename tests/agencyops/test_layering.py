@@ -1,8 +1,11 @@
 """Rules of the code's shape, read from the code itself (its syntax trees), so a change that
 breaks one fails here rather than in a review:
 
-- dependencies point one way between the apps: `clients` imports neither `backups` nor
-  `lifecycle`; `backups` imports no `lifecycle` module;
+- dependencies point one way: the kernel imports no app and not the composition root
+  (`agencyops`); `clients` imports neither `backups` nor `lifecycle`; `backups` imports no
+  `lifecycle` module, not by name through `apps.get_model` either; no app imports the
+  composition root;
+- no import cycle joins modules of different packages (function-level imports included);
 - a view, API, page, form, selector or dashboard module never reads every organization's rows
   (`unscoped_for_system_task` is for tasks, services run by tasks, and commands).
 """
@@ -17,8 +20,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("clients", "backups", "lifecycle")
-# app -> the apps it may not import
-FORBIDDEN = {"clients": ("backups", "lifecycle"), "backups": ("lifecycle",)}
+PACKAGES = ("kernel", *APPS, "agencyops")
+# package -> the packages it may not import
+FORBIDDEN = {
+    "kernel": ("agencyops", *APPS),
+    "clients": ("agencyops", "backups", "lifecycle"),
+    "backups": ("agencyops", "lifecycle"),
+    "lifecycle": ("agencyops",),
+}
 # Modules that answer a request (or shape what a request reads).
 REQUEST_MODULES = ("views", "api", "pages", "forms", "selectors", "dashboard", "templatetags")
 
@@ -38,15 +47,119 @@ def _imported(tree: ast.AST) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.module
 
 
-@pytest.mark.parametrize("app", sorted(FORBIDDEN))
-def test_an_app_imports_no_app_above_it(app: str) -> None:
+def _named_models(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """App labels named in `apps.get_model("label", …)` / `get_model("label.Model")` calls."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "get_model"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.lineno, node.args[0].value.split(".")[0]
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_package_imports_nothing_above_it(package: str) -> None:
     found = []
-    for path in _modules(app):
-        for line, module in _imported(ast.parse(path.read_text(), str(path))):
-            if module.split(".")[0] in FORBIDDEN[app]:
+    for path in _modules(package):
+        tree = ast.parse(path.read_text(), str(path))
+        for line, module in _imported(tree):
+            if module.split(".")[0] in FORBIDDEN[package]:
                 found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+        for line, label in _named_models(tree):
+            if label in FORBIDDEN[package]:
+                found.append(f"{path.relative_to(ROOT)}:{line} loads a {label} model by name")
     assert not found, "\n".join(found)
-    assert len(list(_modules(app))) > 10  # the walk reads the app's files
+    assert len(list(_modules(package))) > 10  # the walk reads the package's files
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (`from a.b import c` counts a.b, and a.b.c
+    when that is a module)."""
+    paths = {_module_name(p): p for package in PACKAGES for p in _modules(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        targets: set[str] = set()
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name in paths)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module in paths:
+                    targets.add(node.module)
+                named = (f"{node.module}.{a.name}" for a in node.names)
+                targets.update(n for n in named if n in paths)
+        graph[name] = targets - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(component)
+    return found
+
+
+def test_no_import_cycle_joins_two_packages() -> None:
+    graph = _import_graph()
+    crossing = [
+        sorted(component)
+        for component in _cycles(graph)
+        if len({module.split(".")[0] for module in component}) > 1
+    ]
+    assert not crossing, "\n".join(" <-> ".join(c) for c in crossing)
+    # The graph is the real one: every package is in it, and the apps import the kernel.
+    assert {m.split(".")[0] for m in graph} == set(PACKAGES)
+    assert any(t.startswith("kernel.") for t in graph["clients.services"] | graph["clients.models"])
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    """The check above can fail: a planted two-package circle is found."""
+    graph = {"a.x": {"b.y"}, "b.y": {"b.z"}, "b.z": {"a.x"}, "c": {"a.x"}}
+    assert _cycles(graph) == [{"a.x", "b.y", "b.z"}]
 
 
 def _is_request_module(path: Path) -> bool:

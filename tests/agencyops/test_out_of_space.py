@@ -201,8 +201,8 @@ CASES: dict[str, Case] = {
 
 @pytest.fixture
 def w(world: World, local_root: Path) -> World:
-    from agencyops.tenancy import Actor
     from clients import services
+    from kernel.tenancy import Actor
 
     system = Actor.system(world.org)
     world.local_root = local_root

@@ -85,7 +85,7 @@ def test_invalid_boolean_is_named(tmp_path: Path) -> None:
 
 def test_embedded_defaults_generate_master_key_once(tmp_path: Path) -> None:
     env = {"AGENCYOPS_VAR_DIR": str(tmp_path), "DATABASE_URL": ""}
-    code = "from agencyops.crypto import master_key; print(master_key().hex())"
+    code = "from kernel.crypto import master_key; print(master_key().hex())"
     first = _run(env, "shell", "-c", code)
     second = _run(env, "shell", "-c", code)
     assert first.returncode == 0, first.stderr
@@ -97,7 +97,7 @@ def test_embedded_defaults_generate_master_key_once(tmp_path: Path) -> None:
 
 
 def test_sealed_values_are_bound_to_purpose() -> None:
-    from agencyops.crypto import SealError, seal, unseal
+    from kernel.crypto import SealError, seal, unseal
 
     sealed = seal(b"secret", purpose="a")
     assert unseal(sealed, purpose="a") == b"secret"

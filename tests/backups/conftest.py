@@ -19,13 +19,13 @@ import pytest
 from django.conf import settings
 from django.utils.text import slugify
 
-from agencyops.tenancy import Actor, actor_for_user
 from backups.engine import DEFAULT_CHUNK_SIZE
 from backups.models import BackupPolicy, RestoreRun, RunStatus, Snapshot
 from backups.services import restore_request, restore_run_execute
 from backups.storage import S3ObjectStore
 from clients import services as clients_services
 from clients.models import Client, ClientNamespace, Dataset, Organization, StorageLocation
+from kernel.tenancy import Actor, actor_for_user
 from tests.factories import UserFactory
 from tests.s3server import (
     TEST_ACCESS_KEY_ID,

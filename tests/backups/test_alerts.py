@@ -24,8 +24,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, Forbidden
-from agencyops.tenancy import Actor
 from backups.models import (
     Alert,
     AlertDelivery,
@@ -50,6 +48,8 @@ from backups.services.notifications import (
 from backups.services.sweep import assurance_sweep, review_record
 from clients import services as clients_services
 from clients.models import REVIEW_PERIOD, Client, Dataset, StorageLocation
+from kernel.exceptions import Conflict, Forbidden
+from kernel.tenancy import Actor
 from tests.backups.conftest import Agency, sample_files
 from tests.conftest import World
 from tests.factories import DatasetFactory, UserFactory
@@ -501,7 +501,7 @@ def test_a_due_review_alerts_the_owners_until_a_review_is_recorded(
 
     lead = UserFactory(username="lee")
     clients_services.membership_add(actor=agency.actor, user=lead, role="lead")
-    from agencyops.tenancy import actor_for_user
+    from kernel.tenancy import actor_for_user
 
     with pytest.raises(Forbidden):
         review_record(actor=actor_for_user(lead), client=agency.client, note="looks fine")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from agencyops.tenancy import Actor
 from backups.models import BackupRun, Snapshot
 from backups.services import policy_update, protection_ensure
 from clients import services as inventory
+from kernel.tenancy import Actor
 from tests.conftest import World
 
 

@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from agencyops.exceptions import Forbidden, ValidationFailed
-from agencyops.tenancy import Actor
 from backups.models import Snapshot, StoragePrice
 from backups.services.cost import (
     PriceChange,
@@ -30,6 +28,8 @@ from backups.services.cost import (
 )
 from backups.services.policies import dataset_policy_set, policy_create
 from clients.models import Dataset, StorageLocation
+from kernel.exceptions import Forbidden, ValidationFailed
+from kernel.tenancy import Actor
 from tests.conftest import World
 from tests.factories import LocationFactory
 

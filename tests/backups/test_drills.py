@@ -16,8 +16,6 @@ from django.test import Client as PageClient
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
-from agencyops.tenancy import Actor, actor_for_user
 from backups.models import (
     Alert,
     AlertKind,
@@ -46,6 +44,8 @@ from backups.services.drills import (
 )
 from clients import services as clients_services
 from clients.models import Dataset, LifecycleState, StorageLocation
+from kernel.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle.models import PendingAccessEvent
 from tests.backups.conftest import Agency, sample_files
 from tests.conftest import World

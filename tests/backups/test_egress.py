@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from agencyops import egress
 from backups.models import AlertKind, BackupRun, RestoreRun, RunStatus, Snapshot, Trigger
 from backups.services import (
     backup_run_create,
@@ -32,6 +31,7 @@ from backups.services.posture.reading import NOT_REACHABLE
 from backups.services.stores import bucket_settings_store
 from backups.storage import EndpointUnreachable, S3ObjectStore
 from backups.storage.s3 import _DirectBody
+from kernel import egress
 from tests.backups.conftest import Agency, sample_files
 from tests.conftest import World
 from tests.faultproxy import FaultProxy

@@ -15,8 +15,6 @@ from django.test import Client as PageClient
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agencyops.exceptions import Forbidden, ValidationFailed
-from agencyops.tenancy import actor_for_user
 from backups.models import (
     Alert,
     AlertKind,
@@ -37,6 +35,8 @@ from backups.services.posture import (
 from backups.tasks import location_audit_task, posture_audit_all_task
 from clients import services as clients_services
 from clients.models import StorageLocation
+from kernel.exceptions import Forbidden, ValidationFailed
+from kernel.tenancy import actor_for_user
 from tests.backups.conftest import Agency
 from tests.factories import UserFactory
 from tests.s3server import free_port

@@ -15,7 +15,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agencyops.tenancy import Actor
 from backups.models import BackupPolicy, BackupRun, PostureAudit, RunStatus, Snapshot, Trigger
 from backups.services import backup_run_create, backup_run_execute, policy_update
 from backups.services.assurance import (
@@ -26,6 +25,7 @@ from backups.services.assurance import (
 )
 from backups.services.policies import dataset_policy_set, policy_create
 from clients.models import Dataset, StorageLocation
+from kernel.tenancy import Actor
 from tests.backups.conftest import Agency, sample_files
 from tests.conftest import World
 from tests.factories import DatasetFactory, LocationFactory

@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from agencyops.crypto import master_key
-from agencyops.tenancy import Actor
 from backups import engine
 from backups.engine.manifest import manifest_time
 from backups.models import BackupPolicy, RunTarget, Snapshot
@@ -31,6 +29,8 @@ from backups.services.policies import dataset_key_context
 from backups.services.repository_locks import PRUNE_LOCK_STALE_AFTER, prune_lock_acquire
 from backups.storage import LocalObjectStore
 from clients import services as inventory
+from kernel.crypto import master_key
+from kernel.tenancy import Actor
 from tests.conftest import World
 
 

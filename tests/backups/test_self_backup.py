@@ -382,7 +382,7 @@ def test_the_self_repository_opens_with_the_master_key_alone(
 
 
 def _master_bytes() -> bytes:
-    from agencyops.crypto import master_key
+    from kernel.crypto import master_key
 
     return master_key()
 

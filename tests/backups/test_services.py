@@ -16,7 +16,6 @@ import boto3
 import pytest
 from django.utils import timezone as django_timezone
 
-from agencyops.exceptions import Conflict
 from backups.models import (
     ACTIVE_RUN_STATES,
     BackupPolicy,
@@ -47,6 +46,7 @@ from backups.services import (
 )
 from clients.models import Dataset, StorageLocation
 from clients.services import dataset_update, location_update
+from kernel.exceptions import Conflict
 from tests.backups.conftest import (
     MARKER,
     TEST_CREDENTIALS,

@@ -132,8 +132,8 @@ def test_malformed_json_is_a_400(world: World, as_user: Any) -> None:
 
 
 def test_view_grant_cannot_register(world: World, as_user: Any) -> None:
-    from agencyops.tenancy import Actor
     from clients import services
+    from kernel.tenancy import Actor
 
     services.grant_create(
         actor=Actor.system(world.org),

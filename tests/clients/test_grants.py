@@ -8,9 +8,9 @@ from typing import Any
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
-from agencyops.tenancy import Actor, actor_for_user
 from clients import services
 from clients.models import Client
+from kernel.tenancy import Actor, actor_for_user
 from tests.conftest import World
 
 

@@ -17,10 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.response import Response
 
-from agencyops.exceptions import ValidationFailed
-from agencyops.tenancy import Actor
 from clients import services
 from clients.models import AccessGrant, ApiToken, GrantRequest, Membership
+from kernel.exceptions import ValidationFailed
+from kernel.tenancy import Actor
 from tests.conftest import World
 from tests.factories import UserFactory
 

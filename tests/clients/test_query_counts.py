@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agencyops.tenancy import Actor
 from clients import services
+from kernel.tenancy import Actor
 from tests.conftest import World
 from tests.factories import ClientFactory, DatasetFactory, EngagementFactory, LocationFactory
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from agencyops.tenancy import Actor
+from kernel.tenancy import Actor
 from lifecycle.models import AccessEvent
 from lifecycle.services import access_event_payload, access_events_append
 

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agencyops.tenancy import Actor
+from kernel.tenancy import Actor
 from lifecycle.services import access_event_payload, access_events_append
 from tests.conftest import World
 from tests.lifecycle.conftest import append_events

@@ -12,7 +12,6 @@ from django.db import connection
 from django.test import Client as PageClient
 from django.test.utils import CaptureQueriesContext
 
-from agencyops.charts import Series, bar_chart, stacked_bar_chart
 from backups.models import (
     Alert,
     AlertKind,
@@ -28,6 +27,7 @@ from backups.models import (
 )
 from backups.services import protection_ensure
 from clients.models import Client, Dataset
+from kernel.charts import Series, bar_chart, stacked_bar_chart
 from lifecycle.dashboard import (
     AMBER,
     GREEN,

@@ -13,11 +13,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agencyops.exceptions import LegalHoldActive
-from agencyops.tenancy import Actor, actor_for_user
 from backups.models import BackupSchedule, DatasetProtection
 from backups.services import repository_base
 from clients.models import Dataset
+from kernel.exceptions import LegalHoldActive
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle import services
 from lifecycle.models import (
     AccessEvent,

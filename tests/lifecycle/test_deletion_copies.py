@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from agencyops.exceptions import Conflict
-from agencyops.tenancy import Actor, actor_for_user
 from backups.models import CopyKind, DataCopy, RunStatus, Snapshot
 from backups.services import (
     location_key,
@@ -23,6 +21,8 @@ from backups.services import (
 )
 from backups.services.drills import drill_start
 from clients.models import Dataset, StorageLocation
+from kernel.exceptions import Conflict
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle import services
 from lifecycle.models import DeletionRequest
 from tests.lifecycle.deletion_support import Scene, all_versions, build_scene

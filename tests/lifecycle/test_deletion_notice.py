@@ -49,7 +49,7 @@ def test_a_line_break_in_a_client_name_still_notifies_every_admin_once(
     assert delivery.sent_at is not None
     assert delivery.error == ""
 
-    from agencyops.tenancy import actor_for_user
+    from kernel.tenancy import actor_for_user
 
     second_actor = actor_for_user(second)
     assert second_actor is not None

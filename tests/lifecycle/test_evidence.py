@@ -23,7 +23,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agencyops.tenancy import Actor, actor_for_user
 from backups.models import (
     BackupPolicy,
     DatasetProtection,
@@ -43,6 +42,7 @@ from backups.services.drills import drill_start
 from backups.services.posture import location_audit
 from clients import services as clients_services
 from clients.models import AccessGrant, Client, Dataset, StorageLocation
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle import services
 from lifecycle.models import (
     AccessChainCheckpoint,

@@ -13,12 +13,12 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
-from agencyops.http import RequestOrigin
-from agencyops.tenancy import Actor, actor_for_user
 from backups.models import BackupRun, Snapshot
 from backups.services import restore_request
 from clients import services
 from clients.models import AccessGrant
+from kernel.http import RequestOrigin
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle.models import AccessEvent
 from tests.conftest import World
 

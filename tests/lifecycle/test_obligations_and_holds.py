@@ -161,7 +161,7 @@ def test_dataset_scope_must_belong_to_client(world: World) -> None:
     other = DatasetFactory(client=world.client_b)
     import pytest
 
-    from agencyops.exceptions import ValidationFailed
+    from kernel.exceptions import ValidationFailed
 
     with pytest.raises(ValidationFailed):
         services.legal_hold_place(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from agencyops.tenancy import Actor
 from backups.services import repository_base
 from backups.storage import LocalObjectStore
 from clients import services as inventory
+from kernel.tenancy import Actor
 from lifecycle import services
 from lifecycle.models import AccessEvent, StorageLogObject
 from tests.conftest import World

@@ -27,8 +27,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agencyops.tenancy import Actor
 from clients import services as clients_services
+from kernel.tenancy import Actor
 from lifecycle import services
 from lifecycle.management.signed_file import TOKEN_ENV
 from lifecycle.services.signing import key_fingerprint

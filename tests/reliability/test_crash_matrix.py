@@ -35,7 +35,6 @@ import pytest
 from django.utils import timezone
 from django.utils.text import slugify
 
-from agencyops.tenancy import actor_for_user
 from backups import engine
 from backups.engine.manifest import manifest_time
 from backups.engine.repository import list_chunks
@@ -62,6 +61,7 @@ from backups.services.runs import STALE_AFTER as RUN_STALE_AFTER
 from backups.tasks import backup_run_task, restore_run_task, retention_sweep_task, runs_recover_task
 from clients import services as clients_services
 from clients.models import Dataset, StorageLocation
+from kernel.tenancy import actor_for_user
 from lifecycle import services as lifecycle_services
 from lifecycle.models import (
     AccessEvent,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from agencyops.tenancy import actor_for_user
 from backups.services import repository_base
+from kernel.tenancy import actor_for_user
 from lifecycle import services
 from lifecycle.models import RetentionObligation
 from tests.faultproxy import FaultProxy

@@ -16,7 +16,6 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.tenancy import Actor
 from backups import services as backup_services
 from backups.models import BackupPolicy
 from clients import services
@@ -30,6 +29,7 @@ from clients.models import (
     Organization,
     StorageLocation,
 )
+from kernel.tenancy import Actor
 
 DEMO_FILES = {
     "acme/raw/patients-2026-10.csv": "id,age,region\n1,34,north\n2,51,south\n",

@@ -7,11 +7,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
 from backups import services
 from backups.management.progress import ProgressBar, human_bytes
 from backups.models import RunStatus, Snapshot, Trigger
 from clients.models import Dataset, StorageLocation
+from kernel.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
 from backups.management.progress import human_bytes
 from backups.services.selfbackup import self_backup_run_by_ids
+from kernel.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

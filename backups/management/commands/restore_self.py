@@ -17,7 +17,6 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from agencyops.exceptions import ApplicationError
 from backups.management.progress import human_bytes
 from backups.services.selfbackup import (
     self_repository_open,
@@ -25,6 +24,7 @@ from backups.services.selfbackup import (
     self_restore_load,
     self_snapshots_list,
 )
+from kernel.exceptions import ApplicationError
 
 _LISTED = ("organizations", "clients", "datasets", "snapshots", "certificates")
 

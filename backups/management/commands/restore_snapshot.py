@@ -7,10 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
 from backups import services
 from backups.management.progress import ProgressBar, human_bytes
 from backups.models import RunStatus, Snapshot
+from kernel.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
 from backups import services
 from backups.models import Snapshot
 from backups.storage import StorageError
+from kernel.exceptions import ApplicationError
 
 
 def _fraction(text: str) -> float:

@@ -12,8 +12,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from agencyops.exceptions import NotFound, ValidationFailed
-from agencyops.tenancy import Actor, parse_public_id
 from backups.models import (
     Alert,
     AlertKind,
@@ -27,6 +25,8 @@ from backups.services import alerts as alert_service
 from backups.services.posture.findings import _LABELS, Finding, posture_findings
 from backups.services.posture.reading import _read
 from clients.models import LocationKind, StorageLocation
+from kernel.exceptions import NotFound, ValidationFailed
+from kernel.tenancy import Actor, parse_public_id
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,6 @@ from typing import Any
 
 from django.db import transaction
 
-from agencyops.crypto import SealError
-from agencyops.exceptions import NotFound, ValidationFailed
-from agencyops.tenancy import Actor
 from backups.models import (
     AuditTrigger,
     BackupPolicy,
@@ -29,6 +26,9 @@ from backups.services.stores import bucket_settings_store, location_key
 from backups.storage import S3ObjectStore, StorageError
 from clients.models import ClientNamespace, Dataset, LocationKind, Provider, StorageLocation
 from clients.services import paths_overlap
+from kernel.crypto import SealError
+from kernel.exceptions import NotFound, ValidationFailed
+from kernel.tenancy import Actor
 
 logger = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any, cast
 import botocore.exceptions
 from botocore.parsers import ResponseParserError
 
-from agencyops.crypto import SealError
 from backups.models import PostureCheck
 from backups.services.stores import bucket_settings_store
 from backups.storage import EndpointUnreachable, S3ObjectStore, StorageError
 from backups.storage.errors import IncompleteBody
 from clients.models import StorageLocation
+from kernel.crypto import SealError
 
 # The one reason recorded for every endpoint where no S3 service answered.
 NOT_REACHABLE = "endpoint unreachable: no S3 service answered there."

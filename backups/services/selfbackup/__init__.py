@@ -54,7 +54,7 @@ from backups.services.selfbackup.common import (
     self_backup_startup_warning,
     self_repository_base,
 )
-from backups.services.selfbackup.database import COUNTED
+from backups.services.selfbackup.database import COUNTED, READERS, inventory_register, quote_name
 from backups.services.selfbackup.restore import (
     database_tables,
     self_repository_open,
@@ -70,6 +70,7 @@ __all__ = [
     "KEY_CONTEXT",
     "MANIFEST_KIND",
     "MANIFEST_NAME",
+    "READERS",
     "RETENTION",
     "SELF_REPOSITORY",
     "CountCheck",
@@ -80,7 +81,9 @@ __all__ = [
     "SelfBackupTarget",
     "SelfSnapshot",
     "database_tables",
+    "inventory_register",
     "operator_directory_check",
+    "quote_name",
     "self_backup_data_key",
     "self_backup_locations",
     "self_backup_run",

@@ -13,7 +13,6 @@ from typing import Any
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from agencyops.crypto import SealError, master_key
 from backups import engine
 from backups.models import AlertKind
 from backups.services.alerts import alert_clear, alert_raise
@@ -33,6 +32,7 @@ from backups.services.selfbackup.common import (
 from backups.services.selfbackup.database import _dump, _scratch
 from backups.services.stores import store_for_location
 from backups.storage import EndpointUnreachable, LocalObjectStore, ObjectStore, StorageError
+from kernel.crypto import SealError, master_key
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import DatabaseError
 
-from agencyops.exceptions import ApplicationError
 from backups.models import DefaultFor, PolicyTarget
 from backups.services.stores import location_key
 from clients.models import Organization, StorageLocation
+from kernel.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
 

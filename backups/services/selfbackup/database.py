@@ -12,16 +12,16 @@ import sqlite3
 import subprocess
 import tempfile
 import tomllib
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 
 from backups.services.selfbackup.common import (
     DUMP_NAMES,
@@ -32,17 +32,36 @@ from backups.services.selfbackup.common import (
 )
 
 # What manifest.json counts, and what restore_self compares after loading (app label.Model).
-COUNTED = {
+# The apps below `lifecycle` are listed here; an app above adds its own models and readers
+# with `inventory_register` from its AppConfig.ready, so this package names none of them.
+COUNTED: dict[str, str] = {
     "organizations": "clients.Organization",
     "users": "auth.User",
     "clients": "clients.Client",
     "locations": "clients.StorageLocation",
     "datasets": "clients.Dataset",
     "snapshots": "backups.Snapshot",
-    "certificates": "lifecycle.DeletionCertificate",
-    "signing_keys": "lifecycle.SigningKey",
-    "access_events": "lifecycle.AccessEvent",
 }
+# name -> a function of a DB-API cursor giving a JSON value the restore must match exactly.
+READERS: dict[str, Callable[[Any], Any]] = {}
+
+
+def inventory_register(
+    *,
+    counted: Mapping[str, type[models.Model]] = MappingProxyType({}),
+    readers: Mapping[str, Callable[[Any], Any]] = MappingProxyType({}),
+) -> None:
+    """Add an app's models to manifest.json's counts and its exact-match facts (the signing
+    public keys) to the inventory, read in the dump's own snapshot."""
+    COUNTED.update({name: model._meta.label for name, model in counted.items()})
+    READERS.update(readers)
+
+
+def quote_name(name: str) -> str:
+    """A SQL identifier, double-quoted (for readers that read raw tables)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 _PG_ENV = {
     "HOST": "PGHOST",
     "PORT": "PGPORT",
@@ -62,40 +81,22 @@ _PG_OPTION_ENV = {
 }
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _inventory(cursor: Any) -> dict[str, Any]:
-    """Counts, applied migrations and signing public keys, read through `cursor` (any DB-API
-    cursor: the dump's own snapshot, a SQLite copy, or the restored database). Raw SQL on the
-    models' tables, because the cursor is not always Django's connection. Lifecycle models are
-    looked up by label, so this app never imports the app above it."""
+    """Counts, applied migrations and the registered readers' facts, read through `cursor` (any
+    DB-API cursor: the dump's own snapshot, a SQLite copy, or the restored database). Raw SQL
+    on the models' tables, because the cursor is not always Django's connection."""
     counts: dict[str, int] = {}
     for name, label in COUNTED.items():
         model = apps.get_model(settings.AUTH_USER_MODEL if label == "auth.User" else label)
-        table = _quote(model._meta.db_table)
+        table = quote_name(model._meta.db_table)
         cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608  # a quoted table name
         counts[name] = int(cursor.fetchone()[0])
     cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, name")
     migrations: dict[str, list[str]] = {}
     for app_label, migration in cursor.fetchall():
         migrations.setdefault(str(app_label), []).append(str(migration))
-    org = apps.get_model("clients", "Organization")
-    key = apps.get_model("lifecycle", "SigningKey")
-    org_table, org_pk = _quote(org._meta.db_table), _quote(org._meta.pk.column)
-    key_table = _quote(key._meta.db_table)
-    key_org = _quote(key._meta.get_field("organization").column)
-    # Identifiers only, quoted, from the models' meta; no value is interpolated.
-    cursor.execute(
-        f'SELECT o."public_id", o."slug", k."public_key" FROM {key_table} k '  # noqa: S608
-        f'JOIN {org_table} o ON o.{org_pk} = k.{key_org} ORDER BY o."slug"'
-    )
-    signing_keys = [
-        {"organization": str(uuid.UUID(str(pid))), "slug": str(slug), "public_key": str(pk)}
-        for pid, slug, pk in cursor.fetchall()
-    ]
-    return {"counts": counts, "migrations": migrations, "signing_keys": signing_keys}
+    facts = {name: reader(cursor) for name, reader in sorted(READERS.items())}
+    return {"counts": counts, "migrations": migrations, **facts}
 
 
 def _pg_env() -> dict[str, str]:

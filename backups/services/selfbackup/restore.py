@@ -12,7 +12,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.loader import MigrationLoader
 
-from agencyops.crypto import master_key
 from backups import engine
 from backups.services.selfbackup.common import (
     FORMAT_VERSION,
@@ -26,6 +25,7 @@ from backups.services.selfbackup.common import (
     file_uri_path,
 )
 from backups.services.selfbackup.database import (
+    READERS,
     _inventory,
     _run,
     _scratch,
@@ -33,6 +33,7 @@ from backups.services.selfbackup.database import (
     _sqlite_name,
 )
 from backups.storage import LocalObjectStore, S3ObjectStore, StorageError, join_key
+from kernel.crypto import master_key
 
 
 def self_repository_open(
@@ -237,7 +238,7 @@ def self_restore_load(
 
 def self_restore_check(manifest: dict[str, Any]) -> list[CountCheck]:
     """Compare the restored database with manifest.json: every count, and the signing public
-    keys (as one row, 'signing public keys', 1 = identical)."""
+    keys (as one row, 'signing keys', 1 = identical)."""
     connection.close()
     with connection.cursor() as cursor:
         restored = _inventory(cursor)
@@ -245,6 +246,8 @@ def self_restore_check(manifest: dict[str, Any]) -> list[CountCheck]:
         CountCheck(name, manifest["counts"].get(name), restored["counts"].get(name))
         for name in sorted(set(manifest["counts"]) | set(restored["counts"]))
     ]
-    same_keys = manifest["signing_keys"] == restored["signing_keys"]
-    checks.append(CountCheck("signing public keys", 1, 1 if same_keys else 0))
+    for name in sorted(READERS):
+        # A registered fact (lifecycle's signing public keys): one row, 1 = identical.
+        same = name in manifest and manifest[name] == restored.get(name)
+        checks.append(CountCheck(name.replace("_", " "), 1, 1 if same else 0))
     return checks

@@ -5,11 +5,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
-from agencyops.tenancy import Actor
 from clients import services
 from clients.management.usernames import refuse_username_twin
 from clients.models import Organization, Role
+from kernel.exceptions import ApplicationError
+from kernel.tenancy import Actor
 
 
 class Command(BaseCommand):

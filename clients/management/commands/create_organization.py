@@ -5,9 +5,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
 from clients import services
 from clients.management.usernames import refuse_username_twin
+from kernel.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

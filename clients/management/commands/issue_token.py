@@ -5,8 +5,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.exceptions import ApplicationError
 from clients import services
+from kernel.exceptions import ApplicationError
 
 
 class Command(BaseCommand):

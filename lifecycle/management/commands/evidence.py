@@ -9,8 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.tenancy import Actor, parse_public_id
 from clients.models import Client
+from kernel.tenancy import Actor, parse_public_id
 from lifecycle.services import evidence_read
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agencyops.tenancy import Actor
 from clients.models import Organization, StorageLocation
+from kernel.tenancy import Actor
 from lifecycle import services
 
 

@@ -11,15 +11,15 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from agencyops.exceptions import (
-    LegalHoldActive,
-    RetentionActive,
-)
 from clients.models import (
     Client,
     Dataset,
     Engagement,
     LifecycleState,
+)
+from kernel.exceptions import (
+    LegalHoldActive,
+    RetentionActive,
 )
 from lifecycle.models import (
     RETAIN_KINDS,

@@ -9,12 +9,6 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
-from agencyops.exceptions import (
-    Conflict,
-    SelfApprovalForbidden,
-    ValidationFailed,
-)
-from agencyops.tenancy import Actor
 from backups.models import AlertKind, Severity
 from backups.services.alerts import alert_clear, alert_raise
 from clients.models import (
@@ -22,6 +16,12 @@ from clients.models import (
     Dataset,
     Engagement,
 )
+from kernel.exceptions import (
+    Conflict,
+    SelfApprovalForbidden,
+    ValidationFailed,
+)
+from kernel.tenancy import Actor
 from lifecycle.models import (
     AccessAction,
     DeletionApproval,

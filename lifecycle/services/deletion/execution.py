@@ -13,12 +13,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from agencyops.crypto import master_key
-from agencyops.exceptions import (
-    Conflict,
-    LegalHoldActive,
-    RetentionActive,
-)
 from backups import engine
 from backups.engine.crypto import DatasetKeys, decrypt_chunk
 from backups.models import (
@@ -45,6 +39,12 @@ from clients.models import (
     LifecycleState,
     LocationKind,
     StorageLocation,
+)
+from kernel.crypto import master_key
+from kernel.exceptions import (
+    Conflict,
+    LegalHoldActive,
+    RetentionActive,
 )
 from lifecycle.models import (
     DeletionItem,

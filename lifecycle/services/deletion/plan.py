@@ -9,9 +9,6 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agencyops.exceptions import (
-    Conflict,
-)
 from backups.models import (
     BackupSchedule,
     CopyKind,
@@ -30,6 +27,9 @@ from clients.models import (
     Dataset,
     LifecycleState,
     StorageLocation,
+)
+from kernel.exceptions import (
+    Conflict,
 )
 from lifecycle.models import DeletionRequest, ItemRole
 

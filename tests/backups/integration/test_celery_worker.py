@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from agencyops.exceptions import Conflict
 from backups import engine
 from backups.engine.repository import list_chunks
 from backups.models import (
@@ -38,6 +37,7 @@ from backups.services import (
 from backups.services.runs import STALE_AFTER
 from backups.tasks import backup_run_task, runs_recover_task
 from clients.models import Dataset
+from kernel.exceptions import Conflict
 from tests.backups.conftest import Agency, sample_files
 from tests.backups.integration.support import (
     VISIBILITY_TIMEOUT_SECONDS,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from agencyops.tenancy import actor_for_user
 from backups.services import repository_base
+from kernel.tenancy import actor_for_user
 from lifecycle import services, tasks
 from lifecycle.models import DeletionRequest
 from lifecycle.services.deletion import STALE_AFTER

@@ -14,8 +14,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agencyops.tenancy import Actor
 from clients import services as clients_services
+from kernel.tenancy import Actor
 from lifecycle import services, tasks
 from lifecycle.models import AccessEvent, PendingAccessEvent
 from tests.backups.integration.conftest import cluster  # noqa: F401  # the fixture

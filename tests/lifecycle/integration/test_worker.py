@@ -17,11 +17,11 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from agencyops.http import RequestOrigin
-from agencyops.tenancy import actor_for_user
 from backups.models import BackupRun, Snapshot
 from backups.services import backup_run_create, backup_run_execute, restore_request
 from clients import services
+from kernel.http import RequestOrigin
+from kernel.tenancy import actor_for_user
 from lifecycle import tasks
 from lifecycle.models import AccessEvent, PendingAccessEvent
 from lifecycle.services import access_log_verify

@@ -1,4 +1,4 @@
-"""DRF plug-ins named in settings. Kept apart from agencyops.api because DRF imports them while
+"""DRF plug-ins named in settings. Kept apart from kernel.api because DRF imports them while
 defining its own view classes (importing views here would be circular)."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from agencyops.exceptions import ValidationFailed
+from kernel.exceptions import ValidationFailed
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 # A host name to the addresses it answers now (text, as getaddrinfo gives them).

@@ -1,4 +1,4 @@
-"""Application errors raised by services and mapped to HTTP by one handler (agencyops.api)."""
+"""Application errors raised by services and mapped to HTTP by one handler (kernel.api)."""
 
 from __future__ import annotations
 

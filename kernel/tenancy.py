@@ -8,19 +8,21 @@ through `get_visible_or_404`, which answers alike for "absent", "another organiz
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.module_loading import import_string
 
-from agencyops.exceptions import Forbidden, NotFound
+from kernel.exceptions import Forbidden, NotFound
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
-    from clients.models import Organization
 
 _M = TypeVar("_M", bound=models.Model)
 
@@ -35,7 +37,7 @@ LEVELS = {"view": 1, "restore": 2, "manage": 3}
 class Actor:
     """Who is acting, for which organization, with which grants."""
 
-    organization: Organization
+    organization: Any  # clients.Organization; the kernel names no app's model
     role: str
     user: Any = None  # a User, or None for system tasks
     token_id: int | None = None
@@ -50,7 +52,7 @@ class Actor:
     procurement_token: Any = None
 
     @classmethod
-    def system(cls, organization: Organization) -> Actor:
+    def system(cls, organization: Any) -> Actor:
         """The actor of a Celery task or a management command: the whole organization."""
         return cls(organization=organization, role="system")
 
@@ -195,78 +197,14 @@ def get_visible_or_404(queryset: models.QuerySet[_M], public_id: object) -> _M:
 def actor_for_user(
     user: AbstractBaseUser | AnonymousUser | None, *, token_id: int | None = None
 ) -> Actor | None:
-    """Build the actor of a signed-in user: organization, role and live grants. None if the user
-    belongs to no organization."""
-    from clients.models import Membership
+    """The actor of a signed-in user, or None if the user belongs to no organization.
 
-    if user is None or not user.is_authenticated or not user.is_active:
-        return None
-    membership = Membership.objects.select_related("organization").filter(user_id=user.pk).first()
-    if membership is None:
-        return None
-    if membership.role in WHOLE_ORGANIZATION_ROLES:
-        return Actor(
-            organization=membership.organization,
-            role=membership.role,
-            user=user,
-            token_id=token_id,
-        )
-    client_levels, dataset_levels, dataset_clients = _grant_levels(user, membership.organization)
-    return Actor(
-        organization=membership.organization,
-        role=membership.role,
-        user=user,
-        token_id=token_id,
-        client_levels=client_levels,
-        dataset_levels=dataset_levels,
-        dataset_grant_client_ids=frozenset(dataset_clients),
-    )
+    Memberships and grants live in an app, so the kernel asks the function that settings name
+    (`AGENCYOPS_ACTOR_RESOLVER`, wired by the composition root) instead of importing it."""
+    return _actor_resolver()(user, token_id=token_id)
 
 
-def _grant_levels(
-    user: AbstractBaseUser, organization: Organization
-) -> tuple[dict[int, int], dict[int, int], set[int]]:
-    """Read the user's guardian object permissions on clients and datasets of the organization.
-
-    A level counts only while an active grant backs it: a grant that expired a second ago stops
-    working at once, before the every-minute sweep removes its guardian rows.
-    """
-    from django.contrib.contenttypes.models import ContentType
-    from django.utils import timezone
-    from guardian.models import UserObjectPermission
-
-    from clients.models import AccessGrant, Client, Dataset
-
-    types = ContentType.objects.get_for_models(Client, Dataset)
-    client_ct, dataset_ct = types[Client].pk, types[Dataset].pk
-    raw_clients: dict[int, int] = {}
-    raw_datasets: dict[int, int] = {}
-    rows = UserObjectPermission.objects.filter(
-        user_id=user.pk, content_type_id__in=(client_ct, dataset_ct)
-    ).values_list("content_type_id", "object_pk", "permission__codename")
-    for content_type_id, object_pk, codename in rows:
-        level = LEVELS.get(codename.split("_", 1)[0], 0)
-        target = raw_clients if content_type_id == client_ct else raw_datasets
-        pk = int(object_pk)
-        target[pk] = max(target.get(pk, 0), level)
-    active = AccessGrant.objects.active(timezone.now()).filter(
-        organization=organization, grantee_id=user.pk
-    )
-    client_levels: dict[int, int] = {}
-    if raw_clients:
-        # Grants are made in the grant's organization only, so this also scopes to it.
-        rows1 = active.filter(dataset__isnull=True, client_id__in=raw_clients)
-        for client_id, permission in rows1.values_list("client_id", "permission"):
-            level = min(raw_clients[client_id], LEVELS[permission])
-            client_levels[client_id] = max(client_levels.get(client_id, 0), level)
-    dataset_levels: dict[int, int] = {}
-    dataset_clients: set[int] = set()
-    if raw_datasets:
-        rows2 = active.filter(dataset_id__in=raw_datasets)
-        for dataset_id, client_id, permission in rows2.values_list(
-            "dataset_id", "client_id", "permission"
-        ):
-            level = min(raw_datasets[dataset_id], LEVELS[permission])
-            dataset_levels[dataset_id] = max(dataset_levels.get(dataset_id, 0), level)
-            dataset_clients.add(client_id)
-    return client_levels, dataset_levels, dataset_clients
+@functools.cache
+def _actor_resolver() -> Callable[..., Actor | None]:
+    resolver: Callable[..., Actor | None] = import_string(settings.AGENCYOPS_ACTOR_RESOLVER)
+    return resolver

@@ -10,8 +10,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from agencyops.exceptions import ApplicationError, NotFound
-from agencyops.tenancy import Actor, actor_for_user
+from kernel.exceptions import ApplicationError, NotFound
+from kernel.tenancy import Actor, actor_for_user
 
 
 def tenant_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

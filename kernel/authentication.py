@@ -1,4 +1,6 @@
-"""`Authorization: Bearer <token>`: personal API tokens and procurement tokens (stored hashed).
+"""`Authorization: Bearer <token>`: the header's parsing and the principal of a token without
+an account. The token kinds live in their apps: personal API tokens in `clients`
+(`clients.authentication`), procurement tokens in `lifecycle` (`lifecycle.authentication`).
 
 A procurement token (prefix `aop_`) has no user account: it authenticates as a
 `ProcurementPrincipal` carrying its actor, and the API base class opens only the routes that
@@ -9,14 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from agencyops.tenancy import Actor
-
-# Public markers, not secrets: they tell the two kinds of token apart without a query.
-PROCUREMENT_TOKEN_PREFIX = "aop_"  # noqa: S105
+from kernel.tenancy import Actor
 
 
 class ProcurementPrincipal:
@@ -44,8 +42,12 @@ class ProcurementPrincipal:
         return False
 
 
-class BearerTokenAuthentication(authentication.BaseAuthentication):
+class BearerAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <secret>`: the header parsed once; each app that issues tokens
+    subclasses it for its own `prefix` (settings list the subclasses, procurement first)."""
+
     keyword = "Bearer"
+    prefix = ""  # a subclass answers only for secrets that start with it ("" = any)
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         header = authentication.get_authorization_header(request).split()
@@ -57,37 +59,20 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Malformed token.") from None
-        if raw.startswith(PROCUREMENT_TOKEN_PREFIX):
-            # The project's one reach into lifecycle, where procurement tokens live (the
-            # project package wires the apps together; no app imports a higher one).
-            from lifecycle.services import evidence_token_authenticate
-
-            procurement = evidence_token_authenticate(raw)
-            if procurement is None:
-                raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
-            return ProcurementPrincipal(Actor.procurement(procurement)), procurement
-
-        from clients.services import api_token_authenticate
-
-        token = api_token_authenticate(raw)
-        if token is None:
+        if not raw.startswith(self.prefix):
+            return None  # another class's token
+        result = self.authenticate_secret(raw)
+        if result is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
-        return token.user, token
+        return result
+
+    def authenticate_secret(self, raw: str) -> tuple[Any, Any] | None:
+        raise NotImplementedError
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
-class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # untyped base
-    """Documents the bearer scheme in the OpenAPI schema."""
-
-    target_class = "agencyops.authentication.BearerTokenAuthentication"
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A personal API token (`ao_…`), or a procurement token (`aop_…`) "
-            "that reads one client's evidence and deletion certificates only.",
-        }
+def bearer_security_definition(description: str) -> dict[str, str]:
+    """The OpenAPI security scheme of a bearer token class (each app's schema extension)."""
+    return {"type": "http", "scheme": "bearer", "description": description}

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models
+from django.dispatch import Signal
 from django.http import Http404
 from django.utils.dateparse import parse_duration
 from django.utils.duration import duration_iso_string
@@ -21,10 +22,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from agencyops.authentication import ProcurementPrincipal
-from agencyops.exceptions import ApplicationError, NotFound
-from agencyops.http import request_origin
-from agencyops.tenancy import Actor, actor_for_user, get_visible_or_404, parse_public_id
+from kernel.authentication import ProcurementPrincipal
+from kernel.exceptions import ApplicationError, NotFound
+from kernel.http import request_origin
+from kernel.tenancy import Actor, actor_for_user, get_visible_or_404, parse_public_id
+
+# Sent after a procurement token's request that recorded no access event of its own (keyword
+# arguments: actor, method, path, status, origin); lifecycle records the token's use.
+procurement_request_finished = Signal()
 
 logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=models.Model)
@@ -338,10 +343,9 @@ class TenantViewSet(viewsets.GenericViewSet[_M], Generic[_M]):
         response = super().finalize_response(request, response, *args, **kwargs)
         actor: Actor | None = getattr(request, "actor", None)
         if actor is not None and actor.is_procurement and not self.access_event_recorded:
-            # The project wires the apps together: the token and its log live in lifecycle.
-            from lifecycle.services import evidence_token_use_record
-
-            evidence_token_use_record(
+            # The token and its access log live in lifecycle, which listens for this.
+            procurement_request_finished.send(
+                sender=type(self),
                 actor=actor,
                 method=str(request.method),
                 path=request.path,
