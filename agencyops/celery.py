@@ -6,12 +6,26 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.contrib.django.task import DjangoTask
 from celery.schedules import crontab
 from celery.signals import worker_ready
 
+from kernel.tenancy import system_scope
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agencyops.settings")
 
-app = Celery("agencyops")
+
+class SystemScopedTask(DjangoTask):  # type: ignore[type-arg]  # generic in the stubs only
+    """Every task is the operator's code: it runs in the system scope, and narrows to an
+    organization through `Actor.system(organization)` and `visible_to` like any caller.
+    (Celery's Django task underneath: `delay_on_commit`.)"""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with system_scope():
+            return super().__call__(*args, **kwargs)
+
+
+app = Celery("agencyops", task_cls=SystemScopedTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -134,4 +148,5 @@ def self_backup_warn_on_worker_ready(**kwargs: Any) -> None:
     # Imported here: this module loads before Django's apps are ready.
     from backups.services.selfbackup import self_backup_startup_warning
 
-    self_backup_startup_warning()
+    with system_scope():
+        self_backup_startup_warning()

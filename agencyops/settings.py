@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # After authentication (it reads request.user): opens the request's tenant scope.
+    "agencyops.middleware.TenantScopeMiddleware",
 ]
 
 ROOT_URLCONF = "agencyops.urls"

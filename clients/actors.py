@@ -11,7 +11,13 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from clients.models import AccessGrant, Client, Dataset, Membership, Organization
-from kernel.tenancy import LEVELS, WHOLE_ORGANIZATION_ROLES, Actor
+from kernel.tenancy import (
+    LEVELS,
+    WHOLE_ORGANIZATION_ROLES,
+    Actor,
+    organization_scope,
+    system_scope,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -24,7 +30,12 @@ def actor_for_user(
     belongs to no organization."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    membership = Membership.objects.select_related("organization").filter(user_id=user.pk).first()
+    # Which organization is the question, so the lookup is the system scope's; the grants are
+    # then read inside that organization's scope.
+    with system_scope():
+        membership = (
+            Membership.objects.select_related("organization").filter(user_id=user.pk).first()
+        )
     if membership is None:
         return None
     if membership.role in WHOLE_ORGANIZATION_ROLES:
@@ -34,7 +45,10 @@ def actor_for_user(
             user=user,
             token_id=token_id,
         )
-    client_levels, dataset_levels, dataset_clients = _grant_levels(user, membership.organization)
+    with organization_scope(membership.organization_id):
+        client_levels, dataset_levels, dataset_clients = _grant_levels(
+            user, membership.organization
+        )
     return Actor(
         organization=membership.organization,
         role=membership.role,

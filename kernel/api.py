@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from datetime import timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, RequestDataTooBig, SuspiciousOperation
@@ -25,7 +26,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from kernel.authentication import ProcurementPrincipal
 from kernel.exceptions import ApplicationError, NotFound
 from kernel.http import request_origin
-from kernel.tenancy import Actor, actor_for_user, get_visible_or_404, parse_public_id
+from kernel.tenancy import (
+    Actor,
+    actor_for_user,
+    get_visible_or_404,
+    organization_scope,
+    parse_public_id,
+)
 
 # Sent after a procurement token's request that recorded no access event of its own (keyword
 # arguments: actor, method, path, status, origin); lifecycle records the token's use.
@@ -225,6 +232,17 @@ def not_found_handler(request: Any, exception: Exception | None = None) -> Any:
 # --- tenancy ---
 
 
+class TenantRequest(Request):
+    """A DRF request once `HasOrganization` has passed: its actor is known."""
+
+    actor: Actor
+
+
+def request_actor(request: Request) -> Actor:
+    """The actor `HasOrganization` set (it runs first of the base permissions)."""
+    return cast(TenantRequest, request).actor
+
+
 class HasOrganization(permissions.BasePermission):
     """Builds `request.actor` once; a user of no organization gets nothing."""
 
@@ -237,8 +255,12 @@ class HasOrganization(permissions.BasePermission):
         else:
             token = request.auth
             actor = actor_for_user(request.user, token_id=getattr(token, "pk", None))
-        request.actor = actor  # type: ignore[attr-defined]  # set once here, read by every view
-        return actor is not None
+        if actor is None:
+            return False
+        cast(TenantRequest, request).actor = actor  # set once here, read by every view
+        if isinstance(view, TenantViewSet):
+            view.tenant_scope_enter(actor)
+        return True
 
 
 class ProcurementScope(permissions.BasePermission):
@@ -247,7 +269,7 @@ class ProcurementScope(permissions.BasePermission):
     closed to procurement tokens unless it opts in."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        actor: Actor = request.actor  # type: ignore[attr-defined]
+        actor = request_actor(request)
         if not actor.is_procurement:
             return True
         allowed: frozenset[str] = getattr(view, "procurement_actions", frozenset())
@@ -260,7 +282,7 @@ class AuditorReadOnly(permissions.BasePermission):
     message = "Auditors have read-only access."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        actor: Actor = request.actor  # type: ignore[attr-defined]
+        actor = request_actor(request)
         return request.method in permissions.SAFE_METHODS or not actor.is_read_only
 
 
@@ -274,7 +296,7 @@ class AdminWrites(permissions.BasePermission):
     message = "Only an owner or admin may change this."
 
     def _allowed(self, request: Request) -> bool:
-        actor: Actor = request.actor  # type: ignore[attr-defined]
+        actor = request_actor(request)
         return request.method in permissions.SAFE_METHODS or actor.is_admin
 
     def has_permission(self, request: Request, view: APIView) -> bool:
@@ -290,7 +312,7 @@ class OrganizationWideReads(permissions.BasePermission):
     message = "Only owners, admins and auditors may see this."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        actor: Actor = request.actor  # type: ignore[attr-defined]
+        actor = request_actor(request)
         return actor.sees_whole_organization
 
 
@@ -314,18 +336,28 @@ class TenantViewSet(viewsets.GenericViewSet[_M], Generic[_M]):
     selector: ClassVar[Callable[..., Any]]
     schema = TenantAutoSchema()
 
+    _tenant_scope: ExitStack | None = None
+
     def get_permissions(self) -> list[permissions.BasePermission]:
         return [cls() for cls in (*self.BASE_PERMISSIONS, *self.extra_permission_classes)]
 
+    def tenant_scope_enter(self, actor: Actor) -> None:
+        """From the moment the actor is known until the response is final, tenant managers
+        return its organization's rows only (the middleware opened the request closed)."""
+        if self._tenant_scope is None:
+            self._tenant_scope = ExitStack()
+            self._tenant_scope.enter_context(organization_scope(actor.organization_id))
+
     @property
     def actor(self) -> Actor:
-        return self.request.actor  # type: ignore[attr-defined, no-any-return]
+        return request_actor(self.request)
 
     def get_queryset(self) -> models.QuerySet[_M]:
         if getattr(self, "swagger_fake_view", False):
             # Schema generation runs without a request actor: describe, never read.
+            # The base manager: no tenant scope is open while the schema is drawn.
             model: type[_M] = self.serializer_class.Meta.model  # type: ignore[union-attr]
-            return model._default_manager.none()
+            return model._base_manager.none()
         return type(self).selector(actor=self.actor)  # type: ignore[no-any-return]
 
     def get_object(self) -> _M:
@@ -339,6 +371,14 @@ class TenantViewSet(viewsets.GenericViewSet[_M], Generic[_M]):
         return context
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._finalize_response(request, response, *args, **kwargs)
+        finally:
+            if self._tenant_scope is not None:
+                self._tenant_scope.close()
+                self._tenant_scope = None
+
+    def _finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         """Every use of a procurement token is an access event — a refused one too."""
         response = super().finalize_response(request, response, *args, **kwargs)
         actor: Actor | None = getattr(request, "actor", None)
@@ -368,7 +408,9 @@ class VisibleRelatedField(serializers.SlugRelatedField[Any]):
 
     def __init__(self, model: type[models.Model], **kwargs: Any) -> None:
         self.model = model
-        kwargs.setdefault("queryset", model._default_manager.all())
+        # DRF wants a queryset at class definition; the real one is `get_queryset`'s, per
+        # request. A placeholder from the base manager: no tenant scope is open at import.
+        kwargs.setdefault("queryset", model._base_manager.none())
         super().__init__(slug_field="public_id", **kwargs)
 
     def get_queryset(self) -> Any:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from kernel.exceptions import ApplicationError, NotFound
-from kernel.tenancy import Actor, actor_for_user
+from kernel.tenancy import Actor, actor_for_user, organization_scope
+
+
+class TenantHttpRequest(HttpRequest):
+    """A page's request inside `tenant_page`: its actor is known. Page views take this type."""
+
+    actor: Actor
 
 
 def tenant_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -28,9 +34,10 @@ def tenant_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
                 {"title": "No organization", "message": "Your account belongs to no organization."},
                 status=403,
             )
-        request.actor = actor  # type: ignore[attr-defined]  # read by views and templates
+        cast(TenantHttpRequest, request).actor = actor  # read by views and templates
         try:
-            return view(request, *args, **kwargs)
+            with organization_scope(actor.organization_id):
+                return view(request, *args, **kwargs)
         except NotFound:
             raise Http404 from None
         except ApplicationError as error:

@@ -4,13 +4,23 @@ Every tenant read starts from `Model.objects.visible_to(actor)`; every lookup by
 through `get_visible_or_404`, which answers alike for "absent", "another organization's" and
 "not granted". The `Actor` is built once per request (API base class, page decorator) or per task
 (`Actor.system`).
+
+Below that, the default manager of every tenant model is scoped: each fresh TenantQuerySet
+reads the current scope (django-scopes' state). Inside a request it returns the actor's
+organization's rows only (`organization_scope`, entered by the API base and the page decorator
+once the actor is known); before the actor is known, and in any code that entered no scope, it
+refuses to query at all. Every organization's rows need the
+explicit `system_scope()`, which Celery tasks, management commands and the operator's admin
+enter, and which no view, API, page, form or selector module may call (tests/agencyops/
+test_layering.py).
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
@@ -18,6 +28,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.module_loading import import_string
+from django_scopes import ScopeError, get_scope, scope, scopes_disabled
 
 from kernel.exceptions import Forbidden, NotFound
 
@@ -134,6 +145,46 @@ class Actor:
             raise Forbidden(f"Members may not {action}; ask a project lead or an admin.")
 
 
+def system_scope() -> AbstractContextManager[None]:
+    """Every organization's rows, for the operator's code: Celery tasks, management commands,
+    the Django admin, and the few services that must look across organizations before one is
+    known (a token found by its hash, a user's own membership). Named loudly on purpose."""
+    context: AbstractContextManager[None] = scopes_disabled()
+    return context
+
+
+def organization_scope(organization_id: int) -> AbstractContextManager[None]:
+    """Tenant managers return this organization's rows only, until the block ends."""
+    context: AbstractContextManager[None] = scope(organization=organization_id)
+    return context
+
+
+def closed_scope() -> AbstractContextManager[None]:
+    """Tenant managers refuse every query until an organization or system scope is entered:
+    how each request starts (agencyops.middleware)."""
+    context: AbstractContextManager[None] = scope()
+    return context
+
+
+def in_system_scope() -> bool:
+    return get_scope().get("_enabled", True) is False
+
+
+def _scope_filter(model: type[models.Model]) -> Q | None:
+    """The current scope's filter for a fresh queryset of a tenant model: none in the system
+    scope, the organization in an organization scope, and a refusal anywhere else."""
+    current = get_scope()
+    if current.get("_enabled", True) is False:
+        return None
+    organization_id = current.get("organization")
+    if organization_id is None:
+        raise ScopeError(
+            f"{model.__name__} was queried outside any tenant scope: enter organization_scope() "
+            "(requests do once the actor is known) or, in tasks and commands, system_scope()."
+        )
+    return Q(organization_id=organization_id)
+
+
 def grant_filter(actor: Actor, *, client: str | None, dataset: str | None) -> Q:
     """The dataset-grant rule, decided here and nowhere else, for an actor who does not see the
     whole organization. A grant on a client shows every row of that client (`client`: the path
@@ -161,6 +212,76 @@ class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
     client_path: ClassVar[str | None] = None
     dataset_path: ClassVar[str | None] = None
 
+    # The scope is read when the query runs, not when the queryset is built: a queryset built
+    # at import (a serializer field, a filter set) takes the scope of each request that runs
+    # it. Every way a query reaches the database passes one of these methods (iteration,
+    # len, get, first and slicing go through _fetch_all; a queryset inside another query goes
+    # through resolve_expression).
+    _scope_applied = False
+
+    def _scope_apply(self) -> None:
+        if not self._scope_applied:
+            scoped = _scope_filter(self.model)
+            if scoped is not None:
+                self.query.add_q(scoped)
+            self._scope_applied = True
+
+    def _clone(self) -> Self:
+        clone = super()._clone()  # type: ignore[misc]  # private in the stubs
+        clone._scope_applied = self._scope_applied
+        return clone  # type: ignore[no-any-return]
+
+    def _fetch_all(self) -> None:
+        self._scope_apply()
+        super()._fetch_all()
+
+    def iterator(self, chunk_size: int | None = None) -> Iterator[_M]:
+        self._scope_apply()
+        return super().iterator(chunk_size)
+
+    def count(self) -> int:
+        self._scope_apply()
+        return super().count()
+
+    def exists(self) -> bool:
+        self._scope_apply()
+        return super().exists()
+
+    def contains(self, obj: models.Model) -> bool:
+        self._scope_apply()
+        return super().contains(obj)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self._scope_apply()
+        return super().aggregate(*args, **kwargs)
+
+    def update(self, **kwargs: Any) -> int:
+        self._scope_apply()
+        return super().update(**kwargs)
+
+    def _update(self, values: Any) -> Any:
+        self._scope_apply()
+        return super()._update(values)  # type: ignore[misc]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        self._scope_apply()
+        return super().delete()
+
+    def explain(self, **options: Any) -> str:
+        self._scope_apply()
+        return super().explain(**options)
+
+    def resolve_expression(self, *args: Any, **kwargs: Any) -> Any:
+        self._scope_apply()
+        return super().resolve_expression(*args, **kwargs)
+
+    def _combinator_query(self, combinator: str, *other_qs: Any, all: bool = False) -> Self:
+        self._scope_apply()
+        for other in other_qs:
+            if isinstance(other, TenantQuerySet):
+                other._scope_apply()
+        return super()._combinator_query(combinator, *other_qs, all=all)  # type: ignore[misc, no-any-return]
+
     def visible_to(self, actor: Actor) -> Self:
         qs = self.filter(organization_id=actor.organization_id)
         if actor.sees_whole_organization or (
@@ -170,7 +291,10 @@ class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
         return qs.filter(grant_filter(actor, client=self.client_path, dataset=self.dataset_path))
 
     def unscoped_for_system_task(self) -> Any:
-        """Every organization's rows. Only for periodic system jobs (dispatchers, sweeps)."""
+        """Every organization's rows. Only for periodic system jobs (dispatchers, sweeps), which
+        run inside `system_scope()`; anywhere else it refuses."""
+        if not in_system_scope():
+            raise ScopeError("unscoped_for_system_task() needs system_scope() (tasks, commands).")
         return self.all()
 
 

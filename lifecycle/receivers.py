@@ -20,6 +20,7 @@ from clients import signals as clients_signals
 from clients.models import Membership
 from kernel.api import procurement_request_finished
 from kernel.http import NO_ORIGIN, request_origin
+from kernel.tenancy import system_scope
 from lifecycle.models import AccessAction, ActorKind
 from lifecycle.services import access_event_record, evidence_token_use_record
 
@@ -79,9 +80,16 @@ def _data_accessed(
     )
 
 
+def _membership_of(user: Any) -> Membership | None:
+    """A sign-in happens before any organization is known: the user's own membership tells it
+    (the system scope's lookup, like the actor's)."""
+    with system_scope():
+        return Membership.objects.select_related("organization").filter(user=user).first()
+
+
 @receiver(user_logged_in, dispatch_uid="lifecycle.login")
 def _login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    membership = Membership.objects.select_related("organization").filter(user=user).first()
+    membership = _membership_of(user)
     if membership is None:
         return  # a login of no organization (a superuser of the admin only) has no chain
     access_event_record(
@@ -98,11 +106,7 @@ def _login_failed(
 ) -> None:
     username = str(credentials.get("username") or "")[:150]
     user = get_user_model().objects.filter(username=username).first() if username else None
-    membership = (
-        Membership.objects.select_related("organization").filter(user=user).first()
-        if user is not None
-        else None
-    )
+    membership = _membership_of(user) if user is not None else None
     if membership is None:
         return  # an unknown name belongs to no organization's log (rate limits are elsewhere)
     access_event_record(

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from clients import services
 from clients.models import Client, Dataset, Engagement, Organization, StorageLocation
-from kernel.tenancy import Actor
+from kernel.tenancy import Actor, system_scope
 from lifecycle.models import PendingAccessEvent
 from tests.factories import (
     ClientFactory,
@@ -28,6 +28,15 @@ from tests.factories import (
     OrganizationFactory,
     UserFactory,
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _operator_scope() -> Iterator[None]:
+    """The tests act as the operator (fixtures, factories, assertions read every organization).
+    Requests they make still run scoped: each opens its own closed scope in the middleware, and
+    live servers and worker processes start with none."""
+    with system_scope():
+        yield
 
 
 @dataclass

@@ -16,7 +16,7 @@ from clients import signals
 from clients.models import ApiToken, Membership
 from clients.services.inventory import _save
 from kernel.exceptions import Conflict, Forbidden, ValidationFailed
-from kernel.tenancy import Actor
+from kernel.tenancy import Actor, system_scope
 
 TOKEN_PREFIX = "ao_"  # noqa: S105  # a public marker, not a secret
 
@@ -95,18 +95,21 @@ def api_token_issue(
 def api_token_authenticate(raw: str) -> ApiToken | None:
     """The live token for this secret, or None (unknown, revoked, expired, inactive user)."""
     now = timezone.now()
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
-        .first()
-    )
+    # The secret tells the organization: found across all of them, before any scope exists.
+    with system_scope():
+        token = (
+            ApiToken.objects.select_related("user")
+            .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
+            .first()
+        )
     if token is None or (token.expires_at is not None and token.expires_at <= now):
         return None
     if not token.user.is_active:
         return None
     # Touch last_used_at at most once a minute: a hot token must not write on every request.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        with system_scope():
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
 
 

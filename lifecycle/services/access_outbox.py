@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from kernel.tenancy import organization_scope
 from lifecycle.models import AccessDrainRequest, PendingAccessEvent
 from lifecycle.services.access_log import (
     APPEND_BATCH,
@@ -41,7 +42,13 @@ logger = logging.getLogger(__name__)
 def _drain_requested(organization_id: int) -> None:
     """After the recording transaction commits: have a worker drain — unless a requested drain
     has not started yet — or drain here (inline setting, or a broker that refuses the message
-    or a database that refuses the request: the pending row is safe either way)."""
+    or a database that refuses the request: the pending row is safe either way). A commit
+    callback may run wherever the transaction ended, so it names its organization's scope."""
+    with organization_scope(organization_id):
+        _drain_request(organization_id)
+
+
+def _drain_request(organization_id: int) -> None:
     from lifecycle.tasks import access_events_drain_task
 
     if settings.AGENCYOPS_ACCESS_LOG_INLINE:

@@ -18,7 +18,7 @@ from clients.models import Client
 from clients.services import token_hash
 from kernel.exceptions import Conflict, NotFound, ValidationFailed
 from kernel.http import NO_ORIGIN, RequestOrigin
-from kernel.tenancy import Actor
+from kernel.tenancy import Actor, system_scope
 from lifecycle.models import AccessAction, ActorKind, ProcurementToken
 from lifecycle.services.access_outbox import access_event_record
 
@@ -104,15 +104,18 @@ def evidence_token_issue(
 def evidence_token_authenticate(raw: str) -> ProcurementToken | None:
     """The live procurement token for this secret, or None (unknown, revoked or expired)."""
     now = timezone.now()
-    token: ProcurementToken | None = (
-        ProcurementToken.objects.select_related("organization", "client")
-        .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
-        .first()
-    )
+    # The secret tells the organization: found across all of them, before any scope exists.
+    with system_scope():
+        token: ProcurementToken | None = (
+            ProcurementToken.objects.select_related("organization", "client")
+            .filter(token_hash=token_hash(raw), revoked_at__isnull=True)
+            .first()
+        )
     if token is None or token.expires_at <= now:
         return None
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
-        ProcurementToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        with system_scope():
+            ProcurementToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
 

@@ -6,8 +6,9 @@ breaks one fails here rather than in a review:
   `lifecycle` module, not by name through `apps.get_model` either; no app imports the
   composition root;
 - no import cycle joins modules of different packages (function-level imports included);
-- a view, API, page, form, selector or dashboard module never reads every organization's rows
-  (`unscoped_for_system_task` is for tasks, services run by tasks, and commands).
+- a view, API, page, form, selector or dashboard module never reads every organization's rows:
+  it neither enters `system_scope()` nor calls `unscoped_for_system_task` (both are for tasks,
+  services run by tasks, commands and the operator's admin).
 """
 
 from __future__ import annotations
@@ -167,13 +168,32 @@ def _is_request_module(path: Path) -> bool:
     return any(part in REQUEST_MODULES for part in parts)
 
 
+SYSTEM_SCOPE_NAMES = frozenset({"unscoped_for_system_task", "system_scope", "scopes_disabled"})
+
+
+def _names_system_scope(node: ast.AST) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr in SYSTEM_SCOPE_NAMES
+    if isinstance(node, ast.Name):
+        return node.id in SYSTEM_SCOPE_NAMES
+    if isinstance(node, ast.ImportFrom):
+        return any(alias.name in SYSTEM_SCOPE_NAMES for alias in node.names)
+    return False
+
+
+def test_the_system_scope_check_can_fail() -> None:
+    tree = ast.parse("from kernel.tenancy import system_scope\nwith system_scope():\n    pass\n")
+    assert sum(_names_system_scope(node) for node in ast.walk(tree)) == 2
+    assert not any(_names_system_scope(n) for n in ast.walk(ast.parse("organization_scope(1)")))
+
+
 def test_no_request_module_reads_every_organization() -> None:
     request_modules = [p for app in APPS for p in _modules(app) if _is_request_module(p)]
     calls = [
         f"{path.relative_to(ROOT)}:{node.lineno}"
         for path in request_modules
         for node in ast.walk(ast.parse(path.read_text(), str(path)))
-        if isinstance(node, ast.Attribute) and node.attr == "unscoped_for_system_task"
+        if _names_system_scope(node)
     ]
     assert not calls, "\n".join(calls)
     # The walk covers the request side of every app (a rename must not empty it).
