@@ -55,7 +55,7 @@ class ClientViewSet(_WriteThroughServices):
         return services.client_create(actor=self.actor, **data)
 
     def update_with(self, instance: Client, data: dict[str, Any]) -> Client:
-        return services.client_update(actor=self.actor, client=instance, data=data)
+        return services.client_update(actor=self.actor, client=instance, **data)
 
 
 # --- engagements ---
@@ -115,4 +115,4 @@ class EngagementViewSet(_WriteThroughServices):
         return services.engagement_create(actor=self.actor, **data)
 
     def update_with(self, instance: Engagement, data: dict[str, Any]) -> Engagement:
-        return services.engagement_update(actor=self.actor, engagement=instance, data=data)
+        return services.engagement_update(actor=self.actor, engagement=instance, **data)

@@ -103,8 +103,7 @@ class DatasetViewSet(_WriteThroughServices):
     filterset_class = DatasetFilter
 
     def create_with(self, data: dict[str, Any]) -> Dataset:
-        client = data.pop("client")
-        return services.dataset_register(actor=self.actor, client=client, **data)
+        return services.dataset_register(actor=self.actor, **data)
 
     def update_with(self, instance: Dataset, data: dict[str, Any]) -> Dataset:
-        return services.dataset_update(actor=self.actor, dataset=instance, data=data)
+        return services.dataset_update(actor=self.actor, dataset=instance, **data)

@@ -74,14 +74,10 @@ class LocationViewSet(_WriteThroughServices):
     filterset_class = LocationFilter
 
     def create_with(self, data: dict[str, Any]) -> StorageLocation:
-        credentials = data.pop("credentials", None)
-        return services.location_create(actor=self.actor, credentials=credentials, **data)
+        return services.location_create(actor=self.actor, **data)
 
     def update_with(self, instance: StorageLocation, data: dict[str, Any]) -> StorageLocation:
-        credentials = data.pop("credentials", None)
-        return services.location_update(
-            actor=self.actor, location=instance, data=data, credentials=credentials
-        )
+        return services.location_update(actor=self.actor, location=instance, **data)
 
 
 # --- client folders on shared locations ---

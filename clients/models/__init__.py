@@ -17,6 +17,7 @@ from clients.models.access import (
     grant_max_days,
 )
 from clients.models.clients import (
+    DEFAULT_DELETION_DUE_DAYS,
     REVIEW_PERIOD,
     Client,
     ClientOrDatasetScopedQuerySet,
@@ -28,6 +29,8 @@ from clients.models.clients import (
     default_next_review,
 )
 from clients.models.datasets import (
+    DEFAULT_RPO,
+    DEFAULT_RTO,
     MAX_RPO,
     MAX_RTO,
     MIN_DURATION,
@@ -52,6 +55,9 @@ from clients.models.storage import (
 )
 
 __all__ = [
+    "DEFAULT_DELETION_DUE_DAYS",
+    "DEFAULT_RPO",
+    "DEFAULT_RTO",
     "GRANT_LEVELS",
     "MAX_RPO",
     "MAX_RTO",

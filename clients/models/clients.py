@@ -81,6 +81,9 @@ class Client(models.Model):
         return self.name
 
 
+DEFAULT_DELETION_DUE_DAYS = 30
+
+
 class EngagementStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     ENDED = "ended", "Ended"
@@ -113,7 +116,7 @@ class Engagement(models.Model):
         max_length=16, choices=EngagementStatus.choices, default=EngagementStatus.ACTIVE
     )
     deletion_due_days = models.PositiveIntegerField(
-        default=30,
+        default=DEFAULT_DELETION_DUE_DAYS,
         validators=[MaxValueValidator(3650)],
         help_text="Days after the engagement ends by which its data must be deleted.",
     )

@@ -50,6 +50,8 @@ class DatasetQuerySet(TenantQuerySet["Dataset"]):
     dataset_path = "pk"
 
 
+DEFAULT_RPO = timedelta(hours=24)
+DEFAULT_RTO = timedelta(hours=8)
 MIN_DURATION = timedelta(minutes=1)
 MAX_RPO = timedelta(days=366)
 MAX_RTO = timedelta(days=90)
@@ -85,13 +87,13 @@ class Dataset(models.Model):
     )
     rpo = models.DurationField(
         "RPO",
-        default=timedelta(hours=24),
+        default=DEFAULT_RPO,
         validators=[MinValueValidator(MIN_DURATION), MaxValueValidator(MAX_RPO)],
         help_text="Most data, in time, the client accepts to lose.",
     )
     rto = models.DurationField(
         "RTO",
-        default=timedelta(hours=8),
+        default=DEFAULT_RTO,
         validators=[MinValueValidator(MIN_DURATION), MaxValueValidator(MAX_RTO)],
         help_text="Longest the client accepts to wait for a restore.",
     )
