@@ -10,7 +10,16 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 
 from clients import selectors
-from clients.models import MAX_RPO, MAX_RTO, MIN_DURATION, Classification, Client, DatasetKind
+from clients.models import (
+    DEFAULT_RPO,
+    DEFAULT_RTO,
+    MAX_RPO,
+    MAX_RTO,
+    MIN_DURATION,
+    Classification,
+    Client,
+    DatasetKind,
+)
 from kernel.exceptions import ApplicationError
 from kernel.tenancy import Actor
 
@@ -42,13 +51,13 @@ class DatasetRegisterForm(forms.Form):
     )
     rpo = forms.DurationField(
         label="RPO",
-        initial="24:00:00",
+        initial=DEFAULT_RPO,
         help_text=DURATION_HELP,
         validators=[MinValueValidator(MIN_DURATION), MaxValueValidator(MAX_RPO)],
     )
     rto = forms.DurationField(
         label="RTO",
-        initial="08:00:00",
+        initial=DEFAULT_RTO,
         help_text=DURATION_HELP,
         validators=[MinValueValidator(MIN_DURATION), MaxValueValidator(MAX_RTO)],
     )

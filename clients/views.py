@@ -35,11 +35,8 @@ def dataset_register_page(request: HttpRequest, client_id: UUID) -> HttpResponse
     actor.require_level("manage", client_id=client.pk, action="register datasets")
     form = DatasetRegisterForm(request.POST or None, actor=actor, client=client)
     if request.method == "POST" and form.is_valid():
-        data = dict(form.cleaned_data)
-        if data.get("owner") is None:
-            data.pop("owner")
         try:
-            dataset = services.dataset_register(actor=actor, client=client, **data)
+            dataset = services.dataset_register(actor=actor, client=client, **form.cleaned_data)
         except (ValidationError, ApplicationError) as error:
             form.apply_errors(error)
         else:

@@ -1,10 +1,13 @@
 """Every write to the inventory. Each service checks the actor's right, validates, and saves.
 
-Split by sub-domain (inventory, members, grants, tokens); the public names are re-exported here.
+Split by sub-domain (inventory, locations, spaces, members, grants, tokens; common: what they
+share, such as `UNCHANGED`, the default of an update's arguments); the public names are
+re-exported here.
 Services raise ApplicationError subclasses; Django ValidationErrors from `full_clean()` carry
 field messages and are mapped to 400 by the API's exception handler.
 """
 
+from clients.services.common import UNCHANGED, Unchanged
 from clients.services.grants import (
     OrphanPermission,
     grant_create,
@@ -18,13 +21,15 @@ from clients.services.grants import (
     grants_expire,
 )
 from clients.services.inventory import (
-    CREDENTIALS_PURPOSE,
     client_create,
     client_update,
     dataset_register,
     dataset_update,
     engagement_create,
     engagement_update,
+)
+from clients.services.locations import (
+    CREDENTIALS_PURPOSE,
     location_create,
     location_credentials,
     location_update,
@@ -60,8 +65,10 @@ from clients.services.tokens import (
 __all__ = [
     "CREDENTIALS_PURPOSE",
     "TOKEN_PREFIX",
+    "UNCHANGED",
     "USERNAME_UNAVAILABLE",
     "OrphanPermission",
+    "Unchanged",
     "api_token_authenticate",
     "api_token_issue",
     "api_token_revoke",

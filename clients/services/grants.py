@@ -30,7 +30,7 @@ from clients.models import (
     Membership,
     Role,
 )
-from clients.services.inventory import _save
+from clients.services.common import validated_save
 from kernel.exceptions import Conflict, Forbidden, ValidationFailed
 from kernel.tenancy import Actor
 
@@ -90,7 +90,7 @@ def grant_create(
         errors["permission"] = "Members can hold view or restore grants, not manage."
     if errors:
         raise ValidationFailed("The grant is not valid.", fields=errors)
-    grant = _save(
+    grant = validated_save(
         AccessGrant(
             organization=actor.organization,
             grantee=grantee,
@@ -246,7 +246,7 @@ def grant_request_create(
         errors["days"] = days_error
     if errors:
         raise ValidationFailed("The request is not valid.", fields=errors)
-    return _save(
+    return validated_save(
         GrantRequest(
             organization=actor.organization,
             requested_by=actor.user,
@@ -302,7 +302,7 @@ def grant_request_approve(
     locked.status = GrantRequestStatus.APPROVED
     locked.decided_at, locked.decided_by, locked.decision_note = now, actor.user, note
     locked.grant = grant
-    return _save(locked)
+    return validated_save(locked)
 
 
 @transaction.atomic
@@ -310,4 +310,4 @@ def grant_request_reject(*, actor: Actor, request: GrantRequest, note: str = "")
     locked = _decidable(actor, request, "reject")
     locked.status = GrantRequestStatus.REJECTED
     locked.decided_at, locked.decided_by, locked.decision_note = timezone.now(), actor.user, note
-    return _save(locked)
+    return validated_save(locked)

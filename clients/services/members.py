@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 
 from clients import signals
 from clients.models import Membership, Organization, Role
-from clients.services.inventory import _save, _unique_slug
+from clients.services.common import unique_slug, validated_save
 from kernel.exceptions import Conflict, Forbidden, ValidationFailed
 from kernel.tenancy import Actor
 
@@ -167,9 +167,9 @@ def organization_create(*, name: str, owner: User, slug: str = "") -> Organizati
     """Create an agency with its first owner. The owner may belong to no other organization."""
     if Membership.objects.filter(user=owner).exists():
         raise Conflict(f"{owner.username} already belongs to an organization.")
-    slug = slug or _unique_slug(name, lambda s: Organization.objects.filter(slug=s).exists())
-    organization = _save(Organization(name=name, slug=slug))
-    _save(Membership(organization=organization, user=owner, role=Role.OWNER))
+    slug = slug or unique_slug(name, lambda s: Organization.objects.filter(slug=s).exists())
+    organization = validated_save(Organization(name=name, slug=slug))
+    validated_save(Membership(organization=organization, user=owner, role=Role.OWNER))
     signals.organization_created.send(sender=Organization, organization=organization)
     return organization
 
@@ -189,7 +189,7 @@ def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
             "This user already belongs to an organization.",
             fields={"username": "Already a member of an organization."},
         )
-    return _save(Membership(organization=actor.organization, user=user, role=role))
+    return validated_save(Membership(organization=actor.organization, user=user, role=role))
 
 
 @transaction.atomic
@@ -206,7 +206,7 @@ def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> M
         if owners.count() <= 1:
             raise Conflict("An organization keeps at least one owner.")
     membership.role = role
-    return _save(membership, update_fields=["role"])
+    return validated_save(membership, update_fields=["role"])
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from clients import signals
 from clients.models import ApiToken, Membership
-from clients.services.inventory import _save
+from clients.services.common import validated_save
 from kernel.exceptions import Conflict, Forbidden, ValidationFailed
 from kernel.tenancy import Actor, system_scope
 
@@ -79,7 +79,7 @@ def api_token_issue(
         )
     expiry = _token_expiry(now=timezone.now(), expires_at=expires_at, days=days)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = _save(
+    token = validated_save(
         ApiToken(
             organization=membership.organization,
             user=user,

@@ -349,9 +349,7 @@ def test_a_whole_location_is_only_a_dedicated_clients_and_never_one_holding_back
     agency: Agency,
 ) -> None:
     dedicated = agency.local_location("Acme only")
-    clients_services.location_update(
-        actor=agency.actor, location=dedicated, data={"client": agency.client}
-    )
+    clients_services.location_update(actor=agency.actor, location=dedicated, client=agency.client)
     whole = clients_services.dataset_register(
         actor=agency.actor,
         client=agency.client,
@@ -367,9 +365,7 @@ def test_a_whole_location_is_only_a_dedicated_clients_and_never_one_holding_back
     assert "targets" in refused.value.fields
     target = agency.local_location("Target")
     policy_update(actor=agency.actor, policy=policy, data={}, targets=[target])
-    clients_services.location_update(
-        actor=agency.actor, location=target, data={"client": agency.client}
-    )
+    clients_services.location_update(actor=agency.actor, location=target, client=agency.client)
     with pytest.raises(ValidationFailed) as refused:
         clients_services.dataset_register(
             actor=agency.actor,
@@ -434,7 +430,7 @@ def test_a_restore_cannot_write_into_another_clients_folder_the_vault_or_the_hos
     assert not (Path(disk.prefix) / "northwind" / "contracts" / "patients.csv").exists()
     northwind_only = agency.local_location("Northwind only")
     clients_services.location_update(
-        actor=agency.actor, location=northwind_only, data={"client": backed_up["northwind"]}
+        actor=agency.actor, location=northwind_only, client=backed_up["northwind"]
     )
     refused = lead.post(
         url,
@@ -497,7 +493,7 @@ def test_an_existing_location_dedicated_to_another_client_keeps_its_space(
 
     with pytest.raises(Conflict):
         clients_services.location_update(
-            actor=agency.actor, location=disk, data={"client": shared["northwind"]}
+            actor=agency.actor, location=disk, client=shared["northwind"]
         )
 
 
@@ -550,7 +546,7 @@ def test_a_location_dedicated_to_another_client_never_receives_this_clients_back
 
     northwind_only = agency.local_location("Northwind only")
     clients_services.location_update(
-        actor=agency.actor, location=northwind_only, data={"client": shared["northwind"]}
+        actor=agency.actor, location=northwind_only, client=shared["northwind"]
     )
     shared_target = agency.local_location("Shared target")
     policy_update(

@@ -183,7 +183,7 @@ def test_a_backup_failing_against_a_stopped_endpoint_notifies_once_and_resolves(
 
     # The endpoint comes back (the location now points at the working S3 server).
     clients_services.location_update(
-        actor=agency.actor, location=stopped, data={"endpoint_url": agency.s3_endpoint}
+        actor=agency.actor, location=stopped, endpoint_url=agency.s3_endpoint
     )
     agency.raw_store(stopped.bucket).create_bucket()
     with django_capture_on_commit_callbacks(execute=True):
@@ -204,7 +204,7 @@ def test_a_backup_failing_against_a_stopped_endpoint_notifies_once_and_resolves(
     clients_services.location_update(
         actor=agency.actor,
         location=stopped,
-        data={"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
     with django_capture_on_commit_callbacks(execute=True):
         _back_up(dataset, [stopped])

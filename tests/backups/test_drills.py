@@ -338,7 +338,7 @@ def test_a_transient_storage_error_retries_and_the_final_failure_is_recorded(
     clients_services.location_update(
         actor=agency.actor,
         location=bucket,
-        data={"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
     drill = drill_start(actor=agency.actor, dataset=dataset, enqueue=False)
 

@@ -121,9 +121,9 @@ def test_a_lifecycle_change_moves_an_unpinned_dataset_and_keeps_a_pinned_one(
     pinned = agency.dataset("Pinned by a person")
     dataset_policy_set(actor=agency.actor, dataset=pinned, policy=agency.policy(DefaultFor.DAILY))
 
-    dataset_update(actor=agency.actor, dataset=follows, data={"lifecycle_state": "archived"})
-    dataset_update(actor=agency.actor, dataset=model, data={"lifecycle_state": "completed"})
-    dataset_update(actor=agency.actor, dataset=pinned, data={"lifecycle_state": "archived"})
+    dataset_update(actor=agency.actor, dataset=follows, lifecycle_state="archived")
+    dataset_update(actor=agency.actor, dataset=model, lifecycle_state="completed")
+    dataset_update(actor=agency.actor, dataset=pinned, lifecycle_state="archived")
 
     def policy_of(dataset: Dataset) -> tuple[str, bool]:
         protection = DatasetProtection.objects.select_related("policy").get(dataset=dataset)
@@ -386,7 +386,7 @@ def test_a_restore_from_an_unreachable_target_is_retried_until_its_final_attempt
     location_update(
         actor=agency.actor,
         location=bucket,
-        data={"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
     )
     restore = restore_request(
         actor=None,  # the operator's restore_snapshot --to DIR

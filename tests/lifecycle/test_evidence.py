@@ -108,7 +108,8 @@ class Scene:
         clients_services.client_update(
             actor=actor,
             client=self.client,
-            data={"contact_name": "Dana Buyer", "contact_email": "dana@client.test"},
+            contact_name="Dana Buyer",
+            contact_email="dana@client.test",
         )
         # targets: a second local disk and an offsite bucket (moto), for every default policy
         self.disk = agency.local_location("Backup disk")

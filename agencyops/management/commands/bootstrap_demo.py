@@ -220,9 +220,7 @@ class Command(BaseCommand):
                 actor=actor, name=name, kind="local", provider="filesystem", prefix=str(directory)
             )
         if existing.prefix != str(directory.resolve()):
-            return services.location_update(
-                actor=actor, location=existing, data={"prefix": str(directory)}
-            )
+            return services.location_update(actor=actor, location=existing, prefix=str(directory))
         return existing
 
     def _client(self, actor: Actor, name: str, **fields: Any) -> Client:
