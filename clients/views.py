@@ -6,18 +6,18 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from clients import selectors, services
 from clients.forms import DatasetRegisterForm
 from kernel.exceptions import ApplicationError
-from kernel.pages import tenant_page
+from kernel.pages import TenantHttpRequest, tenant_page
 
 
 @tenant_page
-def client_detail(request: HttpRequest, client_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def client_detail(request: TenantHttpRequest, client_id: UUID) -> HttpResponse:
+    actor = request.actor
     client = selectors.client_get(actor=actor, public_id=client_id)
     context = {
         "client": client,
@@ -29,8 +29,8 @@ def client_detail(request: HttpRequest, client_id: UUID) -> HttpResponse:
 
 
 @tenant_page
-def dataset_register_page(request: HttpRequest, client_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_register_page(request: TenantHttpRequest, client_id: UUID) -> HttpResponse:
+    actor = request.actor
     client = selectors.client_get(actor=actor, public_id=client_id)
     actor.require_level("manage", client_id=client.pk, action="register datasets")
     form = DatasetRegisterForm(request.POST or None, actor=actor, client=client)
