@@ -98,6 +98,10 @@ def dataset_backup(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
 def dataset_restore(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
     actor = request.actor  # type: ignore[attr-defined]
     dataset = dataset_get(actor=actor, public_id=dataset_id)
+    # The right before the form: a caller who may not restore is refused, not told its errors.
+    actor.require_level(
+        "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="restore data"
+    )
     form = RestoreForm(request.POST, actor=actor, dataset=dataset)
     if form.is_valid():
         as_of = form.cleaned_data["as_of"] or timezone.now()

@@ -109,3 +109,88 @@ class GrantFactory(factory.django.DjangoModelFactory):
     permission = "view"
     reason = "test"
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=30))
+
+
+# --- rows of the backups and lifecycle apps, for the access matrices ---
+# Written directly, like the apps' own fixtures: these build what a test reads, not how the
+# services would make it. Each takes its organization (and client) from its dataset.
+
+
+class BackupRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "backups.BackupRun"
+
+    dataset = factory.SubFactory(DatasetFactory)
+    organization = factory.SelfAttribute("dataset.organization")
+    trigger = "manual"
+    status = "failed"
+    error = factory.LazyAttribute(lambda o: f"{o.dataset.name}: endpoint unreachable")
+    finished_at = factory.LazyFunction(timezone.now)
+
+
+class SnapshotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "backups.Snapshot"
+
+    run = factory.SubFactory(BackupRunFactory, status="succeeded", error="")
+    dataset = factory.SelfAttribute("run.dataset")
+    organization = factory.SelfAttribute("dataset.organization")
+    location = factory.SelfAttribute("dataset.location")
+    manifest_id = factory.Sequence(lambda n: f"20260101T000000Z-{n}")
+    taken_at = factory.LazyFunction(timezone.now)
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "backups.Alert"
+
+    dataset = factory.SubFactory(DatasetFactory)
+    client = factory.SelfAttribute("dataset.client")
+    organization = factory.SelfAttribute("client.organization")
+    kind = "backup_failed"
+    incident_key = factory.Sequence(lambda n: f"backup_failed:{n}")
+    title = factory.LazyAttribute(lambda o: f"Backup failed: {o.dataset.name}")
+    message = "endpoint unreachable"
+
+
+class LegalHoldFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "lifecycle.LegalHold"
+
+    client = factory.SubFactory(ClientFactory)
+    organization = factory.SelfAttribute("client.organization")
+    dataset = None
+    reason = factory.Sequence(lambda n: f"litigation {n}")
+
+
+class ObligationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "lifecycle.RetentionObligation"
+
+    client = factory.SubFactory(ClientFactory)
+    organization = factory.SelfAttribute("client.organization")
+    dataset = None
+    kind = "retain_until"
+    retain_until = factory.LazyFunction(lambda: timezone.now().date() + timedelta(days=30))
+    source = "contract"
+    source_reference = factory.Sequence(lambda n: f"clause {n}")
+
+
+class DeletionRequestFactory(factory.django.DjangoModelFactory):
+    """A verified request, ready for `deletion_certificate_issue`; `state="drafted"` for one
+    awaiting approval."""
+
+    class Meta:
+        model = "lifecycle.DeletionRequest"
+
+    client = factory.SubFactory(ClientFactory)
+    organization = factory.SelfAttribute("client.organization")
+    dataset = None
+    scope = factory.LazyAttribute(lambda o: "client" if o.dataset is None else "dataset")
+    reason = factory.Sequence(lambda n: f"contract ended {n}")
+    state = "verified"
+    plan = factory.LazyFunction(lambda: {"datasets": [], "locations": [], "keys": []})
+    verification = factory.LazyFunction(
+        lambda: {"ok": True, "locations": [], "database_keys_destroyed": True}
+    )
+    verified_at = factory.LazyFunction(timezone.now)

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from backups import selectors, services
+from backups.engine.errors import EngineError
 from backups.models import (
     BackupPolicy,
     BackupRun,
@@ -25,9 +26,11 @@ from backups.models import (
     StorageClass,
     Trigger,
 )
+from backups.storage import StorageError
 from clients import api as clients_api
 from clients.models import Dataset, StorageLocation
 from kernel.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
+from kernel.exceptions import Conflict
 from kernel.http import request_origin
 
 # --- policies ---
@@ -222,7 +225,8 @@ class DatasetViewSet(clients_api.DatasetViewSet):
     @transaction.atomic
     def update_with(self, instance: Dataset, data: dict[str, Any]) -> Dataset:
         extra = {k: data.pop(k) for k in ("policy", "live_pipeline_input") if k in data}
-        dataset = super().update_with(instance, data) if data else instance
+        # An empty PATCH still goes through the service, so it needs the same grant as an edit.
+        dataset = super().update_with(instance, data) if data or not extra else instance
         self._apply_protection(dataset, extra)
         return dataset
 
@@ -368,12 +372,15 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         """One file of the snapshot, checked against its sha256; recorded in the access log."""
         query = DownloadQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        downloaded = services.snapshot_file_download(
-            actor=self.actor,
-            snapshot=self.get_object(),
-            path=query.validated_data["path"],
-            origin=request_origin(request),
-        )
+        try:
+            downloaded = services.snapshot_file_download(
+                actor=self.actor,
+                snapshot=self.get_object(),
+                path=query.validated_data["path"],
+                origin=request_origin(request),
+            )
+        except (StorageError, EngineError) as error:  # a copy unreadable now is not a 500
+            raise Conflict(f"The copy could not be read: {error}") from None
         response = FileResponse(downloaded.open(), as_attachment=True, filename=downloaded.name)
         response["X-Content-SHA256"] = downloaded.sha256
         return response

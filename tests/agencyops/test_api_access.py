@@ -1,7 +1,9 @@
-"""Every API route, enumerated from the URL resolver, against every kind of outsider.
+"""Every API route, enumerated from the URL resolver, against every kind of caller: owner,
+admin, a lead granted a client, a lead granted one dataset, a member, an auditor, a lead whose
+grant expired, a lead without grants, a procurement token, another organization, anonymous.
 
 A route missing from ROUTES fails `test_every_api_route_is_covered`, so a new endpoint cannot
-ship without its access rules being pinned here.
+ship without its access rules being pinned here (and KINDS gives it a row for every caller).
 """
 
 from __future__ import annotations
@@ -467,8 +469,7 @@ DATASET_LEAD_SEES = frozenset(
 )
 
 
-@pytest.fixture
-def dataset_lead(w: World) -> Any:
+def _dataset_lead(w: World) -> Any:
     """A lead granted `manage` on one new dataset of client B, and on nothing else."""
     from clients import services
     from kernel.tenancy import Actor
@@ -487,6 +488,11 @@ def dataset_lead(w: World) -> Any:
         reason="one dataset of client B",
     )
     return lead
+
+
+@pytest.fixture
+def dataset_lead(w: World) -> Any:
+    return _dataset_lead(w)
 
 
 GET_CASES = [(name, "GET") for name, route in ROUTES.items() if "GET" in route.reads]
@@ -510,3 +516,254 @@ def test_a_lead_granted_one_dataset_sees_nothing_of_its_siblings(
         if route.target is not None and route.scope == "list":
             seen = route.target(w) in _body(response)
             assert seen == (name in DATASET_LEAD_SEES), (name, _body(response)[:300])
+
+
+# --- every kind of actor over every route, from one table ---
+
+# Every kind of caller, each answered on every route by the rule of its role and grants. The
+# tests above pin the outsiders in detail; this table holds all of them side by side, so a kind
+# whose answers drift (a grant that expired still read, a member seeing the access log) fails
+# on the route that drifted, and a new route gets a row for every kind at once.
+
+GETS = frozenset(name for name, route in ROUTES.items() if "GET" in route.reads)
+# GET routes whose answer is checked for the route's target (client B's row, or the owner's
+# token, or organization A's own configuration)
+TARGETED = frozenset(name for name in GETS if ROUTES[name].target is not None)
+CLIENT_B_GETS = frozenset(name for name in GETS if ROUTES[name].scope == "client")
+ADMIN_GETS = frozenset(name for name in GETS if ROUTES[name].scope in ("admin", "admin-list"))
+ORG_LISTS = frozenset(name for name in GETS if ROUTES[name].scope == "org-list")
+# The caller's own API tokens: nobody else, admins included, lists or reads them.
+OWN_GETS = frozenset(name for name in GETS if ROUTES[name].scope == "own")
+# Never any organization's object: the same document for everyone.
+NOBODYS = frozenset({"evidence-schema-list"})
+# Grants and grant requests are read by admins, auditors and the person they are about (the
+# world's grant of client B is the member's; its grant request is the lead of client A's).
+GRANT_DETAILS = frozenset({"grant-detail", "grant-request-detail"})
+GRANT_LISTS = frozenset({"grant-list", "grant-request-list"})
+# What a procurement token of client B reads (tests/lifecycle/test_evidence_tokens.py pins
+# the other methods too); every other route answers 404, as if it did not exist.
+PROCUREMENT_READS = frozenset(
+    {
+        "client-evidence-list",
+        "deletion-request-certificate",
+        "evidence-schema-list",
+        "signing-key-list",
+    }
+)
+# Reading a file of client B's snapshot: client B's bucket holds no credentials, so whoever
+# may download is told the copy cannot be read now (409), never a server error.
+DOWNLOAD = "snapshot-download"
+
+
+def _answers(**by_status: frozenset[str]) -> dict[str, int]:
+    """{route: status} from `s403=routes, s404=routes, …`."""
+    return {name: int(key[1:]) for key, names in by_status.items() for name in names}
+
+
+def _write_refusal(scope: str, *, sees_client_b: bool) -> frozenset[int]:
+    """How a write is refused to a caller without the right to make it: 404 on what it cannot
+    see, 403 on what it sees but may not change, and on a collection either 403 or a 400 for
+    the empty body (creating needs a client the caller chooses; none is given)."""
+    if scope == "own":
+        return frozenset({404})
+    if scope == "client":
+        return frozenset({403 if sees_client_b else 404})
+    if scope == "list":
+        return frozenset({400, 403})
+    return frozenset({403})
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of caller: its status on each GET route (200 unless named), the GET routes whose
+    answer shows the route's target, and the status of its writes (None: its writes succeed
+    and are pinned by each app's tests)."""
+
+    reads: dict[str, int]
+    sees: frozenset[str]
+    writes: Callable[[str, Route], frozenset[int]] | None = None
+
+
+def _lead_without_grants_writes(name: str, route: Route) -> frozenset[int]:
+    return _write_refusal(route.scope, sees_client_b=False)
+
+
+def _dataset_lead_writes(name: str, route: Route) -> frozenset[int]:
+    return _write_refusal(route.scope, sees_client_b=name in DATASET_LEAD_SEES)
+
+
+def _member_writes(name: str, route: Route) -> frozenset[int]:
+    # The member holds `view` on client B: it sees client B's rows and changes none; a grant
+    # request it did not make stays unseen.
+    if name in ("grant-request-approve", "grant-request-reject"):
+        return frozenset({404})
+    return _write_refusal(route.scope, sees_client_b=True)
+
+
+def _other_organization_writes(name: str, route: Route) -> frozenset[int]:
+    if route.scope in ("list", "admin-list", "org-list"):
+        return frozenset({400, 201})  # in its own organization, refused on the empty body
+    return frozenset({404})
+
+
+WITHOUT_GRANTS = Kind(
+    reads=_answers(s403=ADMIN_GETS, s404=CLIENT_B_GETS | OWN_GETS),
+    sees=ORG_LISTS,
+    writes=_lead_without_grants_writes,
+)
+
+KINDS: dict[str, Kind] = {
+    "owner": Kind(reads=_answers(s409=frozenset({DOWNLOAD})), sees=TARGETED - NOBODYS),
+    "admin": Kind(
+        reads=_answers(s404=OWN_GETS, s409=frozenset({DOWNLOAD})),
+        sees=TARGETED - NOBODYS - {"token-list"},
+    ),
+    # A lead granted `manage` on the whole of client B.
+    "client_lead": Kind(
+        reads=_answers(s403=ADMIN_GETS, s404=OWN_GETS | GRANT_DETAILS, s409=frozenset({DOWNLOAD})),
+        sees=TARGETED - NOBODYS - ADMIN_GETS - GRANT_LISTS - {"token-list", "engagement-list"},
+    ),
+    "dataset_lead": Kind(
+        reads=_answers(s403=ADMIN_GETS, s404=(CLIENT_B_GETS - DATASET_LEAD_SEES) | OWN_GETS),
+        sees=ORG_LISTS | (TARGETED & DATASET_LEAD_SEES),
+        writes=_dataset_lead_writes,
+    ),
+    # A member: `view` on client B (its grant is the world's grant_b), `restore` on client A.
+    # Members read neither the access log nor the evidence, and download nothing with `view`.
+    "member": Kind(
+        reads=_answers(
+            s403=ADMIN_GETS
+            | {
+                "access-event-list",
+                "access-event-export",
+                "client-evidence-list",
+                "client-evidence-processing-record",
+                DOWNLOAD,
+            },
+            s404=OWN_GETS | {"grant-request-detail"},
+        ),
+        sees=TARGETED
+        - NOBODYS
+        - ADMIN_GETS
+        - {"token-list", "grant-request-list", "access-event-list", "access-event-export"},
+        writes=_member_writes,
+    ),
+    # Reads the whole organization but its notification settings (a webhook secret) and data.
+    "auditor": Kind(
+        reads=_answers(s403=frozenset({DOWNLOAD, "notification-settings-list"}), s404=OWN_GETS),
+        sees=TARGETED - NOBODYS - {"token-list", "notification-settings-list"},
+        writes=lambda name, route: frozenset({403}),
+    ),
+    "ungranted_lead": WITHOUT_GRANTS,
+    # A lead whose grant on client B expired a moment ago: its guardian rows are still there
+    # (the sweep has not run), and it reads exactly what a lead without grants reads.
+    "expired_lead": WITHOUT_GRANTS,
+    "procurement": Kind(
+        reads=_answers(s404=GETS - PROCUREMENT_READS),
+        sees=frozenset({"signing-key-list"}),
+        writes=lambda name, route: frozenset({404}),
+    ),
+    "other_organization": Kind(
+        reads=_answers(
+            s404=frozenset(
+                n for n in GETS if ROUTES[n].scope not in ("list", "admin-list", "org-list")
+            )
+        ),
+        sees=frozenset(),
+        writes=_other_organization_writes,
+    ),
+    "anonymous": Kind(
+        reads=_answers(s401=GETS), sees=frozenset(), writes=lambda name, route: frozenset({401})
+    ),
+}
+
+
+def _caller(kind: str, w: World, as_user: Any) -> Any:
+    """An API client of that kind, with the users and grants it needs added to the world."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from clients import services
+    from clients.models import AccessGrant
+    from kernel.tenancy import Actor
+    from lifecycle.services import evidence_token_issue
+    from tests.factories import UserFactory
+
+    system = Actor.system(w.org)
+    if kind in ("client_lead", "expired_lead"):
+        lead = UserFactory(username=kind.replace("_", "-"))
+        services.membership_add(actor=system, user=lead, role="lead")
+        grant = services.grant_create(
+            actor=system, grantee=lead, client=w.client_b, permission="manage", reason=kind
+        )
+        if kind == "expired_lead":
+            AccessGrant.objects.filter(pk=grant.pk).update(
+                expires_at=timezone.now() - timedelta(seconds=1)
+            )
+        return as_user(lead)
+    if kind == "dataset_lead":
+        return as_user(_dataset_lead(w))
+    if kind == "procurement":
+        _, raw = evidence_token_issue(
+            actor=system,
+            client=w.client_b,
+            name="client B procurement",
+            expires_at=timezone.now() + timedelta(days=30),
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+    users = {
+        "owner": w.owner,
+        "admin": w.admin,
+        "member": w.member,
+        "auditor": w.auditor,
+        "ungranted_lead": w.ungranted_lead,
+        "other_organization": w.other_admin,
+        "anonymous": None,
+    }
+    return as_user(users[kind])
+
+
+def _walk(client: Any, method: str, url: str) -> Any:
+    """One call whose writes are undone, so every route sees the same world."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        response = _call(client, method, url)
+        transaction.set_rollback(True)
+    return response
+
+
+def test_the_table_of_kinds_names_only_routes_of_the_matrix() -> None:
+    for kind in KINDS.values():
+        assert set(kind.reads) <= GETS
+        assert kind.sees <= TARGETED
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_of_caller_on_every_route(w: World, as_user: Any, kind: str) -> None:
+    expected = KINDS[kind]
+    client = _caller(kind, w, as_user)
+    wrong: list[tuple[str, str, int, Any]] = []
+    for name, route in ROUTES.items():
+        url = route.url(w)
+        if "GET" in route.reads:
+            response = _walk(client, "GET", url)
+            status = expected.reads.get(name, 200)
+            if response.status_code != status:
+                wrong.append((name, "GET", response.status_code, status))
+            elif status == 200 and route.target is not None:
+                seen = route.target(w) in _body(response)
+                if seen != (name in expected.sees):
+                    wrong.append((name, "GET", 200, "target shown" if seen else "target missing"))
+        if expected.writes is None:
+            continue
+        for method in route.writes:
+            response = _walk(client, method, url)
+            allowed = expected.writes(name, route)
+            if response.status_code not in allowed:
+                wrong.append((name, method, response.status_code, sorted(allowed)))
+    assert wrong == [], wrong
