@@ -1,6 +1,6 @@
 """The access log: the canonical event, append (serialized per organization), verify.
 
-Recording goes through the outbox (`access_outbox`): `access_event_record` writes a pending row
+Recording goes through the outbox (`outbox`): `access_event_record` writes a pending row
 in the caller's transaction and a worker drains it into the chain. `access_events_append` is
 the one way into a chain: it locks the organization's chain head, links each event to the one
 before it (sequence number and hash) and moves the head, in one transaction — concurrent
