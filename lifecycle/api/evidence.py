@@ -119,7 +119,7 @@ class EvidenceViewSet(TenantViewSet[Any]):
             body = ProcessingRecordSerializer(data=request.data, partial=True)
             body.is_valid(raise_exception=True)
             record = services.processing_record_update(
-                actor=self.actor, client=client, data=body.validated_data
+                actor=self.actor, client=client, **body.validated_data
             )
         else:
             record = services.processing_record_get(client)

@@ -94,7 +94,7 @@ class ObligationViewSet(clients_api._WriteThroughServices, mixins.DestroyModelMi
         return services.obligation_create(actor=self.actor, **data)
 
     def update_with(self, instance: RetentionObligation, data: dict[str, Any]) -> Any:
-        return services.obligation_update(actor=self.actor, obligation=instance, data=data)
+        return services.obligation_update(actor=self.actor, obligation=instance, **data)
 
     def perform_destroy(self, instance: RetentionObligation) -> None:
         services.obligation_delete(actor=self.actor, obligation=instance)
