@@ -1,13 +1,11 @@
-"""The access log: the hash chain and its verification (log), recording through the
-transactional outbox (outbox), and the chain as evidence reports it (checkpoint)."""
+"""The access log: the hash chain (log), recording through the transactional outbox
+(outbox), walking the chain (verify), and the chain as evidence reports it (checkpoint)."""
 
 from lifecycle.services.access.checkpoint import access_chain_status
 from lifecycle.services.access.log import (
     GENESIS,
-    ChainReport,
     access_event_payload,
     access_events_append,
-    access_log_verify,
     canonical_event,
     event_hash,
 )
@@ -16,6 +14,7 @@ from lifecycle.services.access.outbox import (
     access_events_drain,
     access_events_drain_all,
 )
+from lifecycle.services.access.verify import ChainReport, access_log_verify
 
 __all__ = [
     "GENESIS",
