@@ -14,7 +14,7 @@ from kernel.authentication import (
     bearer_security_definition,
 )
 from kernel.tenancy import Actor
-from lifecycle.services.evidence_tokens import PROCUREMENT_TOKEN_PREFIX, evidence_token_authenticate
+from lifecycle.services.evidence.tokens import PROCUREMENT_TOKEN_PREFIX, evidence_token_authenticate
 
 
 class ProcurementTokenAuthentication(BearerAuthentication):

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from backups.services.alerts import alert_acknowledge, alert_list
 from clients.selectors import client_get, dataset_get, engagement_list
 from kernel.http import request_origin
-from kernel.pages import tenant_page
+from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import get_visible_or_404
 from lifecycle import dashboard as health
 from lifecycle import selectors, services
@@ -26,8 +26,8 @@ PAGE_SIZE = 100
 
 
 @tenant_page
-def client_access_log(request: HttpRequest, client_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def client_access_log(request: TenantHttpRequest, client_id: UUID) -> HttpResponse:
+    actor = request.actor
     client = client_get(actor=actor, public_id=client_id)
     events = selectors.access_event_list(actor=actor).filter(client=client)
     context = {
@@ -40,8 +40,8 @@ def client_access_log(request: HttpRequest, client_id: UUID) -> HttpResponse:
 
 
 @tenant_page
-def dataset_access_log(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_access_log(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     events = selectors.access_event_list(actor=actor).filter(dataset=dataset)
     context = {
@@ -57,9 +57,9 @@ def dataset_access_log(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
 
 
 @tenant_page
-def deletion_queue(request: HttpRequest) -> HttpResponse:
+def deletion_queue(request: TenantHttpRequest) -> HttpResponse:
     """Admins: requests awaiting approval with their plan and counts; everyone: the rest."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     requests = selectors.deletion_request_list(actor=actor)
     context = {
         "awaiting": [r for r in requests if r.state == DeletionState.DRAFTED],
@@ -69,10 +69,10 @@ def deletion_queue(request: HttpRequest) -> HttpResponse:
 
 
 @tenant_page
-def deletion_request_detail(request: HttpRequest, request_id: UUID) -> HttpResponse:
+def deletion_request_detail(request: TenantHttpRequest, request_id: UUID) -> HttpResponse:
     """The plan, the decisions, progress while executing, the verification and certificate.
     POST `decision=approve|reject` with a comment decides (admins, never the requester)."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     target = selectors.deletion_request_get(actor=actor, public_id=request_id)
     if request.method == "POST":
         comment = request.POST.get("comment", "")[:1000]
@@ -93,9 +93,9 @@ def deletion_request_detail(request: HttpRequest, request_id: UUID) -> HttpRespo
 
 
 @tenant_page
-def deletion_certificate_page(request: HttpRequest, request_id: UUID) -> HttpResponse:
+def deletion_certificate_page(request: TenantHttpRequest, request_id: UUID) -> HttpResponse:
     """The certificate, printable, with its sha256 and signature."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     target = selectors.deletion_request_get(actor=actor, public_id=request_id)
     certificate = getattr(target, "certificate", None)
     if certificate is None:
@@ -111,9 +111,9 @@ def deletion_certificate_page(request: HttpRequest, request_id: UUID) -> HttpRes
 
 @tenant_page
 @require_POST
-def engagement_end_page(request: HttpRequest, engagement_id: UUID) -> HttpResponse:
+def engagement_end_page(request: TenantHttpRequest, engagement_id: UUID) -> HttpResponse:
     """The client page's "End engagement" button."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     engagement = get_visible_or_404(engagement_list(actor=actor), engagement_id)
     services.engagement_end(actor=actor, engagement=engagement)
     return redirect("client-detail", engagement.client.public_id)
@@ -123,9 +123,9 @@ def engagement_end_page(request: HttpRequest, engagement_id: UUID) -> HttpRespon
 
 
 @tenant_page
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: TenantHttpRequest) -> HttpResponse:
     """Per client green / amber / red with reasons, and what needs someone today."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     overview = health.dashboard_overview(actor=actor)
     context = {
         "o": overview,
@@ -138,9 +138,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @tenant_page
 @require_POST
-def alert_acknowledge_page(request: HttpRequest, alert_id: UUID) -> HttpResponse:
+def alert_acknowledge_page(request: TenantHttpRequest, alert_id: UUID) -> HttpResponse:
     """The dashboard's "Acknowledge" button: someone is on it (the alert stays unresolved)."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     alert = get_visible_or_404(alert_list(actor=actor), alert_id)
     alert_acknowledge(actor=actor, alert=alert, note=request.POST.get("note", "")[:500])
     messages.success(request, f"Acknowledged: {alert.title}")
@@ -155,10 +155,10 @@ def _seconds(value: int | None) -> timedelta | None:
 
 
 @tenant_page
-def client_evidence_page(request: HttpRequest, client_id: UUID) -> HttpResponse:
+def client_evidence_page(request: TenantHttpRequest, client_id: UUID) -> HttpResponse:
     """The client's evidence, printable; the same signed document as the API (one access
     event per view). Owners, admins, auditors and leads granted the client."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     client = selectors.evidence_client_get(actor=actor, public_id=client_id)
     signed = services.evidence_read(
         actor=actor, client=client, origin=request_origin(request), via="page"

@@ -1,19 +1,17 @@
 """Every write and side effect of the lifecycle app. Split by sub-domain; public names here."""
 
-from lifecycle.services.access_checkpoint import access_chain_status
-from lifecycle.services.access_log import (
+from lifecycle.services.access import (
     GENESIS,
     ChainReport,
+    access_chain_status,
     access_event_payload,
+    access_event_record,
     access_events_append,
+    access_events_drain,
+    access_events_drain_all,
     access_log_verify,
     canonical_event,
     event_hash,
-)
-from lifecycle.services.access_outbox import (
-    access_event_record,
-    access_events_drain,
-    access_events_drain_all,
 )
 from lifecycle.services.certificates import (
     canonical_json,
@@ -38,17 +36,16 @@ from lifecycle.services.evidence import (
     SignedEvidence,
     evidence_document,
     evidence_file_bytes,
+    evidence_json_schema,
+    evidence_openapi_schema,
     evidence_read,
     evidence_read_check,
     evidence_sign,
-    evidence_verify,
-)
-from lifecycle.services.evidence_schema import evidence_json_schema, evidence_openapi_schema
-from lifecycle.services.evidence_tokens import (
     evidence_token_authenticate,
     evidence_token_issue,
     evidence_token_revoke,
     evidence_token_use_record,
+    evidence_verify,
 )
 from lifecycle.services.obligations import (
     engagement_end,

@@ -14,6 +14,7 @@ from kernel.exceptions import Conflict
 from lifecycle.models import (
     DeletionCertificate,
     DeletionDecision,
+    DeletionItem,
     DeletionRequest,
     DeletionState,
 )
@@ -62,43 +63,87 @@ def _user(user: Any) -> str | None:
     return user.get_username() if user is not None else None
 
 
+def _location_entry(item: DeletionItem) -> dict[str, Any]:
+    """One deleted prefix: where, what was found and deleted, what object lock retained."""
+    loc = item.location
+    return {
+        "location": str(loc.public_id),
+        "name": loc.name,
+        "provider": loc.provider,
+        "region": loc.region,
+        "bucket": loc.bucket,
+        "prefix": item.prefix,
+        "role": item.role,
+        "objects_found": item.objects_found,
+        "versions_found": item.versions_found,
+        "delete_markers_found": item.delete_markers_found,
+        "bytes_found": item.bytes_found,
+        "versions_deleted": item.versions_deleted,
+        "retained_under_lock": [
+            {
+                "key": r["key"],
+                "version_id": r["version_id"],
+                "retained_until": r["retain_until"],
+                "readable": False,
+            }
+            for r in item.retained
+        ],
+    }
+
+
+def _datasets_listed(request: DeletionRequest) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": d["id"],
+            "name": d["name"],
+            "kind": d["kind"],
+            "classification": d["classification"],
+            "contains_personal_data": d["contains_personal_data"],
+        }
+        for d in request.plan.get("datasets", [])
+    ]
+
+
+def _keys_section(request: DeletionRequest) -> dict[str, Any]:
+    verification = request.verification
+    return {
+        "destroyed_at": _iso(request.keys_destroyed_at),
+        "database_copy_destroyed": verification.get("database_keys_destroyed", False),
+        "target_key_objects_deleted": not any(
+            e.get("key_readable") for e in verification.get("locations", [])
+        ),
+    }
+
+
+def _verification_section(request: DeletionRequest, retained_any: bool) -> dict[str, Any]:
+    verification = request.verification
+    return {
+        "method": "re-listed every prefix with all versions and delete markers; "
+        "opened the key copies; tried to decrypt a retained chunk",
+        "result": "passed" if verification.get("ok") else "failed",
+        "versions_remaining": sum(
+            e["versions_remaining"] for e in verification.get("locations", [])
+        ),
+        "retained_under_lock": retained_any,
+    }
+
+
+def _copies_section(request: DeletionRequest) -> dict[str, Any]:
+    copies = copies_described(request_datasets(request))
+    return {
+        "restored_into_locations": [c for c in copies if c["kind"] == "restore"],
+        "handed_out": [c for c in copies if c["kind"] in HANDED_OUT],
+        "drill_scratch": [c for c in copies if c["kind"] == "drill"],
+    }
+
+
 def certificate_document(request: DeletionRequest) -> dict[str, Any]:
     """What the certificate states, from the request, its items and its verification."""
     items = list(request.items.select_related("location").order_by("pk"))
     approvals = list(
         request.approvals.filter(decision=DeletionDecision.APPROVE).select_related("decided_by")
     )
-    retained_any = any(item.retained for item in items)
-    locations = []
-    for item in items:
-        loc = item.location
-        locations.append(
-            {
-                "location": str(loc.public_id),
-                "name": loc.name,
-                "provider": loc.provider,
-                "region": loc.region,
-                "bucket": loc.bucket,
-                "prefix": item.prefix,
-                "role": item.role,
-                "objects_found": item.objects_found,
-                "versions_found": item.versions_found,
-                "delete_markers_found": item.delete_markers_found,
-                "bytes_found": item.bytes_found,
-                "versions_deleted": item.versions_deleted,
-                "retained_under_lock": [
-                    {
-                        "key": r["key"],
-                        "version_id": r["version_id"],
-                        "retained_until": r["retain_until"],
-                        "readable": False,
-                    }
-                    for r in item.retained
-                ],
-            }
-        )
-    verification = request.verification
-    copies = copies_described(request_datasets(request))
+    copies = _copies_section(request)
     return {
         "type": "agencyops.deletion-certificate/v1",
         "certificate_id": None,  # filled by the issuer
@@ -114,25 +159,10 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
         ),
         "scope": request.scope,
         "reason": request.reason,
-        "datasets": [
-            {
-                "id": d["id"],
-                "name": d["name"],
-                "kind": d["kind"],
-                "classification": d["classification"],
-                "contains_personal_data": d["contains_personal_data"],
-            }
-            for d in request.plan.get("datasets", [])
-        ],
-        "locations": locations,
+        "datasets": _datasets_listed(request),
+        "locations": [_location_entry(item) for item in items],
         "method": "delete all versions + crypto-erase",
-        "keys": {
-            "destroyed_at": _iso(request.keys_destroyed_at),
-            "database_copy_destroyed": verification.get("database_keys_destroyed", False),
-            "target_key_objects_deleted": not any(
-                e.get("key_readable") for e in verification.get("locations", [])
-            ),
-        },
+        "keys": _keys_section(request),
         "tool": {"name": TOOL, "version": TOOL_VERSION},
         "requested_by": _user(request.requested_by) or "system (obligation due)",
         "requested_at": _iso(request.created_at),
@@ -143,20 +173,8 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
         "approved_at": _iso(request.decided_at),
         "executed_at": _iso(request.executed_at),
         "verified_at": _iso(request.verified_at),
-        "verification": {
-            "method": "re-listed every prefix with all versions and delete markers; "
-            "opened the key copies; tried to decrypt a retained chunk",
-            "result": "passed" if verification.get("ok") else "failed",
-            "versions_remaining": sum(
-                e["versions_remaining"] for e in verification.get("locations", [])
-            ),
-            "retained_under_lock": retained_any,
-        },
-        "copies": {
-            "restored_into_locations": [c for c in copies if c["kind"] == "restore"],
-            "handed_out": [c for c in copies if c["kind"] in HANDED_OUT],
-            "drill_scratch": [c for c in copies if c["kind"] == "drill"],
-        },
+        "verification": _verification_section(request, any(item.retained for item in items)),
+        "copies": copies,
         "checks": {
             # What each step's check found, as it was recorded then: every legal hold and
             # retention obligation over the scope, with its state at that moment.

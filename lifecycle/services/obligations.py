@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -14,6 +13,7 @@ from django.utils import timezone
 from backups.models import DatasetProtection
 from backups.services import protection_ensure
 from clients.models import Client, Dataset, Engagement, EngagementStatus
+from kernel.changes import UNCHANGED, Unchanged, changes_given
 from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
 from lifecycle.models import (
@@ -22,15 +22,6 @@ from lifecycle.models import (
     ObligationKind,
     ObligationSource,
     RetentionObligation,
-)
-
-OBLIGATION_FIELDS = (
-    "kind",
-    "days_after_end",
-    "retain_until",
-    "retain_years",
-    "source",
-    "source_reference",
 )
 
 
@@ -69,35 +60,57 @@ def obligation_create(
     *,
     actor: Actor,
     client: Client,
+    kind: str,
+    source: str,
     engagement: Engagement | None = None,
     dataset: Dataset | None = None,
-    **fields: Any,
+    days_after_end: int | None = None,
+    retain_until: date | None = None,
+    retain_years: int | None = None,
+    source_reference: str = "",
 ) -> RetentionObligation:
     """Admins record what a contract, DPA or regulation requires; the due date is computed."""
     actor.require_admin("record retention obligations")
-    unknown = set(fields) - set(OBLIGATION_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
     obligation = RetentionObligation(
         organization=actor.organization,
         client=client,
         engagement=engagement,
         dataset=dataset,
+        kind=kind,
+        days_after_end=days_after_end,
+        retain_until=retain_until,
+        retain_years=retain_years,
+        source=source,
+        source_reference=source_reference,
         created_by=actor.user,
-        **fields,
     )
     return _save_obligation(obligation)
 
 
 @transaction.atomic
 def obligation_update(
-    *, actor: Actor, obligation: RetentionObligation, data: Mapping[str, Any]
+    *,
+    actor: Actor,
+    obligation: RetentionObligation,
+    kind: str | Unchanged = UNCHANGED,
+    days_after_end: int | Unchanged | None = UNCHANGED,
+    retain_until: date | Unchanged | None = UNCHANGED,
+    retain_years: int | Unchanged | None = UNCHANGED,
+    source: str | Unchanged = UNCHANGED,
+    source_reference: str | Unchanged = UNCHANGED,
 ) -> RetentionObligation:
-    """Edit an obligation (not its scope); the due date is recomputed."""
+    """Edit an obligation (not its scope: it has no argument for it); the due date is
+    recomputed."""
     actor.require_admin("edit retention obligations")
-    for name, value in data.items():
-        if name not in OBLIGATION_FIELDS:
-            raise ValidationFailed("Unknown field.", fields={name: "Unknown field."})
+    changes = changes_given(
+        kind=kind,
+        days_after_end=days_after_end,
+        retain_until=retain_until,
+        retain_years=retain_years,
+        source=source,
+        source_reference=source_reference,
+    )
+    for name, value in changes.items():
         setattr(obligation, name, value)
     return _save_obligation(obligation)
 

@@ -4,27 +4,17 @@ published in the client's evidence."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
 
 from clients.models import Client
+from kernel.changes import UNCHANGED, Unchanged, changes_given
 from kernel.exceptions import NotFound, ValidationFailed
 from kernel.tenancy import Actor
 from lifecycle.models import ProcessingRecord
 
-PROCESSING_RECORD_FIELDS = (
-    "processor_contact",
-    "processor_representative",
-    "processor_dpo",
-    "controller_contact",
-    "controller_representative",
-    "controller_dpo",
-    "processing_categories",
-    "transfers",
-    "security_measures",
-)
 SAFEGUARDS = (
     "adequacy_decision",
     "standard_contractual_clauses",
@@ -91,22 +81,38 @@ def _transfers(value: Any) -> list[dict[str, str]]:
 
 @transaction.atomic
 def processing_record_update(
-    *, actor: Actor, client: Client, data: Mapping[str, Any]
+    *,
+    actor: Actor,
+    client: Client,
+    processor_contact: str | Unchanged = UNCHANGED,
+    processor_representative: str | Unchanged = UNCHANGED,
+    processor_dpo: str | Unchanged = UNCHANGED,
+    controller_contact: str | Unchanged = UNCHANGED,
+    controller_representative: str | Unchanged = UNCHANGED,
+    controller_dpo: str | Unchanged = UNCHANGED,
+    processing_categories: Sequence[str] | Unchanged = UNCHANGED,
+    transfers: Sequence[Mapping[str, str]] | Unchanged = UNCHANGED,
+    security_measures: str | Unchanged = UNCHANGED,
 ) -> ProcessingRecord:
     """Change the client's record of processing. Owners and admins only."""
     actor.require_admin("edit the record of processing")
     if client.organization_id != actor.organization_id:
         raise NotFound()
-    unknown = set(data) - set(PROCESSING_RECORD_FIELDS)
-    if unknown:
-        raise ValidationFailed(
-            "Some fields cannot be set.",
-            fields=dict.fromkeys(sorted(unknown), "This field cannot be set."),
-        )
+    changes = changes_given(
+        processor_contact=processor_contact,
+        processor_representative=processor_representative,
+        processor_dpo=processor_dpo,
+        controller_contact=controller_contact,
+        controller_representative=controller_representative,
+        controller_dpo=controller_dpo,
+        processing_categories=processing_categories,
+        transfers=transfers,
+        security_measures=security_measures,
+    )
     record = ProcessingRecord.objects.select_for_update().filter(
         client=client
     ).first() or ProcessingRecord(organization_id=client.organization_id, client=client)
-    for name, value in data.items():
+    for name, value in changes.items():
         if name == "processing_categories":
             value = _categories(value)
         elif name == "transfers":

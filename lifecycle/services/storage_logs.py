@@ -25,7 +25,7 @@ from kernel.exceptions import ValidationFailed
 from kernel.http import RequestOrigin
 from kernel.tenancy import Actor
 from lifecycle.models import AccessAction, ActorKind, StorageLogObject, StorageLogSource
-from lifecycle.services.access_log import access_event_payload, access_events_append
+from lifecycle.services.access.log import access_event_payload, access_events_append
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from lifecycle import services, tasks
 from lifecycle.models import AccessChainHead, AccessEvent, AppendOnly
-from lifecycle.services import access_log
+from lifecycle.services.access import log as access_log
 from tests.conftest import World
 from tests.lifecycle.conftest import append_events, raw_sql
 

@@ -189,20 +189,18 @@ class Scene:
         services.processing_record_update(
             actor=actor,
             client=self.client,
-            data={
-                "processor_contact": "Agency GmbH, Berlin, privacy@agency.test",
-                "processor_dpo": "Pat DPO",
-                "processing_categories": ["storage and backup", "model training"],
-                "transfers": [
-                    {
-                        "country": "US",
-                        "recipient": "Offsite storage provider",
-                        "safeguard": "standard_contractual_clauses",
-                        "documentation": "SCC module 3",
-                    }
-                ],
-                "security_measures": "Encryption at rest, least privilege, four eyes.",
-            },
+            processor_contact="Agency GmbH, Berlin, privacy@agency.test",
+            processor_dpo="Pat DPO",
+            processing_categories=["storage and backup", "model training"],
+            transfers=[
+                {
+                    "country": "US",
+                    "recipient": "Offsite storage provider",
+                    "safeguard": "standard_contractual_clauses",
+                    "documentation": "SCC module 3",
+                }
+            ],
+            security_measures="Encryption at rest, least privilege, four eyes.",
         )
         self.token, _ = services.evidence_token_issue(
             actor=actor,

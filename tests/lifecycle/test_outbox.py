@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError
 from agencyops.celery import app
 from lifecycle import services, tasks
 from lifecycle.models import AccessChainHead, AccessEvent, PendingAccessEvent
-from lifecycle.services import access_outbox
+from lifecycle.services.access import outbox as access_outbox
 from tests.conftest import World
 
 

@@ -33,7 +33,7 @@ from lifecycle.models import (
     ObligationKind,
     RetentionObligation,
 )
-from lifecycle.services.access_outbox import access_event_record
+from lifecycle.services.access.outbox import access_event_record
 from lifecycle.services.deletion.common import (
     OPEN_STATES,
     _lock_request,

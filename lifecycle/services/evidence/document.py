@@ -4,7 +4,7 @@ What the agency holds of the client, where, how it is protected and backed up (3
 from the snapshots really stored), restore drills and restores against the RTO, encryption and
 key custody, who can touch it, the access log's summary and chain verification, obligations,
 legal holds, deletion certificates and the Art. 30(2) processing record. The sections are built
-in `evidence_data` and `evidence_access`; the shape is `evidence_schema.DOCUMENT_SCHEMA`.
+in `data`, `protection` and `people`; the shape is `schema.DOCUMENT_SCHEMA`.
 
 The document is built in a fixed number of queries whatever the number of datasets, snapshots
 or events. It is signed like certificates (Ed25519 over its canonical JSON), and the signed
@@ -30,11 +30,10 @@ from kernel.exceptions import Forbidden, NotFound
 from kernel.http import NO_ORIGIN, RequestOrigin
 from kernel.tenancy import Actor
 from lifecycle.models import AccessAction
-from lifecycle.services import evidence_access as people
-from lifecycle.services import evidence_data as data
-from lifecycle.services.access_outbox import access_event_record
-from lifecycle.services.evidence_schema import DOCUMENT_TYPE, SCHEMA_VERSION
-from lifecycle.services.evidence_tokens import actor_event_fields
+from lifecycle.services.access.outbox import access_event_record
+from lifecycle.services.evidence import data, people, protection
+from lifecycle.services.evidence.schema import DOCUMENT_TYPE, SCHEMA_VERSION
+from lifecycle.services.evidence.tokens import actor_event_fields
 from lifecycle.services.signing import (
     ALGORITHM,
     canonical_json,
@@ -120,11 +119,13 @@ def evidence_document(client: Client, *, now: datetime | None = None) -> dict[st
         "inventory": data.inventory_section(datasets, location_refs),
         "storage_locations": locations,
         "backup_policies": policies,
-        "protection": data.protection_section(
+        "protection": protection.protection_section(
             datasets, protections, policy_refs, location_refs, statuses, now
         ),
-        "restore_tests": data.restore_tests_section(datasets, drills, data.last_restores(client)),
-        "encryption": data.encryption_section(client, datasets, protections),
+        "restore_tests": protection.restore_tests_section(
+            datasets, drills, protection.last_restores(client)
+        ),
+        "encryption": protection.encryption_section(client, datasets, protections),
         "access": people.access_section(client, now),
         "access_summary": people.access_summary_section(client, now),
         "obligations": people.obligations_section(client),

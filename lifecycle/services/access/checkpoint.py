@@ -16,7 +16,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from lifecycle.models import AccessChainCheckpoint, AccessChainHead, AccessEvent
-from lifecycle.services.access_log import GENESIS, access_log_verify, stored_row_intact
+from lifecycle.services.access.log import GENESIS
+from lifecycle.services.access.verify import access_log_verify, stored_row_intact
 
 # The whole chain is walked again when the last whole walk is older than this.
 FULL_WALK_EVERY = timedelta(days=1)

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 
 from kernel.tenancy import organization_scope
 from lifecycle.models import AccessDrainRequest, PendingAccessEvent
-from lifecycle.services.access_log import (
+from lifecycle.services.access.log import (
     APPEND_BATCH,
     access_event_payload,
     chain_extend,

@@ -20,7 +20,7 @@ from kernel.exceptions import Conflict, NotFound, ValidationFailed
 from kernel.http import NO_ORIGIN, RequestOrigin
 from kernel.tenancy import Actor, system_scope
 from lifecycle.models import AccessAction, ActorKind, ProcurementToken
-from lifecycle.services.access_outbox import access_event_record
+from lifecycle.services.access.outbox import access_event_record
 
 # A public marker, not a secret: lifecycle.authentication answers for secrets that start with it.
 PROCUREMENT_TOKEN_PREFIX = "aop_"  # noqa: S105

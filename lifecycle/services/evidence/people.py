@@ -20,8 +20,8 @@ from lifecycle.models import (
     ProcurementToken,
     RetentionObligation,
 )
-from lifecycle.services.access_checkpoint import access_chain_status
-from lifecycle.services.evidence_data import HeldDataset, day, iso, public_ref, username
+from lifecycle.services.access.checkpoint import access_chain_status
+from lifecycle.services.evidence.data import HeldDataset, day, iso, public_ref, username
 
 WHOLE_ORGANIZATION_ROLES = ("owner", "admin", "auditor")
 

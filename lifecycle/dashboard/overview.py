@@ -1,16 +1,9 @@
-"""The health dashboard: one read composing every app's status for what an actor may see.
+"""What the dashboard shows, read in one go for what an actor may see.
 
 `dashboard_overview` starts from the actor's visible clients, datasets, alerts, runs, locations,
 deletion requests and obligations (each through `visible_to`), and asks the backup app's
 batch services for 3-2-1, drill status, posture and cost. It runs a fixed number of queries
 however many clients there are (tests/lifecycle/test_dashboard.py pins it).
-
-Client health (the rule the page states in one line):
-- red: a live dataset missed its RPO, has an open "backup failed" alert, or fails the 3-2-1
-  copies rule (fewer than three fresh copies);
-- amber: 3-2-1 fails on media, offsite or history, a dataset has no successful restore drill
-  within its period, or the client's review is due;
-- green: none of these. Deleted datasets and those pending deletion are not judged.
 """
 
 from __future__ import annotations
@@ -25,7 +18,6 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString
 
 from backups.models import (
     SEVERITY_RANK,
@@ -38,45 +30,21 @@ from backups.models import (
     Severity,
 )
 from backups.selectors import latest_audits
-from backups.services.assurance import ProtectionStatus, duration_words, protection_status_many
+from backups.services.assurance import ProtectionStatus, protection_status_many
 from backups.services.cost import CostReport, cost_estimate
 from backups.services.drills import DrillStatus, drill_status_many
 from clients.models import Client, Dataset, LifecycleState, StorageLocation
 from clients.selectors import client_list, location_list
-from kernel.charts import Series, bar_chart, stacked_bar_chart
 from kernel.tenancy import Actor
+from lifecycle.dashboard.health import AMBER, GREEN, HEALTH_ORDER, RED, ClientHealth, client_health
 from lifecycle.models import DeletionRequest, DeletionState, ObligationKind, RetentionObligation
 
-GREEN, AMBER, RED = "green", "amber", "red"
-HEALTH_LABELS = {GREEN: "Healthy", AMBER: "Needs attention", RED: "At risk"}
-HEALTH_ORDER = {RED: 0, AMBER: 1, GREEN: 2}
-HEALTH_RULE = (
-    "Red: a dataset missed its RPO, its last backup to a target failed, or it has fewer than "
-    "3 fresh copies. Amber: 3-2-1 fails on media, offsite or history, a restore drill is not "
-    "within its period, or the client's review is due. Green: none of these."
-)
 RETIRED_STATES = (LifecycleState.DELETED, LifecycleState.DELETION_PENDING)
 ALERTS_SHOWN = 10
 ROWS_SHOWN = 20
 FINDINGS_SHOWN = 15
 CHART_DAYS = 30
 DELETIONS_DUE_WITHIN = timedelta(days=30)
-SUCCESS_COLOR = "#1f7a3a"
-FAILURE_COLOR = "#b3261e"
-STORAGE_COLOR = "#2450a6"
-
-
-@dataclass(frozen=True)
-class ClientHealth:
-    client: Client
-    status: str  # GREEN, AMBER or RED
-    reasons: tuple[str, ...]  # red ones first
-    datasets: int
-    open_alerts: int
-
-    @property
-    def label(self) -> str:
-        return HEALTH_LABELS[self.status]
 
 
 @dataclass(frozen=True)
@@ -154,69 +122,6 @@ def _posture_url(location: StorageLocation) -> str:
     return reverse("location-posture", args=[location.public_id])
 
 
-def _dataset_reasons(
-    dataset: Dataset,
-    protection: ProtectionStatus | None,
-    drill: DrillStatus | None,
-    now: datetime,
-) -> tuple[list[str], list[str]]:
-    """(red reasons, amber reasons) of one live dataset."""
-    red: list[str] = []
-    amber: list[str] = []
-    name = dataset.name
-    if protection is not None and not protection.retired:
-        if not protection.rpo_met:
-            if protection.last_good_at is None:
-                red.append(f"{name}: no good backup yet (RPO {duration_words(dataset.rpo)})")
-            else:
-                age = duration_words(now - protection.last_good_at)
-                red.append(
-                    f"{name}: last good backup {age} ago, RPO is {duration_words(dataset.rpo)}"
-                )
-        for rule in protection.rules:
-            if rule.met:
-                continue
-            (red if rule.name == "copies" else amber).append(f"{name}: {rule.reason}")
-    if drill is not None and not drill.within_period:
-        last = drill.last
-        if last is None:
-            amber.append(f"{name}: never restored in a drill")
-        elif last.status == RunStatus.FAILED:
-            amber.append(f"{name}: the last restore drill failed ({last.finished_at:%Y-%m-%d})")
-        else:
-            amber.append(f"{name}: no successful restore drill within its period")
-    return red, amber
-
-
-def _health(
-    client: Client,
-    datasets: list[Dataset],
-    protections: dict[int, ProtectionStatus],
-    drills: dict[int, DrillStatus],
-    failed_alerts: list[str],
-    open_alerts: int,
-    now: datetime,
-) -> ClientHealth:
-    red = list(failed_alerts)
-    amber: list[str] = []
-    for dataset in datasets:
-        more_red, more_amber = _dataset_reasons(
-            dataset, protections.get(dataset.pk), drills.get(dataset.pk), now
-        )
-        red.extend(more_red)
-        amber.extend(more_amber)
-    if client.next_review_at <= now:
-        amber.append(f"review due since {client.next_review_at:%Y-%m-%d}")
-    status = RED if red else AMBER if amber else GREEN
-    return ClientHealth(
-        client=client,
-        status=status,
-        reasons=tuple(dict.fromkeys(red + amber)),
-        datasets=len(datasets),
-        open_alerts=open_alerts,
-    )
-
-
 def _runs_by_day(actor: Actor, now: datetime) -> tuple[DayRuns, ...]:
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=CHART_DAYS - 1)
@@ -263,57 +168,69 @@ def _findings(actor: Actor) -> tuple[FindingRow, ...]:
     return tuple(rows[:FINDINGS_SHOWN])
 
 
-def dashboard_overview(*, actor: Actor, now: datetime | None = None) -> DashboardOverview:
-    """Everything the dashboard shows, for what `actor` may see, in a fixed number of queries."""
-    now = now or timezone.now()
-    clients = list(client_list(actor=actor))
-    datasets = list(
-        Dataset.objects.visible_to(actor)
-        .exclude(lifecycle_state__in=RETIRED_STATES)
-        .select_related("client")
-        .order_by("client_id", "name", "id")
-    )
-    protections = protection_status_many(datasets, now=now)
-    drills = drill_status_many(datasets, now=now)
+@dataclass(frozen=True)
+class _UnresolvedAlerts:
+    latest: list[Alert]
+    per_client: dict[int | None, int]
+    failed_titles: dict[int, list[str]]  # open "backup failed" alerts, per client
 
+
+def _unresolved_alerts(actor: Actor) -> _UnresolvedAlerts:
     unresolved = Alert.objects.visible_to(actor).unresolved()
-    latest_alerts = list(
+    latest = list(
         unresolved.select_related("client", "dataset", "location", "acknowledged_by").order_by(
             "-opened_at", "-id"
         )[:ALERTS_SHOWN]
     )
-    alerts_per_client: dict[int | None, int] = {
+    per_client: dict[int | None, int] = {
         row["client_id"]: row["n"]
         for row in unresolved.values("client_id").annotate(n=Count("id")).order_by()
     }
-    failed_alerts: dict[int, list[str]] = defaultdict(list)
+    failed_titles: dict[int, list[str]] = defaultdict(list)
     for client_id, title in unresolved.filter(kind=AlertKind.BACKUP_FAILED).values_list(
         "client_id", "title"
     ):
         if client_id is not None:
-            failed_alerts[client_id].append(title)
+            failed_titles[client_id].append(title)
+    return _UnresolvedAlerts(latest, per_client, failed_titles)
 
+
+def _clients_health(
+    clients: list[Client],
+    datasets: list[Dataset],
+    protections: dict[int, ProtectionStatus],
+    drills: dict[int, DrillStatus],
+    alerts: _UnresolvedAlerts,
+    now: datetime,
+) -> tuple[tuple[ClientHealth, ...], dict[str, int]]:
+    """Every client's health, at risk first, then needing attention; by name within each
+    (client_list's order); and how many clients have each status."""
     by_client: dict[int, list[Dataset]] = defaultdict(list)
     for dataset in datasets:
         by_client[dataset.client_id].append(dataset)
     rows = (
-        _health(
+        client_health(
             client,
             by_client.get(client.pk, []),
             protections,
             drills,
-            failed_alerts.get(client.pk, []),
-            alerts_per_client.get(client.pk, 0),
+            alerts.failed_titles.get(client.pk, []),
+            alerts.per_client.get(client.pk, 0),
             now,
         )
         for client in clients
     )
-    # At risk first, then needing attention; by name within each (client_list's order).
     health = tuple(sorted(rows, key=lambda row: HEALTH_ORDER[row.status]))
-    health_counts = dict.fromkeys((RED, AMBER, GREEN), 0)
+    counts = dict.fromkeys((RED, AMBER, GREEN), 0)
     for row in health:
-        health_counts[row.status] += 1
+        counts[row.status] += 1
+    return health, counts
 
+
+def _stale_datasets(
+    datasets: list[Dataset], protections: dict[int, ProtectionStatus], now: datetime
+) -> tuple[StaleDataset, ...]:
+    """Live datasets past their RPO: never backed up first, then the oldest good backup."""
     stale = sorted(
         (
             StaleDataset(
@@ -328,24 +245,32 @@ def dashboard_overview(*, actor: Actor, now: datetime | None = None) -> Dashboar
         ),
         key=lambda row: (row.last_good_at is not None, row.last_good_at or now, row.dataset.name),
     )
+    return tuple(stale)
 
+
+def _failed_runs_today(actor: Actor, now: datetime) -> tuple[BackupRun, ...]:
     midnight = datetime.combine(now.astimezone(UTC).date(), time(0), tzinfo=UTC)
-    failed_today = list(
+    return tuple(
         BackupRun.objects.visible_to(actor)
         .filter(status=RunStatus.FAILED, finished_at__gte=midnight, finished_at__lte=now)
         .select_related("dataset", "dataset__client")
         .order_by("-finished_at", "-id")[:ROWS_SHOWN]
     )
-    runs_by_day = _runs_by_day(actor, now)
 
-    pending = list(
+
+def _pending_approvals(actor: Actor) -> tuple[DeletionRequest, ...]:
+    return tuple(
         DeletionRequest.objects.visible_to(actor)
         .filter(state=DeletionState.DRAFTED)
         .select_related("client", "engagement", "dataset", "requested_by")
         .order_by("created_at", "id")[:ROWS_SHOWN]
     )
+
+
+def _deletions_due(actor: Actor, now: datetime) -> tuple[RetentionObligation, ...]:
+    """Obligations whose deletion falls due within DELETIONS_DUE_WITHIN and is not drafted."""
     today = now.astimezone(UTC).date()
-    due = list(
+    return tuple(
         RetentionObligation.objects.visible_to(actor)
         .filter(
             kind=ObligationKind.DELETE_AFTER_ENGAGEMENT,
@@ -357,70 +282,50 @@ def dashboard_overview(*, actor: Actor, now: datetime | None = None) -> Dashboar
         .order_by("due_on", "id")[:ROWS_SHOWN]
     )
 
-    cost = cost_estimate(actor=actor, now=now)
-    tiers = tuple(
+
+def _storage_by_tier(cost: CostReport) -> tuple[TierUsage, ...]:
+    return tuple(
         TierUsage(
             tier=line.key, label=cost.names.get(line.key, line.key), bytes=line.bytes, usd=line.usd
         )
         for line in cost.by_tier
     )
+
+
+def dashboard_overview(*, actor: Actor, now: datetime | None = None) -> DashboardOverview:
+    """Everything the dashboard shows, for what `actor` may see, in a fixed number of queries."""
+    now = now or timezone.now()
+    clients = list(client_list(actor=actor))
+    datasets = list(
+        Dataset.objects.visible_to(actor)
+        .exclude(lifecycle_state__in=RETIRED_STATES)
+        .select_related("client")
+        .order_by("client_id", "name", "id")
+    )
+    protections = protection_status_many(datasets, now=now)
+    drills = drill_status_many(datasets, now=now)
+    alerts = _unresolved_alerts(actor)
+    health, health_counts = _clients_health(clients, datasets, protections, drills, alerts, now)
+    stale = _stale_datasets(datasets, protections, now)
+    failed_today = _failed_runs_today(actor, now)
+    runs_by_day = _runs_by_day(actor, now)
+    pending = _pending_approvals(actor)
+    due = _deletions_due(actor, now)
+    cost = cost_estimate(actor=actor, now=now)
     return DashboardOverview(
         now=now,
         whole_organization=actor.sees_whole_organization,
         clients=health,
         health_counts=health_counts,
-        alerts=tuple(AlertRow(a, _may_acknowledge(actor, a)) for a in latest_alerts),
-        open_alert_count=sum(alerts_per_client.values()),
-        failed_runs_today=tuple(failed_today),
+        alerts=tuple(AlertRow(a, _may_acknowledge(actor, a)) for a in alerts.latest),
+        open_alert_count=sum(alerts.per_client.values()),
+        failed_runs_today=failed_today,
         failed_today_count=runs_by_day[-1].failed,
-        stale_datasets=tuple(stale),
+        stale_datasets=stale,
         findings=_findings(actor),
-        pending_approvals=tuple(pending),
-        deletions_due=tuple(due),
+        pending_approvals=pending,
+        deletions_due=due,
         cost=cost,
-        storage_by_tier=tiers,
+        storage_by_tier=_storage_by_tier(cost),
         runs_by_day=runs_by_day,
-    )
-
-
-# --- charts ---
-
-
-def _size(value: int) -> str:
-    from django.template.defaultfilters import filesizeformat
-
-    return str(filesizeformat(value)).replace("\xa0", " ")
-
-
-def success_chart(overview: DashboardOverview) -> SafeString:
-    days = overview.runs_by_day
-    succeeded = sum(d.succeeded for d in days)
-    failed = sum(d.failed for d in days)
-    return stacked_bar_chart(
-        chart_id="chart-backup-success",
-        title=f"Backup runs per day, last {len(days)} days",
-        description=(
-            f"{succeeded} succeeded and {failed} failed between {days[0].day:%Y-%m-%d} and "
-            f"{days[-1].day:%Y-%m-%d} (UTC), stacked per day."
-        ),
-        labels=[f"{d.day:%m-%d}" for d in days],
-        series=[
-            Series("Succeeded", [d.succeeded for d in days], SUCCESS_COLOR),
-            Series("Failed", [d.failed for d in days], FAILURE_COLOR),
-        ],
-    )
-
-
-def storage_chart(overview: DashboardOverview) -> SafeString:
-    tiers = overview.storage_by_tier
-    return bar_chart(
-        chart_id="chart-storage-by-tier",
-        title="Backup storage by tier",
-        description="; ".join(f"{t.label}: {_size(t.bytes)}, ${t.usd:.2f} a month" for t in tiers)
-        or "No backup is stored yet.",
-        labels=[t.label for t in tiers],
-        values=[t.bytes for t in tiers],
-        value_labels=[f"{_size(t.bytes)} · ${t.usd:.2f}" for t in tiers],
-        color=STORAGE_COLOR,
-        empty_text="No backup is stored yet.",
     )
