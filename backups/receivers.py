@@ -8,6 +8,11 @@ from django.dispatch import receiver
 
 from backups import services
 from clients import signals
+from clients.models import LifecycleState
+
+# A deletion stops a dataset's schedules before moving it into these states; following the state
+# (to the state's default policy, whose targets get schedules) would bring them back.
+_DELETION_STATES = (LifecycleState.DELETION_PENDING, LifecycleState.DELETED)
 
 
 @receiver(signals.organization_created, dispatch_uid="backups.default_policies")
@@ -22,6 +27,8 @@ def _protect_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
 
 @receiver(signals.dataset_state_changed, dispatch_uid="backups.follow_state")
 def _follow_state(sender: Any, dataset: Any, **kwargs: Any) -> None:
+    if dataset.lifecycle_state in _DELETION_STATES:
+        return
     services.protection_follow_state(dataset)
 
 

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from backups import engine
@@ -45,6 +44,7 @@ from backups.storage import (
     StorageError,
 )
 from clients.models import Dataset, LifecycleState, StorageLocation
+from kernel import claims
 from kernel.crypto import master_key
 from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
@@ -54,8 +54,15 @@ logger = logging.getLogger(__name__)
 # Errors worth another attempt after boto3's own retries gave up: the endpoint may come back.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (EndpointUnreachable, RepositoryBusy)
 PROGRESS_EVERY_SECONDS = 1.0
-# A run whose heartbeat is older than this lost its worker; it may be claimed again.
-STALE_AFTER = timedelta(seconds=30)
+# Backups and restores wait pending, are held running; a message lost for five minutes is sent
+# again by the recovery beat (kernel.claims: claim, heartbeat, recovery).
+RUN_CLAIM = claims.ClaimRule(
+    state_field="status",
+    waiting=RunStatus.PENDING,
+    held=RunStatus.RUNNING,
+    waiting_since="created_at",
+    lost_after=timedelta(minutes=5),
+)
 # After this many claims a run that keeps losing its worker is failed instead of retried.
 MAX_ATTEMPTS = 5
 
@@ -198,7 +205,7 @@ def _with_progress(
             try:
                 result = future.result(timeout=PROGRESS_EVERY_SECONDS)
             except FutureTimeout:
-                fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+                fields: dict[str, Any] = {}
                 latest = progress.take()
                 if latest is not None:
                     fields.update(bytes_done=latest[0], bytes_total=latest[1])
@@ -213,7 +220,7 @@ def _beat(model: type[BackupRun] | type[RestoreRun], pk: int, fields: dict[str, 
     goes on instead of being abandoned at its end; beats that keep failing leave the heartbeat
     to go stale, and the recovery sweep hands the run to another attempt."""
     try:
-        model.objects.filter(pk=pk).update(**fields)
+        claims.heartbeat(model.objects.filter(pk=pk), **fields)
     except (OperationalError, InterfaceError):
         if connection.in_atomic_block:  # a caller's transaction is lost with it: not ours
             raise
@@ -233,13 +240,9 @@ def _claim(model: type[BackupRun] | type[RestoreRun], public_id: str) -> Any:
     holds it.
     """
     now = timezone.now()
-    stale = Q(status=RunStatus.RUNNING) & (
-        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True)
-    )
-    claimed = model.objects.filter(
-        Q(public_id=public_id) & (Q(status=RunStatus.PENDING) | stale)
-    ).update(status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now)
-    if not claimed:
+    if not claims.claim(
+        model.objects.filter(public_id=public_id), RUN_CLAIM, now=now, started_at=now
+    ):
         if model.objects.filter(public_id=public_id, status=RunStatus.RUNNING).exists():
             raise RunInProgress(f"run {public_id} is held by a live worker")
         return None
@@ -282,8 +285,11 @@ def _failed(
     the task's retry can claim it at once) and raises for the retry; any other error, or the
     last attempt's, fails the run with a message a person can act on."""
     if isinstance(exc, TRANSIENT_ERRORS) and not final_attempt:
-        model.objects.filter(pk=pk).update(
-            status=RunStatus.PENDING, heartbeat_at=None, error=f"retrying: {exc}"[:4000]
+        claims.release(
+            model.objects.filter(pk=pk),
+            RUN_CLAIM,
+            state=RunStatus.PENDING,
+            error=f"retrying: {exc}"[:4000],
         )
         raise TransientFailure(str(exc)) from exc
     _finish_failed(model, pk, _clear_message(exc))
@@ -450,11 +456,7 @@ def runs_recover(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"requeued": 0, "failed": 0}
     for model, enqueue in ((BackupRun, _enqueue_backup), (RestoreRun, _enqueue_restore)):
-        stuck = model.objects.unscoped_for_system_task().filter(
-            Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
-            | Q(status=RunStatus.PENDING, created_at__lt=now - timedelta(minutes=5))
-        )
-        for run in stuck:
+        for run in claims.stuck(model.objects.unscoped_for_system_task(), RUN_CLAIM, now=now):
             if run.attempts >= MAX_ATTEMPTS:
                 _finish_failed(
                     model,

@@ -11,9 +11,11 @@ actually connected to.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
 from backups.storage import (
     AccessDenied,
@@ -21,6 +23,7 @@ from backups.storage import (
     LocalObjectStore,
     ObjectStore,
     S3ObjectStore,
+    StorageError,
 )
 from clients.models import Dataset, LocationKind, StorageLocation
 from clients.services import location_credentials
@@ -91,6 +94,39 @@ def bucket_settings_store(location: StorageLocation) -> S3ObjectStore:
         read_timeout=10.0,
         connect=guarded_connect,
     )
+
+
+class VersionLocks:
+    """Why storage refused to delete a version: its object-lock retention date or a legal hold
+    on it. The ObjectStore interface has no call for it; a location's bucket-settings store
+    does (its own credentials, the egress policy). One store per location, opened on first use."""
+
+    def __init__(self) -> None:
+        self._stores: dict[int, S3ObjectStore] = {}
+
+    def retained_until(
+        self, location: StorageLocation, key: str, version_id: str | None
+    ) -> str | None:
+        """The lock's end (ISO, UTC) or "storage legal hold"; None when nothing (readable)
+        keeps the version: not S3, no version, no lock in force, or the head failed."""
+        if location.kind != LocationKind.S3 or not version_id:
+            return None
+        if location.pk not in self._stores:
+            self._stores[location.pk] = bucket_settings_store(location)
+        store = self._stores[location.pk]
+        try:
+            with store.translate_errors("head", key):
+                head = store.client.head_object(
+                    Bucket=location.bucket, Key=key, VersionId=version_id
+                )
+        except StorageError:
+            return None
+        until = head.get("ObjectLockRetainUntilDate")
+        if isinstance(until, datetime) and until > timezone.now():
+            return until.astimezone(UTC).isoformat()
+        if head.get("ObjectLockLegalHoldStatus") == "ON":
+            return "storage legal hold"
+        return None
 
 
 def location_key(location: StorageLocation, *parts: str) -> str:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from backups.models import BackupRun
 from backups.services import RunInProgress, runs_recover
 from backups.services import runs as runs_module
+from kernel.claims import STALE_AFTER
 from tests.conftest import World
 
 
@@ -38,7 +39,7 @@ def test_claim_wins_once_and_respects_a_live_worker(world: World) -> None:
     with pytest.raises(RunInProgress):
         runs_module._claim(BackupRun, str(run.public_id))
     BackupRun.objects.filter(pk=run.pk).update(
-        heartbeat_at=timezone.now() - runs_module.STALE_AFTER - timedelta(seconds=1)
+        heartbeat_at=timezone.now() - STALE_AFTER - timedelta(seconds=1)
     )
     resumed = runs_module._claim(BackupRun, str(run.public_id))
     assert resumed is not None

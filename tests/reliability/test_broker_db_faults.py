@@ -31,9 +31,9 @@ from backups.services import (
     repository_base,
     store_for_location,
 )
-from backups.services.runs import STALE_AFTER
 from backups.tasks import backup_run_task, runs_recover_task
 from clients.models import Dataset, StorageLocation
+from kernel.claims import STALE_AFTER
 from tests.backups.conftest import Agency
 from tests.backups.integration.support import Cluster, database_url, digest_files
 from tests.reliability.crash_support import send, slow_link, succeeded

@@ -57,10 +57,10 @@ from backups.services import (
     snapshot_file_download,
     store_for_location,
 )
-from backups.services.runs import STALE_AFTER as RUN_STALE_AFTER
 from backups.tasks import backup_run_task, restore_run_task, retention_sweep_task, runs_recover_task
 from clients import services as clients_services
 from clients.models import Dataset, StorageLocation
+from kernel.claims import STALE_AFTER
 from kernel.tenancy import actor_for_user
 from lifecycle import services as lifecycle_services
 from lifecycle.models import (
@@ -69,7 +69,6 @@ from lifecycle.models import (
     DeletionRequest,
     PendingAccessEvent,
 )
-from lifecycle.services.deletion import STALE_AFTER as DELETION_STALE_AFTER
 from lifecycle.tasks import (
     access_events_drain_all_task,
     access_events_drain_task,
@@ -234,7 +233,7 @@ def test_backups_killed_at_random_points_leave_only_complete_verified_snapshots(
             _assert_every_snapshot_has_its_manifest(dataset)
             if mid_run:
                 assert not Snapshot.objects.filter(run=run).exists(), at_kill
-                _age_heartbeat(BackupRun, run.pk, RUN_STALE_AFTER)
+                _age_heartbeat(BackupRun, run.pk, STALE_AFTER)
             matrix.restart(recover=lambda: send(cluster, runs_recover_task))
 
             done = cluster.wait_for(
@@ -549,7 +548,7 @@ def test_restores_killed_at_random_points_finish_byte_identical_and_logged_once(
             if restore.status == RunStatus.SUCCEEDED:
                 assert digest_files(destination) == expected  # finished means whole
             else:
-                _age_heartbeat(RestoreRun, restore.pk, RUN_STALE_AFTER)
+                _age_heartbeat(RestoreRun, restore.pk, STALE_AFTER)
 
             def recover() -> None:
                 send(cluster, runs_recover_task)
@@ -744,7 +743,7 @@ def test_deletions_killed_at_random_points_complete_within_their_plan(
             inside = _inside(plan)
             assert {v for v in before if not inside(v)} <= scene.versions(), at_kill
             if mid_run:
-                _age_heartbeat(DeletionRequest, request.pk, DELETION_STALE_AFTER)
+                _age_heartbeat(DeletionRequest, request.pk, STALE_AFTER)
             matrix.restart(recover=lambda: send(cluster, deletions_recover_task))
             cluster.wait_for(
                 lambda request=request: state(request) in ("verified", "failed"),

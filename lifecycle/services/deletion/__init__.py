@@ -1,14 +1,14 @@
 """Deletion requests: plan every copy, four-eyes approval, resumable execution, verification.
 
 Execution is idempotent and resumable: the request is claimed with a conditional update (one
-worker at a time, a dead worker's claim goes stale after `STALE_AFTER`), the plan's prefixes are
-fixed when the request is drafted (and extended, when execution starts, by copies made since),
-and each round re-lists what remains under them before deleting, so a redelivered task deletes
-only what is still there and never anything outside. Split by step; public names here.
+worker at a time, a dead worker's claim goes stale after kernel.claims.STALE_AFTER), the plan's
+prefixes are fixed when the request is drafted (and extended, when execution starts, by copies
+made since), and each round re-lists what remains under them before deleting, so a redelivered
+task deletes only what is still there and never anything outside. Split by step; public names
+here.
 """
 
 from lifecycle.services.deletion.common import (
-    STALE_AFTER,
     DeletionDeferred,
     DeletionFailed,
     deletion_datasets_of,
@@ -28,7 +28,6 @@ from lifecycle.services.deletion.execution import (
 from lifecycle.services.deletion.plan import deletion_plan_compute
 
 __all__ = [
-    "STALE_AFTER",
     "DeletionDeferred",
     "DeletionFailed",
     "deletion_datasets_of",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from django.db.models import Q
@@ -17,6 +17,7 @@ from clients.models import (
     Engagement,
     LifecycleState,
 )
+from kernel import claims
 from kernel.exceptions import (
     LegalHoldActive,
     RetentionActive,
@@ -33,8 +34,15 @@ from lifecycle.services.obligations import retentions_covering
 
 logger = logging.getLogger(__name__)
 
-# A claim whose heartbeat is older than this belongs to a dead worker and may be taken over.
-STALE_AFTER = timedelta(seconds=30)
+# A request waits approved and is held executing (kernel.claims: claim, heartbeat, recovery);
+# an approval whose message was lost is sent again once it is STALE_AFTER old.
+DELETION_CLAIM = claims.ClaimRule(
+    state_field="state",
+    waiting=DeletionState.APPROVED,
+    held=DeletionState.EXECUTING,
+    waiting_since="decided_at",
+    lost_after=claims.STALE_AFTER,
+)
 # Rounds of list-then-delete per prefix before giving up on objects that keep reappearing.
 MAX_ROUNDS = 20
 OPEN_STATES = (DeletionState.DRAFTED, DeletionState.APPROVED, DeletionState.EXECUTING)
@@ -171,6 +179,13 @@ def checks_record(request: DeletionRequest, record: dict[str, Any]) -> None:
     checks.append(record)
     DeletionRequest.objects.filter(pk=request.pk).update(checks=checks)
     request.checks = checks
+
+
+def execution_enqueue(public_id: str) -> None:
+    """Execute the request once the caller's transaction commits (at once outside one)."""
+    from lifecycle.tasks import deletion_request_execute_task
+
+    deletion_request_execute_task.delay_on_commit(public_id)  # type: ignore[attr-defined]  # stubs lag
 
 
 def _lock_request(request: DeletionRequest) -> DeletionRequest:

@@ -40,6 +40,7 @@ from lifecycle.services.deletion.common import (
     _scope_datasets,
     blocking_checks,
     checks_record,
+    execution_enqueue,
     request_datasets,
 )
 from lifecycle.services.deletion.plan import deletion_plan_compute
@@ -177,11 +178,7 @@ def deletion_request_approve(
         request.save(update_fields=["state", "decided_at"])
         _decided(request, f"Approved by {actor.user.get_username() if actor.user else 'system'}.")
         if enqueue:
-            from lifecycle.tasks import deletion_request_execute_task
-
-            deletion_request_execute_task.delay_on_commit(  # type: ignore[attr-defined]  # stubs lag
-                str(request.public_id)
-            )
+            execution_enqueue(str(request.public_id))
     access_event_record(
         organization=request.organization,
         action=AccessAction.DELETION_APPROVED,

@@ -1,51 +1,47 @@
 """Execution: claimed once, resumable, in batches of every version under the plan's prefixes,
 keys destroyed first, verified by listing again; then the certificate. A dead worker's claim goes
-stale after `STALE_AFTER` and is taken over."""
+stale after kernel.claims.STALE_AFTER and is taken over. The datasets' state, schedules, keys and
+copy records are written by the services of their apps (clients, backups)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from backups import engine
 from backups.engine.crypto import DatasetKeys, decrypt_chunk
 from backups.models import (
     ACTIVE_RUN_STATES,
-    BackupSchedule,
-    CopyKind,
-    DataCopy,
     DatasetProtection,
     RestoreRun,
     RunTarget,
-    Snapshot,
 )
 from backups.services import store_for_location
+from backups.services.erasure import copies_forget, dataset_keys_destroy, schedules_stop
 from backups.services.policies import dataset_key_context
-from backups.services.stores import bucket_settings_store
+from backups.services.stores import VersionLocks
 from backups.storage import (
     DELETE_BATCH_SIZE,
     EndpointUnreachable,
     ObjectStore,
     StorageError,
 )
-from clients.models import (
-    Dataset,
-    LifecycleState,
-    LocationKind,
-    StorageLocation,
-)
+from clients.models import Dataset, LifecycleState
+from clients.services.states import dataset_state_set
+from kernel import claims
 from kernel.crypto import master_key
 from kernel.exceptions import (
     Conflict,
     LegalHoldActive,
     RetentionActive,
 )
+from kernel.tenancy import Actor
 from lifecycle.models import (
     DeletionItem,
     DeletionRequest,
@@ -53,14 +49,15 @@ from lifecycle.models import (
     ItemRole,
 )
 from lifecycle.services.deletion.common import (
+    DELETION_CLAIM,
     MAX_ROUNDS,
-    STALE_AFTER,
     AfterBatch,
     DeletionDeferred,
     DeletionFailed,
     _lock_request,
     blocking_checks,
     checks_record,
+    execution_enqueue,
     request_datasets,
 )
 from lifecycle.services.deletion.plan import _versions_under, deletion_plan_extend
@@ -73,21 +70,9 @@ logger = logging.getLogger(__name__)
 
 def _claim(public_id: str, now: datetime) -> DeletionRequest | None:
     """Win the request once: approved, or executing under a dead worker's stale heartbeat."""
-    claimable = Q(state=DeletionState.APPROVED) | Q(
-        Q(state=DeletionState.EXECUTING)
-        & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - STALE_AFTER))
-    )
-    won = (
-        DeletionRequest.objects.filter(public_id=public_id)
-        .filter(claimable)
-        .update(
-            state=DeletionState.EXECUTING,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            error="",
-        )
-    )
-    if not won:
+    if not claims.claim(
+        DeletionRequest.objects.filter(public_id=public_id), DELETION_CLAIM, now=now, error=""
+    ):
         return None
     request: DeletionRequest = DeletionRequest.objects.select_related("organization", "client").get(
         public_id=public_id
@@ -101,8 +86,11 @@ def _claim(public_id: str, now: datetime) -> DeletionRequest | None:
 def _release(
     request: DeletionRequest, *, state: str = DeletionState.EXECUTING, error: str = ""
 ) -> None:
-    DeletionRequest.objects.filter(pk=request.pk).update(
-        state=state, heartbeat_at=None, error=error[:4000]
+    claims.release(
+        DeletionRequest.objects.filter(pk=request.pk),
+        DELETION_CLAIM,
+        state=state,
+        error=error[:4000],
     )
 
 
@@ -125,15 +113,22 @@ def _items_from_plan(request: DeletionRequest) -> list[DeletionItem]:
     return list(request.items.select_related("location", "dataset").order_by("pk"))
 
 
+def _datasets_state_set(
+    request: DeletionRequest, datasets: Sequence[Dataset], state: LifecycleState
+) -> None:
+    actor = Actor.system(request.organization)
+    for dataset in datasets:
+        dataset_state_set(actor=actor, dataset=dataset, state=state)
+
+
 def _prepare(request: DeletionRequest, datasets: Sequence[Dataset]) -> None:
-    """Stop new copies: datasets become deletion_pending and lose their schedules. A backup
-    still running would write behind the deletion, so execution waits for it."""
+    """Stop new copies: datasets lose their schedules, then become deletion_pending (a state
+    change the backup app does not answer with schedules). A backup still running would write
+    behind the deletion, so execution waits for it."""
     pks = [d.pk for d in datasets]
     with transaction.atomic():
-        Dataset.objects.filter(pk__in=pks).exclude(lifecycle_state=LifecycleState.DELETED).update(
-            lifecycle_state=LifecycleState.DELETION_PENDING
-        )
-        BackupSchedule.objects.filter(dataset_id__in=pks).delete()
+        schedules_stop(datasets=datasets)
+        _datasets_state_set(request, datasets, LifecycleState.DELETION_PENDING)
     if RunTarget.objects.filter(dataset_id__in=pks, active=True).exists():
         raise DeletionDeferred("A backup of a dataset in scope is still running.")
     # A restore (or a drill) still writing would leave a copy behind the deletion.
@@ -150,52 +145,16 @@ def _destroy_database_keys(request: DeletionRequest, datasets: Sequence[Dataset]
     """Crypto-shred first: the wrapped data keys in the database are emptied, so whatever
     storage keeps for a while (object lock, archive tiers) is unreadable from now on."""
     now = timezone.now()
-    DatasetProtection.objects.filter(dataset__in=list(datasets), wrapped_key__isnull=False).update(
-        wrapped_key=None, key_destroyed_at=now
-    )
+    dataset_keys_destroy(datasets=datasets, now=now)
     DeletionRequest.objects.filter(pk=request.pk, keys_destroyed_at__isnull=True).update(
         keys_destroyed_at=now
     )
 
 
-class _LockInspector:
-    """Asks S3 why a version could not be deleted: the object-lock retention date or a legal
-    hold on the version. (The ObjectStore interface has no call for it; the location's bucket
-    settings store does, with the location's own credentials and the egress policy.)"""
-
-    def __init__(self) -> None:
-        self._clients: dict[int, Any] = {}
-
-    def _client(self, location: StorageLocation) -> Any:
-        if location.pk not in self._clients:
-            self._clients[location.pk] = bucket_settings_store(location)
-        return self._clients[location.pk]
-
-    def retained_until(
-        self, location: StorageLocation, key: str, version_id: str | None
-    ) -> str | None:
-        if location.kind != LocationKind.S3 or not version_id:
-            return None
-        store = self._client(location)
-        try:
-            with store.translate_errors("head", key):
-                head = store.client.head_object(
-                    Bucket=location.bucket, Key=key, VersionId=version_id
-                )
-        except StorageError:
-            return None
-        until = head.get("ObjectLockRetainUntilDate")
-        if isinstance(until, datetime) and until > timezone.now():
-            return until.astimezone(UTC).isoformat()
-        if head.get("ObjectLockLegalHoldStatus") == "ON":
-            return "storage legal hold"
-        return None
-
-
 def _delete_item(
     request: DeletionRequest,
     item: DeletionItem,
-    inspector: _LockInspector,
+    locks: VersionLocks,
     after_batch: AfterBatch | None,
 ) -> None:
     """List what remains under the item's prefix, delete it in batches of 1,000 versions, and
@@ -224,7 +183,7 @@ def _delete_item(
                     else [p for p in batch if p[0] == error.key and p not in deleted_pairs]
                 )
                 for key, version_id in candidates:
-                    until = inspector.retained_until(item.location, key, version_id)
+                    until = locks.retained_until(item.location, key, version_id)
                     if until is None:
                         failures.append(f"{key} ({version_id}): {error.code} {error.message}")
                         continue
@@ -235,8 +194,9 @@ def _delete_item(
             deleted = len(result.deleted)
             item.versions_deleted += deleted
             item.save(update_fields=["versions_deleted", "retained"])
-            DeletionRequest.objects.filter(pk=request.pk).update(
-                versions_deleted=F("versions_deleted") + deleted, heartbeat_at=timezone.now()
+            claims.heartbeat(
+                DeletionRequest.objects.filter(pk=request.pk),
+                versions_deleted=F("versions_deleted") + deleted,
             )
             if failures:
                 raise DeletionFailed(
@@ -350,16 +310,14 @@ def _finish(
             datetime.fromisoformat(min(retained_until)) if retained_until else None
         )
         request.save()
-        pks = [d.pk for d in datasets]
-        Dataset.objects.filter(pk__in=pks).update(lifecycle_state=LifecycleState.DELETED)
-        BackupSchedule.objects.filter(dataset_id__in=pks).delete()
-        Snapshot.objects.filter(dataset_id__in=pks, forgotten_at__isnull=True).update(
-            forgotten_at=now
-        )
+        schedules_stop(datasets=datasets)
+        _datasets_state_set(request, datasets, LifecycleState.DELETED)
         # The folders restores wrote were items of this request: deleted and re-listed above.
-        DataCopy.objects.filter(
-            dataset_id__in=pks, kind=CopyKind.RESTORE, removed_at__isnull=True
-        ).update(removed_at=now, removal=f"deleted by deletion request {request.public_id}")
+        copies_forget(
+            datasets=datasets,
+            removal=f"deleted by deletion request {request.public_id}",
+            now=now,
+        )
         if not hasattr(request, "certificate"):
             deletion_certificate_issue(request)
 
@@ -378,10 +336,10 @@ def deletion_request_execute(
         _prepare(request, datasets)
         items = _items_from_plan(request)
         _destroy_database_keys(request, datasets)
-        inspector = _LockInspector()
+        locks = VersionLocks()
         for item in items:
             if item.done_at is None:
-                _delete_item(request, item, inspector, after_batch)
+                _delete_item(request, item, locks, after_batch)
         _finish(request, items, _verify(request, items))
     except (LegalHoldActive, RetentionActive) as exc:
         _release(request, state=DeletionState.APPROVED, error=exc.message)
@@ -400,17 +358,12 @@ def deletion_request_execute(
 
 def deletions_recover(now: datetime | None = None) -> list[str]:
     """Every minute: re-enqueue approved requests and executions whose worker died."""
-    from lifecycle.tasks import deletion_request_execute_task
-
     now = now or timezone.now()
-    stuck = DeletionRequest.objects.unscoped_for_system_task().filter(
-        Q(state=DeletionState.APPROVED, decided_at__lt=now - STALE_AFTER)
-        | Q(state=DeletionState.EXECUTING)
-        & (Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - STALE_AFTER))
-    )
-    ids = [str(p) for p in stuck.values_list("public_id", flat=True)]
+    requests = DeletionRequest.objects.unscoped_for_system_task()
+    stuck = claims.stuck(requests, DELETION_CLAIM, now=now).values_list("public_id", flat=True)
+    ids = [str(p) for p in stuck]
     for public_id in ids:
-        deletion_request_execute_task.delay(public_id)
+        execution_enqueue(public_id)
     return ids
 
 
@@ -422,7 +375,7 @@ def deletion_follow_ups_run(now: datetime | None = None) -> list[str]:
     due = DeletionRequest.objects.unscoped_for_system_task().filter(
         state=DeletionState.VERIFIED, follow_up_at__lte=now
     )
-    inspector = _LockInspector()
+    locks = VersionLocks()
     for request in due:
         items = list(request.items.select_related("location", "dataset"))
         for item in items:
@@ -430,7 +383,7 @@ def deletion_follow_ups_run(now: datetime | None = None) -> list[str]:
                 continue
             item.retained = []
             item.save(update_fields=["retained"])
-            _delete_item(request, item, inspector, None)
+            _delete_item(request, item, locks, None)
         report = _verify(request, items)
         still = [
             r["retain_until"] for i in items for r in i.retained if r["retain_until"][:1].isdigit()

@@ -34,9 +34,9 @@ from backups.services import (
     snapshot_verify,
     store_for_location,
 )
-from backups.services.runs import STALE_AFTER
 from backups.tasks import backup_run_task, runs_recover_task
 from clients.models import Dataset
+from kernel.claims import STALE_AFTER
 from kernel.exceptions import Conflict
 from tests.backups.conftest import Agency, sample_files
 from tests.backups.integration.support import (

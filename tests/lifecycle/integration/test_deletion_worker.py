@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 
 from backups.services import repository_base
+from kernel.claims import STALE_AFTER
 from kernel.tenancy import actor_for_user
 from lifecycle import services, tasks
 from lifecycle.models import DeletionRequest
-from lifecycle.services.deletion import STALE_AFTER
 from tests.backups.integration.conftest import cluster  # noqa: F401  # the fixture
 from tests.backups.integration.support import (
     VISIBILITY_TIMEOUT_SECONDS,
