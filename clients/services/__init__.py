@@ -26,6 +26,7 @@ from clients.services.inventory import (
     dataset_register,
     dataset_update,
     engagement_create,
+    engagement_end_record,
     engagement_update,
 )
 from clients.services.locations import (
@@ -79,6 +80,7 @@ __all__ = [
     "dataset_register",
     "dataset_update",
     "engagement_create",
+    "engagement_end_record",
     "engagement_update",
     "grant_create",
     "grant_permission_orphans",

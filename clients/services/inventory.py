@@ -25,6 +25,7 @@ from clients.models import (
     ClientStatus,
     Dataset,
     Engagement,
+    EngagementStatus,
     LifecycleState,
     StorageLocation,
 )
@@ -140,6 +141,21 @@ def engagement_update(
         },
     )
     return validated_save(engagement, update_fields=changed) if changed else engagement
+
+
+@transaction.atomic
+def engagement_end_record(
+    *, actor: Actor, engagement: Engagement, ends_on: date
+) -> Engagement:
+    """Mark an engagement ended on `ends_on` (lifecycle's `engagement_end` then computes the
+    obligations' due dates). Once only: a second end is a conflict."""
+    actor.require_admin("end engagements")
+    engagement = Engagement.objects.select_for_update().get(pk=engagement.pk)
+    if engagement.status == EngagementStatus.ENDED:
+        raise Conflict("The engagement has already ended.")
+    engagement.ends_on = ends_on
+    engagement.status = EngagementStatus.ENDED
+    return validated_save(engagement, update_fields=["ends_on", "status"])
 
 
 # --- datasets ---

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from backups.models import DatasetProtection
 from backups.services import protection_ensure
-from clients.models import Client, Dataset, Engagement, EngagementStatus
+from clients.models import Client, Dataset, Engagement
+from clients.services import engagement_end_record
 from kernel.changes import UNCHANGED, Unchanged, changes_given
 from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
@@ -130,14 +131,9 @@ def engagement_end(
 ) -> Engagement:
     """End an engagement (today by default) and compute its obligations' due dates. An
     engagement without a deletion obligation gets one from its `deletion_due_days`."""
-    actor.require_admin("end engagements")
-    engagement = Engagement.objects.select_for_update().get(pk=engagement.pk)
-    if engagement.status == EngagementStatus.ENDED:
-        raise Conflict("The engagement has already ended.")
-    engagement.ends_on = ends_on or timezone.now().date()
-    engagement.status = EngagementStatus.ENDED
-    engagement.full_clean()
-    engagement.save(update_fields=["ends_on", "status"])
+    engagement = engagement_end_record(
+        actor=actor, engagement=engagement, ends_on=ends_on or timezone.now().date()
+    )
     scope = RetentionObligation.objects.filter(
         Q(engagement=engagement) | Q(dataset__engagement=engagement)
     )

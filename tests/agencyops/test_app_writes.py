@@ -34,7 +34,6 @@ WRITES = frozenset(
 KNOWN: dict[str, set[str]] = {
     "lifecycle/services/obligations.py": {
         "DatasetProtection.update",  # _suspend_pruning: legal holds suspend pruning
-        "engagement.save",  # engagement_end: the engagement's end date and status
     },
 }
 
