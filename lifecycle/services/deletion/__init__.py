@@ -5,7 +5,7 @@ worker at a time, a dead worker's claim goes stale after kernel.claims.STALE_AFT
 prefixes are fixed when the request is drafted (and extended, when execution starts, by copies
 made since), and each round re-lists what remains under them before deleting, so a redelivered
 task deletes only what is still there and never anything outside. Split by step; public names
-here.
+here: plan, decisions, execution, verify (and common).
 """
 
 from lifecycle.services.deletion.common import (

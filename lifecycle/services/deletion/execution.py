@@ -14,28 +14,22 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from backups import engine
-from backups.engine.crypto import DatasetKeys, decrypt_chunk
 from backups.models import (
     ACTIVE_RUN_STATES,
-    DatasetProtection,
     RestoreRun,
     RunTarget,
 )
 from backups.services import store_for_location
 from backups.services.erasure import copies_forget, dataset_keys_destroy, schedules_stop
-from backups.services.policies import dataset_key_context
 from backups.services.stores import VersionLocks
 from backups.storage import (
     DELETE_BATCH_SIZE,
     EndpointUnreachable,
-    ObjectStore,
     StorageError,
 )
 from clients.models import Dataset, LifecycleState
 from clients.services.states import dataset_state_set
 from kernel import claims
-from kernel.crypto import master_key
 from kernel.exceptions import (
     Conflict,
     LegalHoldActive,
@@ -46,7 +40,6 @@ from lifecycle.models import (
     DeletionItem,
     DeletionRequest,
     DeletionState,
-    ItemRole,
 )
 from lifecycle.services.deletion.common import (
     DELETION_CLAIM,
@@ -61,6 +54,7 @@ from lifecycle.services.deletion.common import (
     request_datasets,
 )
 from lifecycle.services.deletion.plan import _versions_under, deletion_plan_extend
+from lifecycle.services.deletion.verify import deletion_verify
 
 logger = logging.getLogger(__name__)
 
@@ -210,76 +204,6 @@ def _delete_item(
     item.save(update_fields=["done_at"])
 
 
-def _key_readable(dataset: Dataset, store: ObjectStore, base: str) -> bool:
-    """Whether any copy of the dataset key still opens (database or the target's `key`)."""
-    protection = DatasetProtection.objects.filter(dataset=dataset).first()
-    if protection is not None and protection.wrapped_key:
-        return True
-    try:
-        engine.load_data_key(store, base, master_key(), context=dataset_key_context(dataset))
-    except (engine.EngineError, StorageError):
-        return False
-    return True
-
-
-def _verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> dict[str, Any]:
-    """List every prefix again, all versions: zero may remain but lock-retained versions;
-    the keys are gone; a retained chunk does not decrypt."""
-    report: dict[str, Any] = {"locations": [], "ok": True, "method": "list_object_versions"}
-    for item in items:
-        store = store_for_location(item.location)
-        retained = {(r["key"], r["version_id"]) for r in item.retained}
-        remaining = list(_versions_under(store, item.prefix))
-        unexpected = [v for v in remaining if (v.key, v.version_id) not in retained]
-        entry: dict[str, Any] = {
-            "location": item.location.name,
-            "role": item.role,
-            "prefix": item.prefix,
-            "versions_remaining": len(remaining),
-            "unexpected": [f"{v.key}@{v.version_id}" for v in unexpected[:20]],
-            "retained_by_lock": [
-                {
-                    **r,
-                    "status": "retained by lock until "
-                    + r["retain_until"]
-                    + ", unreadable: key destroyed",
-                }
-                for r in item.retained
-            ],
-        }
-        if item.role == ItemRole.BACKUP:
-            base = item.prefix.rstrip("/")
-            entry["key_readable"] = _key_readable(item.dataset, store, base)
-            chunk = next((r for r in item.retained if "/chunks/" in r["key"]), None)
-            if chunk is not None:
-                entry["retained_chunk_decrypts"] = _chunk_decrypts(item.dataset, store, base, chunk)
-            if entry["key_readable"] or entry.get("retained_chunk_decrypts"):
-                report["ok"] = False
-        if unexpected:
-            report["ok"] = False
-        report["locations"].append(entry)
-    datasets = request_datasets(request)
-    report["database_keys_destroyed"] = not DatasetProtection.objects.filter(
-        dataset__in=datasets, wrapped_key__isnull=False
-    ).exists()
-    report["ok"] = report["ok"] and report["database_keys_destroyed"]
-    return report
-
-
-def _chunk_decrypts(dataset: Dataset, store: ObjectStore, base: str, chunk: dict[str, Any]) -> bool:
-    """Try to open a retained chunk with whatever key is left: it must fail."""
-    try:
-        data_key = engine.load_data_key(
-            store, base, master_key(), context=dataset_key_context(dataset)
-        )
-        sealed = store.get(chunk["key"])
-        keys = DatasetKeys.from_data_key(data_key)
-        decrypt_chunk(keys, chunk["key"].rsplit("/", 1)[-1], sealed)
-    except (engine.EngineError, StorageError, ValueError):
-        return False
-    return True
-
-
 def _finish(
     request: DeletionRequest, items: Sequence[DeletionItem], report: dict[str, Any]
 ) -> None:
@@ -340,7 +264,7 @@ def deletion_request_execute(
         for item in items:
             if item.done_at is None:
                 _delete_item(request, item, locks, after_batch)
-        _finish(request, items, _verify(request, items))
+        _finish(request, items, deletion_verify(request, items))
     except (LegalHoldActive, RetentionActive) as exc:
         _release(request, state=DeletionState.APPROVED, error=exc.message)
         raise
@@ -384,7 +308,7 @@ def deletion_follow_ups_run(now: datetime | None = None) -> list[str]:
             item.retained = []
             item.save(update_fields=["retained"])
             _delete_item(request, item, locks, None)
-        report = _verify(request, items)
+        report = deletion_verify(request, items)
         still = [
             r["retain_until"] for i in items for r in i.retained if r["retain_until"][:1].isdigit()
         ]
