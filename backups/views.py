@@ -26,8 +26,9 @@ from backups.models import (
     Snapshot,
     Trigger,
 )
+from backups.selectors.drills import drill_status
 from backups.services import posture as posture_service
-from backups.services.drills import drill_start, drill_status
+from backups.services.drills import drill_start
 from backups.services.stores import repository_base
 from clients.models import Dataset, LocationKind, Membership, Role, StorageLocation
 from clients.selectors import dataset_get, location_list
