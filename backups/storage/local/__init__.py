@@ -1,0 +1,6 @@
+"""`ObjectStore` over a local directory (`store`), reaching every key without following a
+symbolic link (`walk`). Public names here."""
+
+from backups.storage.local.store import TMP_PREFIX, LocalObjectStore
+
+__all__ = ["TMP_PREFIX", "LocalObjectStore"]
