@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Mapping, Sequence
+import enum
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from backups.engine import generate_data_key, unwrap_data_key, wrap_data_key
 from backups.models import (
+    DEFAULT_DRILL_EVERY,
     UNLIMITED,
     BackupPolicy,
     BackupSchedule,
@@ -21,6 +23,7 @@ from backups.models import (
     Frequency,
     PolicyTarget,
     Snapshot,
+    StorageClass,
 )
 from clients.models import Dataset, DatasetKind, LifecycleState, Organization, StorageLocation
 from kernel.crypto import master_key
@@ -187,23 +190,6 @@ def protection_follow_state(dataset: Dataset) -> None:
 
 # --- policies ---
 
-POLICY_FIELDS = (
-    "name",
-    "frequency",
-    "time_of_day",
-    "keep_last",
-    "keep_hourly",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-    "keep_forever",
-    "storage_class",
-    "infrequent_access_after_days",
-    "archive_after_days",
-    "drill_every",
-)
-
 
 def policy_targets_for(policy: BackupPolicy, dataset: Dataset) -> Any:
     """The policy's targets that may hold this dataset's backups: shared locations, and those
@@ -269,15 +255,55 @@ def _set_targets(policy: BackupPolicy, targets: Sequence[StorageLocation]) -> No
         schedules_sync(protection.dataset, protection)
 
 
+class Unchanged(enum.Enum):
+    """`policy_update`'s default for a field: it keeps its value (None is a value: "no limit")."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
 @transaction.atomic
 def policy_create(
-    *, actor: Actor, targets: Sequence[StorageLocation] = (), **fields: Any
+    *,
+    actor: Actor,
+    name: str,
+    frequency: str,
+    time_of_day: time = time(2, 0),
+    keep_last: int = 0,
+    keep_hourly: int = 0,
+    keep_daily: int = 0,
+    keep_weekly: int = 0,
+    keep_monthly: int = 0,
+    keep_yearly: int = 0,
+    keep_forever: bool = False,
+    storage_class: str = StorageClass.STANDARD,
+    infrequent_access_after_days: int | None = None,
+    archive_after_days: int | None = None,
+    drill_every: timedelta | None = DEFAULT_DRILL_EVERY,
+    targets: Sequence[StorageLocation] = (),
 ) -> BackupPolicy:
+    """An admin's own policy; the defaults are the model's. Targets are checked as in
+    `policy_update` (never a location that is a dataset's whole primary copy)."""
     actor.require_admin("manage backup policies")
-    unknown = set(fields) - set(POLICY_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
-    policy = BackupPolicy(organization=actor.organization, **fields)
+    policy = BackupPolicy(
+        organization=actor.organization,
+        name=name,
+        frequency=frequency,
+        time_of_day=time_of_day,
+        keep_last=keep_last,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        keep_forever=keep_forever,
+        storage_class=storage_class,
+        infrequent_access_after_days=infrequent_access_after_days,
+        archive_after_days=archive_after_days,
+        drill_every=drill_every,
+    )
     policy.full_clean()
     policy.save()
     _set_targets(policy, targets)
@@ -289,19 +315,50 @@ def policy_update(
     *,
     actor: Actor,
     policy: BackupPolicy,
-    data: Mapping[str, Any],
     targets: Sequence[StorageLocation] | None = None,
+    name: str | Unchanged = UNCHANGED,
+    frequency: str | Unchanged = UNCHANGED,
+    time_of_day: time | Unchanged = UNCHANGED,
+    keep_last: int | Unchanged = UNCHANGED,
+    keep_hourly: int | Unchanged = UNCHANGED,
+    keep_daily: int | Unchanged = UNCHANGED,
+    keep_weekly: int | Unchanged = UNCHANGED,
+    keep_monthly: int | Unchanged = UNCHANGED,
+    keep_yearly: int | Unchanged = UNCHANGED,
+    keep_forever: bool | Unchanged = UNCHANGED,
+    storage_class: str | Unchanged = UNCHANGED,
+    infrequent_access_after_days: int | Unchanged | None = UNCHANGED,
+    archive_after_days: int | Unchanged | None = UNCHANGED,
+    drill_every: timedelta | Unchanged | None = UNCHANGED,
 ) -> BackupPolicy:
+    """Change the fields given (the others keep their value) and, with `targets`, replace the
+    ordered targets. A new schedule (frequency, time) moves the next run of every dataset on
+    the policy."""
     actor.require_admin("manage backup policies")
-    for name, value in data.items():
-        if name not in POLICY_FIELDS:
-            raise ValidationFailed("Unknown field.", fields={name: "Unknown field."})
-        setattr(policy, name, value)
+    changes: dict[str, object] = {
+        "name": name,
+        "frequency": frequency,
+        "time_of_day": time_of_day,
+        "keep_last": keep_last,
+        "keep_hourly": keep_hourly,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+        "keep_yearly": keep_yearly,
+        "keep_forever": keep_forever,
+        "storage_class": storage_class,
+        "infrequent_access_after_days": infrequent_access_after_days,
+        "archive_after_days": archive_after_days,
+        "drill_every": drill_every,
+    }
+    for field, value in changes.items():
+        if value is not UNCHANGED:
+            setattr(policy, field, value)
     policy.full_clean()
     policy.save()
     if targets is not None:
         _set_targets(policy, targets)
-    elif {"frequency", "time_of_day"} & set(data):
+    elif frequency is not UNCHANGED or time_of_day is not UNCHANGED:
         for protection in DatasetProtection.objects.filter(policy=policy).select_related("dataset"):
             schedules_sync(protection.dataset, protection, reschedule=True)
     return policy

@@ -56,7 +56,7 @@ def setup(world: World, org_root: Path) -> dict[str, Any]:
     )
     policy = protection_ensure(dataset).policy
     assert policy is not None
-    policy_update(actor=system, policy=policy, data={}, targets=targets)
+    policy_update(actor=system, policy=policy, targets=targets)
     return {"dataset": dataset, "source": source, "targets": targets, "tmp": tmp_path}
 
 

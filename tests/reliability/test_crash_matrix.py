@@ -622,7 +622,7 @@ class _DeletionScene:
             for i, b in enumerate(self.buckets[1:])
         ]
         for policy in BackupPolicy.objects.filter(organization=agency.org).exclude(default_for=""):
-            policy_update(actor=agency.actor, policy=policy, data={}, targets=self.targets)
+            policy_update(actor=agency.actor, policy=policy, targets=self.targets)
         self.doomed = [
             agency.dataset(f"Doomed {i}", location=self.primary) for i in range(cases + 1)
         ]
