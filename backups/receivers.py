@@ -17,7 +17,7 @@ def _default_policies(sender: Any, organization: Any, **kwargs: Any) -> None:
 
 @receiver(signals.dataset_registered, dispatch_uid="backups.protect_new_dataset")
 def _protect_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
-    services.protection_ensure(dataset)
+    services.protection_create(dataset)
 
 
 @receiver(signals.dataset_state_changed, dispatch_uid="backups.follow_state")

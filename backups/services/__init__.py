@@ -3,6 +3,7 @@
 from backups.services.downloads import DownloadedFile, snapshot_file_download
 from backups.services.policies import (
     DEFAULT_POLICIES,
+    ProtectionMissing,
     dataset_data_key,
     dataset_policy_set,
     default_policy_key,
@@ -11,8 +12,9 @@ from backups.services.policies import (
     policy_create,
     policy_update,
     primary_path_guard,
-    protection_ensure,
+    protection_create,
     protection_follow_state,
+    protection_get,
     schedules_sync,
 )
 from backups.services.restores import (
@@ -50,6 +52,7 @@ from backups.services.stores import (
 __all__ = [
     "DEFAULT_POLICIES",
     "DownloadedFile",
+    "ProtectionMissing",
     "PruneReport",
     "RunInProgress",
     "TransientFailure",
@@ -69,8 +72,9 @@ __all__ = [
     "policy_create",
     "policy_update",
     "primary_path_guard",
-    "protection_ensure",
+    "protection_create",
     "protection_follow_state",
+    "protection_get",
     "repository_base",
     "restore_default_path",
     "restore_destination_check",

@@ -27,7 +27,7 @@ from backups.models import (
 )
 from clients.models import Dataset, DatasetKind, LifecycleState, Organization, StorageLocation
 from kernel.crypto import master_key
-from kernel.exceptions import ValidationFailed
+from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
 
 # The agency backup guidance the product follows, as data.
@@ -109,9 +109,19 @@ def _key_context(dataset: Dataset) -> bytes:
     return b"dataset:" + dataset.public_id.bytes
 
 
-def protection_ensure(dataset: Dataset) -> DatasetProtection:
-    """The dataset's protection row: default policy for its kind and state, a fresh data key,
-    schedules for the policy's targets. Idempotent."""
+class ProtectionMissing(Conflict):
+    """A dataset without its protection row: every dataset gets one when it is registered
+    (`protection_create`, on `dataset_registered`; migration 0008 made those of older ones), so
+    this is a dataset made some other way. Nothing makes one later: a read never writes."""
+
+    code = "protection_missing"
+
+
+def protection_create(dataset: Dataset) -> DatasetProtection:
+    """When a dataset is registered (the `dataset_registered` receiver): its protection row,
+    with the default policy for its kind and state, a fresh data key and schedules for the
+    policy's targets. Returns the existing row if there is one: a signal sent twice makes one
+    key."""
     protection = DatasetProtection.objects.filter(dataset=dataset).first()
     if protection is not None:
         return protection
@@ -130,9 +140,20 @@ def protection_ensure(dataset: Dataset) -> DatasetProtection:
     return protection
 
 
+def protection_get(dataset: Dataset) -> DatasetProtection:
+    """The dataset's protection, read only; ProtectionMissing (409) when it has none."""
+    protection = DatasetProtection.objects.filter(dataset=dataset).first()
+    if protection is None:
+        raise ProtectionMissing(
+            f"The dataset {dataset.name} has no backup protection: it was not registered "
+            "through the inventory."
+        )
+    return protection
+
+
 def dataset_data_key(dataset: Dataset) -> bytes:
     """The dataset's plain data key, for the engine only. Never log it."""
-    protection = protection_ensure(dataset)
+    protection = protection_get(dataset)
     if not protection.wrapped_key:
         raise ValidationFailed("The dataset's key was destroyed; its backups are unreadable.")
     return unwrap_data_key(
@@ -156,7 +177,7 @@ def dataset_policy_set(
     actor.require_level(
         "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="change backup policy"
     )
-    protection = DatasetProtection.objects.select_for_update().get(pk=protection_ensure(dataset).pk)
+    protection = DatasetProtection.objects.select_for_update().get(pk=protection_get(dataset).pk)
     if live_pipeline_input is not None:
         protection.live_pipeline_input = live_pipeline_input
     if policy is None:
@@ -177,7 +198,7 @@ def dataset_policy_set(
 
 def protection_follow_state(dataset: Dataset) -> None:
     """After a lifecycle change, an unpinned dataset moves to its state's default policy."""
-    protection = protection_ensure(dataset)
+    protection = protection_get(dataset)
     if protection.policy_pinned:
         return
     key = default_policy_key(dataset, live_pipeline_input=protection.live_pipeline_input)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from backups import engine
 from backups.models import UNLIMITED, BackupPolicy, DatasetProtection, RunTarget, Snapshot
-from backups.services.policies import dataset_data_key, protection_ensure
+from backups.services.policies import dataset_data_key, protection_get
 from backups.services.repository_locks import prune_lock_acquire, prune_lock_release
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import ObjectStore, StorageError
@@ -57,7 +57,7 @@ def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
     remaining snapshot references. Never while a legal hold suspends pruning, never while a
     backup of the same pair is running (its fresh chunks are not referenced yet)."""
     report = PruneReport(dataset=str(dataset.public_id), target=location.name)
-    protection: DatasetProtection = protection_ensure(dataset)
+    protection: DatasetProtection = protection_get(dataset)
     if protection.pruning_suspended:
         report.skipped = "legal hold: pruning suspended"
         return report

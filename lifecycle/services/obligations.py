@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backups.models import DatasetProtection
-from backups.services import protection_ensure
+from backups.services import protection_get
 from clients.models import Client, Dataset, Engagement, EngagementStatus
 from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
@@ -189,7 +189,8 @@ def retentions_covering(datasets: Iterable[Dataset], today: date) -> list[Retent
 
 def _suspend_pruning(datasets: Iterable[Dataset], suspended: bool) -> None:
     for dataset in datasets:
-        protection_ensure(dataset)
+        # The update below would pass over a dataset without a row: that is an error, not a no-op.
+        protection_get(dataset)
     DatasetProtection.objects.filter(dataset__in=list(datasets)).update(pruning_suspended=suspended)
 
 

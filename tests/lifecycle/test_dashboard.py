@@ -25,7 +25,7 @@ from backups.models import (
     RunStatus,
     Snapshot,
 )
-from backups.services import protection_ensure
+from backups.services import protection_create
 from clients.models import Client, Dataset
 from kernel.charts import Series, bar_chart, stacked_bar_chart
 from lifecycle.dashboard import (
@@ -83,7 +83,7 @@ def _protect(
     policy = BackupPolicy.objects.create(organization=org, name=f"Policy {n}", frequency="daily")
     for position, target in enumerate(targets):
         PolicyTarget.objects.create(policy=policy, location=target, position=position)
-    protection = protection_ensure(dataset)
+    protection = protection_create(dataset)
     protection.policy = policy
     protection.save(update_fields=["policy"])
     snapshots = []

@@ -51,7 +51,7 @@ from backups.services import (
     backup_run_execute,
     dataset_data_key,
     policy_update,
-    protection_ensure,
+    protection_create,
     repository_base,
     restore_request,
     snapshot_file_download,
@@ -294,7 +294,7 @@ class _PruneScene:
             frequency="daily",
             keep_last=PRUNE_KEEP_LAST,
         )
-        protection = protection_ensure(self.dataset)
+        protection = protection_create(self.dataset)
         protection.policy = policy
         protection.save()
         self.expected: dict[str, dict[str, str]] = {}  # manifest id -> digests of its files

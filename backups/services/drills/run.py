@@ -37,7 +37,7 @@ from backups.models import (
     Snapshot,
 )
 from backups.services.alerts import alert_clear, alert_raise
-from backups.services.policies import dataset_data_key, protection_ensure
+from backups.services.policies import dataset_data_key, protection_get
 from backups.services.restores import restored_copy_record
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import StorageError
@@ -115,7 +115,7 @@ def drill_start(
         actor.require_admin("start restore drills")
     if dataset.lifecycle_state not in DRILLABLE_STATES:
         raise Conflict(f"The dataset is {dataset.get_lifecycle_state_display().lower()}.")
-    protection = protection_ensure(dataset)
+    protection = protection_get(dataset)
     # Drill starts of one dataset queue here (a row lock on PostgreSQL; SQLite's IMMEDIATE
     # transactions already serialize writers), so the check below cannot race.
     DatasetProtection.objects.select_for_update().filter(pk=protection.pk).first()
