@@ -7,12 +7,8 @@ from typing import Any
 from django.dispatch import receiver
 
 from backups import services
+from backups.services.schedules import DELETION_STATES
 from clients import signals
-from clients.models import LifecycleState
-
-# A deletion stops a dataset's schedules before moving it into these states; following the state
-# (to the state's default policy, whose targets get schedules) would bring them back.
-_DELETION_STATES = (LifecycleState.DELETION_PENDING, LifecycleState.DELETED)
 
 
 @receiver(signals.organization_created, dispatch_uid="backups.default_policies")
@@ -22,13 +18,13 @@ def _default_policies(sender: Any, organization: Any, **kwargs: Any) -> None:
 
 @receiver(signals.dataset_registered, dispatch_uid="backups.protect_new_dataset")
 def _protect_new_dataset(sender: Any, dataset: Any, **kwargs: Any) -> None:
-    services.protection_ensure(dataset)
+    services.protection_create(dataset)
 
 
 @receiver(signals.dataset_state_changed, dispatch_uid="backups.follow_state")
 def _follow_state(sender: Any, dataset: Any, **kwargs: Any) -> None:
-    if dataset.lifecycle_state in _DELETION_STATES:
-        return
+    if dataset.lifecycle_state in DELETION_STATES:
+        return  # a deletion owns the dataset now: its policy stays as the plan saw it
     services.protection_follow_state(dataset)
 
 

@@ -26,15 +26,16 @@ from backups.models import (
     Snapshot,
     Trigger,
 )
+from backups.selectors.drills import drill_status
 from backups.services import posture as posture_service
-from backups.services.drills import drill_start, drill_status
+from backups.services.drills import drill_start
 from backups.services.stores import repository_base
 from clients.models import Dataset, LocationKind, Membership, Role, StorageLocation
 from clients.selectors import dataset_get, location_list
 from clients.services import client_space
 from kernel.exceptions import Conflict, NotFound, ValidationFailed
 from kernel.http import request_origin
-from kernel.pages import tenant_page
+from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import Actor, get_visible_or_404
 
 
@@ -72,16 +73,16 @@ def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any)
 
 
 @tenant_page
-def dataset_detail(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_detail(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     return render(request, "backups/dataset_detail.html", _context(request, actor, dataset))
 
 
 @require_POST
 @tenant_page
-def dataset_backup(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_backup(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     try:
         services.backup_run_request(actor=actor, dataset=dataset, trigger=Trigger.MANUAL)
@@ -95,8 +96,8 @@ def dataset_backup(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
 
 @require_POST
 @tenant_page
-def dataset_restore(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_restore(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     # The right before the form: a caller who may not restore is refused, not told its errors.
     actor.require_level(
@@ -133,8 +134,8 @@ def dataset_restore(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
 
 @require_POST
 @tenant_page
-def dataset_policy(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_policy(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     form = PolicyForm(request.POST, actor=actor)
     if form.is_valid():
@@ -151,9 +152,9 @@ def dataset_policy(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
 
 
 @tenant_page
-def run_progress(request: HttpRequest, run_id: UUID) -> HttpResponse:
+def run_progress(request: TenantHttpRequest, run_id: UUID) -> HttpResponse:
     """Polled by the progress bar (session auth, same scoping as the page)."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     run = selectors.backup_run_list(actor=actor).filter(Q(public_id=run_id)).first()
     if run is None:
         raise NotFound()
@@ -174,8 +175,8 @@ def run_progress(request: HttpRequest, run_id: UUID) -> HttpResponse:
 
 @require_POST
 @tenant_page
-def dataset_drill(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def dataset_drill(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     try:
         drill = drill_start(actor=actor, dataset=dataset, origin=request_origin(request))
@@ -288,10 +289,10 @@ def _runbook_commands(
 
 
 @tenant_page
-def dataset_runbook(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
+def dataset_runbook(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
     """The recovery runbook, printable, generated from live data: who to call, where every copy
     and the key are, and the exact restore commands. Same access as the dataset page."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
     protection = selectors.protection_of(dataset)
     policy = protection.policy if protection is not None else None
@@ -320,9 +321,9 @@ def dataset_runbook(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
 
 
 @tenant_page
-def location_posture(request: HttpRequest, location_id: UUID) -> HttpResponse:
+def location_posture(request: TenantHttpRequest, location_id: UUID) -> HttpResponse:
     """A location's latest posture findings, worst first; admins get "Fix" and "Audit now"."""
-    actor = request.actor  # type: ignore[attr-defined]
+    actor = request.actor
     location = get_visible_or_404(location_list(actor=actor), location_id)
     audit = selectors.latest_audits([location.pk]).get(location.pk)
     # latest_audits prefetches the findings worst first.
@@ -341,8 +342,8 @@ def location_posture(request: HttpRequest, location_id: UUID) -> HttpResponse:
 
 @require_POST
 @tenant_page
-def location_posture_audit(request: HttpRequest, location_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def location_posture_audit(request: TenantHttpRequest, location_id: UUID) -> HttpResponse:
+    actor = request.actor
     location = get_visible_or_404(location_list(actor=actor), location_id)
     try:
         audit = posture_service.location_audit(location, trigger=AuditTrigger.MANUAL, actor=actor)
@@ -358,8 +359,8 @@ def location_posture_audit(request: HttpRequest, location_id: UUID) -> HttpRespo
 
 @require_POST
 @tenant_page
-def location_posture_fix(request: HttpRequest, location_id: UUID) -> HttpResponse:
-    actor = request.actor  # type: ignore[attr-defined]
+def location_posture_fix(request: TenantHttpRequest, location_id: UUID) -> HttpResponse:
+    actor = request.actor
     location = get_visible_or_404(location_list(actor=actor), location_id)
     action = request.POST.get("action", "")
     try:

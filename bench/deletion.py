@@ -144,7 +144,7 @@ def _measure(endpoint: str) -> dict[str, Any]:
         )
     primary, targets = locations[0], locations[1:]
     for policy in BackupPolicy.objects.filter(organization=org):
-        policy_update(actor=actor, policy=policy, data={}, targets=targets)
+        policy_update(actor=actor, policy=policy, targets=targets)
     # The primary bucket is shared: the client keeps its data in its own folder there.
     clients_services.namespace_assign(
         actor=actor, location=primary, client=agency_client, path="datasets"

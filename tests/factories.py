@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from backups.services import protection_create
 from clients.models import (
     AccessGrant,
     Client,
@@ -95,6 +97,14 @@ class DatasetFactory(factory.django.DjangoModelFactory):
     path = factory.Sequence(lambda n: f"datasets/{n}")
     rpo = timedelta(hours=24)
     rto = timedelta(hours=8)
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Dataset:
+        dataset: Dataset = super()._create(model_class, *args, **kwargs)
+        # As registration does (backups' dataset_registered receiver): every dataset has its
+        # protection from the start, and nothing later makes one.
+        protection_create(dataset)
+        return dataset
 
 
 class GrantFactory(factory.django.DjangoModelFactory):

@@ -101,7 +101,7 @@ class PolicyViewSet(clients_api._WriteThroughServices):
 
     def update_with(self, instance: BackupPolicy, data: dict[str, Any]) -> BackupPolicy:
         targets = data.pop("targets", None)
-        return services.policy_update(actor=self.actor, policy=instance, data=data, targets=targets)
+        return services.policy_update(actor=self.actor, policy=instance, targets=targets, **data)
 
 
 # --- datasets, with their backup side ---

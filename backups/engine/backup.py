@@ -299,6 +299,78 @@ def _unchanged(entry: FileEntry | None, info: ObjectInfo, present: list[set[str]
     )
 
 
+def _source_listing(
+    source: ObjectStore, prefix: str, source_prefix: str, *, allow_empty: bool
+) -> tuple[list[tuple[str, ObjectInfo]], list[str]]:
+    """(path, info) of every object to back up, and the keys skipped: unsafe to restore, or
+    declined by the source. An empty source is refused (SourceEmpty) unless `allow_empty`."""
+    skipped: list[str] = []
+    # Entries the source declined (a local directory's symlinks and special files): named on
+    # the run like unsafe keys, and never read.
+    declined: list[str] = []
+    listing: list[tuple[str, ObjectInfo]] = []
+    for info in source.list(prefix, skipped=declined):
+        if info.key.endswith("/"):
+            continue  # "folder" placeholder objects carry no data
+        path = info.key[len(prefix) :]
+        try:
+            validate_key(path)
+        except InvalidKey:
+            skipped.append(info.key)
+            continue
+        listing.append((path, info))
+    skipped.extend(declined)
+    if not listing and not allow_empty:
+        refused = f" (not followed: {', '.join(declined[:5])})" if declined else ""
+        raise SourceEmpty(f"no objects under {source_prefix!r} in {source.describe()}{refused}")
+    return listing, skipped
+
+
+def _reused_and_to_read(
+    listing: list[tuple[str, ObjectInfo]],
+    parent: Manifest | None,
+    chunk_size: int,
+    present: list[set[str]],
+) -> tuple[dict[str, FileEntry], list[tuple[str, ObjectInfo]]]:
+    """The parent's entries of unchanged files every target still holds, and the files to read."""
+    # A parent chunked differently cannot be mixed into this manifest's fixed chunk size.
+    reusable = parent is not None and parent.chunk_size == chunk_size
+    previous = {e.path: e for e in parent.files} if parent is not None and reusable else {}
+
+    entries: dict[str, FileEntry] = {}
+    to_read: list[tuple[str, ObjectInfo]] = []
+    for path, info in listing:
+        old = previous.get(path)
+        if old is not None and _unchanged(old, info, present):
+            entries[path] = old
+        else:
+            to_read.append((path, info))
+    return entries, to_read
+
+
+def _manifest_store(
+    repos: Sequence[Target],
+    keys: DatasetKeys,
+    entries: dict[str, FileEntry],
+    source_prefix: str,
+    chunk_size: int,
+    parent: Manifest | None,
+    created: datetime,
+) -> Manifest:
+    """Write the snapshot's manifest to every target (its chunks are all stored by now)."""
+    manifest = Manifest(
+        id=new_manifest_id(created),
+        created=created,
+        source_prefix=source_prefix,
+        chunk_size=chunk_size,
+        parent_id=parent.id if parent is not None else None,
+        files=tuple(entries[path] for path in sorted(entries)),
+    )
+    for repo in repos:
+        store_manifest(repo.store, repo.base, keys, manifest)
+    return manifest
+
+
 def backup(
     source: ObjectStore,
     source_prefix: str,
@@ -334,39 +406,9 @@ def backup(
         require_repository(repo.store, repo.base)
     prefix = source_prefix.strip("/") + "/" if source_prefix.strip("/") else ""
 
-    skipped: list[str] = []
-    # Entries the source declined (a local directory's symlinks and special files): named on
-    # the run like unsafe keys, and never read.
-    declined: list[str] = []
-    listing: list[tuple[str, ObjectInfo]] = []
-    for info in source.list(prefix, skipped=declined):
-        if info.key.endswith("/"):
-            continue  # "folder" placeholder objects carry no data
-        path = info.key[len(prefix) :]
-        try:
-            validate_key(path)
-        except InvalidKey:
-            skipped.append(info.key)
-            continue
-        listing.append((path, info))
-    skipped.extend(declined)
-    if not listing and not allow_empty:
-        refused = f" (not followed: {', '.join(declined[:5])})" if declined else ""
-        raise SourceEmpty(f"no objects under {source_prefix!r} in {source.describe()}{refused}")
-
+    listing, skipped = _source_listing(source, prefix, source_prefix, allow_empty=allow_empty)
     present = [set(list_chunks(repo.store, repo.base)) for repo in repos]
-    # A parent chunked differently cannot be mixed into this manifest's fixed chunk size.
-    reusable = parent is not None and parent.chunk_size == chunk_size
-    previous = {e.path: e for e in parent.files} if parent is not None and reusable else {}
-
-    entries: dict[str, FileEntry] = {}
-    to_read: list[tuple[str, ObjectInfo]] = []
-    for path, info in listing:
-        old = previous.get(path)
-        if old is not None and _unchanged(old, info, present):
-            entries[path] = old
-        else:
-            to_read.append((path, info))
+    entries, to_read = _reused_and_to_read(listing, parent, chunk_size, present)
     # Largest first, so the long files start early and small ones fill the gaps.
     to_read.sort(key=lambda item: item[1].size, reverse=True)
 
@@ -400,15 +442,7 @@ def backup(
     if run.error is not None:
         raise run.error
 
-    created = now or datetime.now(UTC)
-    manifest = Manifest(
-        id=new_manifest_id(created),
-        created=created,
-        source_prefix=source_prefix,
-        chunk_size=chunk_size,
-        parent_id=parent.id if parent is not None else None,
-        files=tuple(entries[path] for path in sorted(entries)),
+    manifest = _manifest_store(
+        repos, keys, entries, source_prefix, chunk_size, parent, now or datetime.now(UTC)
     )
-    for repo in repos:
-        store_manifest(repo.store, repo.base, keys, manifest)
     return BackupResult(manifest_id=manifest.id, manifest=manifest, stats=run.stats)

@@ -3,6 +3,7 @@
 from backups.services.downloads import DownloadedFile, snapshot_file_download
 from backups.services.policies import (
     DEFAULT_POLICIES,
+    ProtectionMissing,
     dataset_data_key,
     dataset_policy_set,
     default_policy_key,
@@ -11,8 +12,9 @@ from backups.services.policies import (
     policy_create,
     policy_update,
     primary_path_guard,
-    protection_ensure,
+    protection_create,
     protection_follow_state,
+    protection_get,
     schedules_sync,
 )
 from backups.services.restores import (
@@ -27,6 +29,7 @@ from backups.services.restores import (
 from backups.services.retention import (
     PruneReport,
     dataset_prune,
+    pruning_suspend,
     retention_policy_for,
     retention_sweep,
 )
@@ -50,6 +53,7 @@ from backups.services.stores import (
 __all__ = [
     "DEFAULT_POLICIES",
     "DownloadedFile",
+    "ProtectionMissing",
     "PruneReport",
     "RunInProgress",
     "TransientFailure",
@@ -69,8 +73,10 @@ __all__ = [
     "policy_create",
     "policy_update",
     "primary_path_guard",
-    "protection_ensure",
+    "protection_create",
     "protection_follow_state",
+    "protection_get",
+    "pruning_suspend",
     "repository_base",
     "restore_default_path",
     "restore_destination_check",

@@ -14,7 +14,7 @@ from clients.models import Dataset
 
 def schedules_stop(*, datasets: Sequence[Dataset]) -> None:
     """No new copy of these datasets is scheduled: their schedule rows go. Once a dataset is in a
-    deletion state nothing brings them back (backups.receivers leaves such a dataset alone)."""
+    deletion state nothing brings them back (schedules_sync gives such a dataset none)."""
     BackupSchedule.objects.filter(dataset_id__in=[d.pk for d in datasets]).delete()
 
 

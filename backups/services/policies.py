@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import calendar
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from backups.engine import generate_data_key, unwrap_data_key, wrap_data_key
 from backups.models import (
+    DEFAULT_DRILL_EVERY,
     UNLIMITED,
     BackupPolicy,
-    BackupSchedule,
     DatasetProtection,
     DefaultFor,
     Frequency,
     PolicyTarget,
     Snapshot,
+    StorageClass,
 )
+from backups.services.schedules import next_due as next_due
+from backups.services.schedules import policy_targets_for as policy_targets_for
+from backups.services.schedules import schedules_sync as schedules_sync
 from clients.models import Dataset, DatasetKind, LifecycleState, Organization, StorageLocation
+from kernel.changes import UNCHANGED, Unchanged
 from kernel.crypto import master_key
-from kernel.exceptions import ValidationFailed
+from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
 
 # The agency backup guidance the product follows, as data.
@@ -106,9 +108,19 @@ def _key_context(dataset: Dataset) -> bytes:
     return b"dataset:" + dataset.public_id.bytes
 
 
-def protection_ensure(dataset: Dataset) -> DatasetProtection:
-    """The dataset's protection row: default policy for its kind and state, a fresh data key,
-    schedules for the policy's targets. Idempotent."""
+class ProtectionMissing(Conflict):
+    """A dataset without its protection row: every dataset gets one when it is registered
+    (`protection_create`, on `dataset_registered`; migration 0008 made those of older ones), so
+    this is a dataset made some other way. Nothing makes one later: a read never writes."""
+
+    code = "protection_missing"
+
+
+def protection_create(dataset: Dataset) -> DatasetProtection:
+    """When a dataset is registered (the `dataset_registered` receiver): its protection row,
+    with the default policy for its kind and state, a fresh data key and schedules for the
+    policy's targets. Returns the existing row if there is one: a signal sent twice makes one
+    key."""
     protection = DatasetProtection.objects.filter(dataset=dataset).first()
     if protection is not None:
         return protection
@@ -127,9 +139,20 @@ def protection_ensure(dataset: Dataset) -> DatasetProtection:
     return protection
 
 
+def protection_get(dataset: Dataset) -> DatasetProtection:
+    """The dataset's protection, read only; ProtectionMissing (409) when it has none."""
+    protection = DatasetProtection.objects.filter(dataset=dataset).first()
+    if protection is None:
+        raise ProtectionMissing(
+            f"The dataset {dataset.name} has no backup protection: it was not registered "
+            "through the inventory."
+        )
+    return protection
+
+
 def dataset_data_key(dataset: Dataset) -> bytes:
     """The dataset's plain data key, for the engine only. Never log it."""
-    protection = protection_ensure(dataset)
+    protection = protection_get(dataset)
     if not protection.wrapped_key:
         raise ValidationFailed("The dataset's key was destroyed; its backups are unreadable.")
     return unwrap_data_key(
@@ -153,7 +176,7 @@ def dataset_policy_set(
     actor.require_level(
         "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="change backup policy"
     )
-    protection = DatasetProtection.objects.select_for_update().get(pk=protection_ensure(dataset).pk)
+    protection = DatasetProtection.objects.select_for_update().get(pk=protection_get(dataset).pk)
     if live_pipeline_input is not None:
         protection.live_pipeline_input = live_pipeline_input
     if policy is None:
@@ -174,7 +197,7 @@ def dataset_policy_set(
 
 def protection_follow_state(dataset: Dataset) -> None:
     """After a lifecycle change, an unpinned dataset moves to its state's default policy."""
-    protection = protection_ensure(dataset)
+    protection = protection_get(dataset)
     if protection.policy_pinned:
         return
     key = default_policy_key(dataset, live_pipeline_input=protection.live_pipeline_input)
@@ -186,32 +209,6 @@ def protection_follow_state(dataset: Dataset) -> None:
 
 
 # --- policies ---
-
-POLICY_FIELDS = (
-    "name",
-    "frequency",
-    "time_of_day",
-    "keep_last",
-    "keep_hourly",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-    "keep_forever",
-    "storage_class",
-    "infrequent_access_after_days",
-    "archive_after_days",
-    "drill_every",
-)
-
-
-def policy_targets_for(policy: BackupPolicy, dataset: Dataset) -> Any:
-    """The policy's targets that may hold this dataset's backups: shared locations, and those
-    dedicated to the dataset's own client — never a location dedicated to another client (its
-    bucket, perhaps in that client's own account, is that client's space)."""
-    return policy.policy_targets.filter(
-        Q(location__client__isnull=True) | Q(location__client_id=dataset.client_id)
-    ).select_related("location")
 
 
 def covers_repositories(dataset: Dataset, location: StorageLocation) -> bool:
@@ -271,13 +268,44 @@ def _set_targets(policy: BackupPolicy, targets: Sequence[StorageLocation]) -> No
 
 @transaction.atomic
 def policy_create(
-    *, actor: Actor, targets: Sequence[StorageLocation] = (), **fields: Any
+    *,
+    actor: Actor,
+    name: str,
+    frequency: str,
+    time_of_day: time = time(2, 0),
+    keep_last: int = 0,
+    keep_hourly: int = 0,
+    keep_daily: int = 0,
+    keep_weekly: int = 0,
+    keep_monthly: int = 0,
+    keep_yearly: int = 0,
+    keep_forever: bool = False,
+    storage_class: str = StorageClass.STANDARD,
+    infrequent_access_after_days: int | None = None,
+    archive_after_days: int | None = None,
+    drill_every: timedelta | None = DEFAULT_DRILL_EVERY,
+    targets: Sequence[StorageLocation] = (),
 ) -> BackupPolicy:
+    """An admin's own policy; the defaults are the model's. Targets are checked as in
+    `policy_update` (never a location that is a dataset's whole primary copy)."""
     actor.require_admin("manage backup policies")
-    unknown = set(fields) - set(POLICY_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(unknown, "Unknown field."))
-    policy = BackupPolicy(organization=actor.organization, **fields)
+    policy = BackupPolicy(
+        organization=actor.organization,
+        name=name,
+        frequency=frequency,
+        time_of_day=time_of_day,
+        keep_last=keep_last,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        keep_forever=keep_forever,
+        storage_class=storage_class,
+        infrequent_access_after_days=infrequent_access_after_days,
+        archive_after_days=archive_after_days,
+        drill_every=drill_every,
+    )
     policy.full_clean()
     policy.save()
     _set_targets(policy, targets)
@@ -289,74 +317,50 @@ def policy_update(
     *,
     actor: Actor,
     policy: BackupPolicy,
-    data: Mapping[str, Any],
     targets: Sequence[StorageLocation] | None = None,
+    name: str | Unchanged = UNCHANGED,
+    frequency: str | Unchanged = UNCHANGED,
+    time_of_day: time | Unchanged = UNCHANGED,
+    keep_last: int | Unchanged = UNCHANGED,
+    keep_hourly: int | Unchanged = UNCHANGED,
+    keep_daily: int | Unchanged = UNCHANGED,
+    keep_weekly: int | Unchanged = UNCHANGED,
+    keep_monthly: int | Unchanged = UNCHANGED,
+    keep_yearly: int | Unchanged = UNCHANGED,
+    keep_forever: bool | Unchanged = UNCHANGED,
+    storage_class: str | Unchanged = UNCHANGED,
+    infrequent_access_after_days: int | Unchanged | None = UNCHANGED,
+    archive_after_days: int | Unchanged | None = UNCHANGED,
+    drill_every: timedelta | Unchanged | None = UNCHANGED,
 ) -> BackupPolicy:
+    """Change the fields given (the others keep their value) and, with `targets`, replace the
+    ordered targets. A new schedule (frequency, time) moves the next run of every dataset on
+    the policy."""
     actor.require_admin("manage backup policies")
-    for name, value in data.items():
-        if name not in POLICY_FIELDS:
-            raise ValidationFailed("Unknown field.", fields={name: "Unknown field."})
-        setattr(policy, name, value)
+    changes: dict[str, object] = {
+        "name": name,
+        "frequency": frequency,
+        "time_of_day": time_of_day,
+        "keep_last": keep_last,
+        "keep_hourly": keep_hourly,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+        "keep_yearly": keep_yearly,
+        "keep_forever": keep_forever,
+        "storage_class": storage_class,
+        "infrequent_access_after_days": infrequent_access_after_days,
+        "archive_after_days": archive_after_days,
+        "drill_every": drill_every,
+    }
+    for field, value in changes.items():
+        if value is not UNCHANGED:
+            setattr(policy, field, value)
     policy.full_clean()
     policy.save()
     if targets is not None:
         _set_targets(policy, targets)
-    elif {"frequency", "time_of_day"} & set(data):
+    elif frequency is not UNCHANGED or time_of_day is not UNCHANGED:
         for protection in DatasetProtection.objects.filter(policy=policy).select_related("dataset"):
             schedules_sync(protection.dataset, protection, reschedule=True)
     return policy
-
-
-# --- schedules ---
-
-
-def _at(day: datetime, moment: time) -> datetime:
-    return day.replace(hour=moment.hour, minute=moment.minute, second=0, microsecond=0)
-
-
-def next_due(policy: BackupPolicy, after: datetime) -> datetime:
-    """The first slot strictly after `after` (UTC) for the policy's frequency."""
-    after = after.astimezone(UTC)
-    if policy.frequency == Frequency.CONTINUOUS:
-        return after + timedelta(minutes=15)
-    if policy.frequency == Frequency.HOURLY:
-        return after.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    candidate = _at(after, policy.time_of_day)
-    if policy.frequency == Frequency.DAILY:
-        return candidate if candidate > after else candidate + timedelta(days=1)
-    if policy.frequency == Frequency.WEEKLY:
-        # Mondays: weekly copies land at the start of the working week.
-        candidate -= timedelta(days=candidate.weekday())
-        return candidate if candidate > after else candidate + timedelta(days=7)
-    first = candidate.replace(day=1)
-    if first > after:
-        return first
-    days = calendar.monthrange(first.year, first.month)[1]
-    return first + timedelta(days=days)
-
-
-def schedules_sync(
-    dataset: Dataset, protection: DatasetProtection, *, reschedule: bool = False
-) -> None:
-    """One schedule row per policy target; a new target is due at once (first copy now)."""
-    now = timezone.now()
-    wanted: Iterable[int] = (
-        policy_targets_for(protection.policy, dataset).values_list("location_id", flat=True)
-        if protection.policy is not None
-        else []
-    )
-    wanted_ids = set(wanted)
-    existing = {s.location_id: s for s in BackupSchedule.objects.filter(dataset=dataset)}
-    BackupSchedule.objects.filter(dataset=dataset).exclude(location_id__in=wanted_ids).delete()
-    for location_id in wanted_ids - set(existing):
-        BackupSchedule.objects.create(
-            organization=dataset.organization,
-            dataset=dataset,
-            location_id=location_id,
-            next_due_at=now,
-        )
-    if reschedule and protection.policy is not None:
-        for location_id in wanted_ids & set(existing):
-            schedule = existing[location_id]
-            schedule.next_due_at = next_due(protection.policy, schedule.last_success_at or now)
-            schedule.save(update_fields=["next_due_at"])

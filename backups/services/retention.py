@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.utils import timezone
 
 from backups import engine
 from backups.models import UNLIMITED, BackupPolicy, DatasetProtection, RunTarget, Snapshot
-from backups.services.policies import dataset_data_key, protection_ensure
+from backups.services.policies import dataset_data_key, protection_get
 from backups.services.repository_locks import prune_lock_acquire, prune_lock_release
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import ObjectStore, StorageError
@@ -52,12 +53,21 @@ def retention_policy_for(policy: BackupPolicy) -> engine.RetentionPolicy | None:
     return None if rules.is_empty else rules
 
 
+def pruning_suspend(*, datasets: Sequence[Dataset], suspended: bool) -> None:
+    """Stop (a legal hold placed) or resume (released) pruning of these datasets' snapshots.
+    Every dataset has its protection from registration; a missing one is an error here, not a
+    dataset silently left prunable."""
+    for dataset in datasets:
+        protection_get(dataset)
+    DatasetProtection.objects.filter(dataset__in=list(datasets)).update(pruning_suspended=suspended)
+
+
 def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
     """Forget the snapshots the policy does not keep on one target, then collect chunks no
     remaining snapshot references. Never while a legal hold suspends pruning, never while a
     backup of the same pair is running (its fresh chunks are not referenced yet)."""
     report = PruneReport(dataset=str(dataset.public_id), target=location.name)
-    protection: DatasetProtection = protection_ensure(dataset)
+    protection: DatasetProtection = protection_get(dataset)
     if protection.pruning_suspended:
         report.skipped = "legal hold: pruning suspended"
         return report

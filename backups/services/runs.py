@@ -30,7 +30,7 @@ from backups.services.policies import (
     dataset_key_context,
     next_due,
     policy_targets_for,
-    protection_ensure,
+    protection_get,
 )
 from backups.services.repository_locks import RepositoryBusy, prune_lock_check
 from backups.services.stores import (
@@ -92,7 +92,7 @@ def _backupable(dataset: Dataset) -> None:
 
 
 def _policy_targets(dataset: Dataset) -> list[StorageLocation]:
-    protection = protection_ensure(dataset)
+    protection = protection_get(dataset)
     if protection.policy is None:
         return []
     return [t.location for t in policy_targets_for(protection.policy, dataset)]
@@ -392,7 +392,7 @@ def _record_success(
         skipped_keys=stats.skipped_keys[:1000],
     )
     RunTarget.objects.filter(run=run).update(active=False)
-    policy = protection_ensure(run.dataset).policy
+    policy = protection_get(run.dataset).policy
     for schedule in BackupSchedule.objects.filter(dataset=run.dataset, location__in=targets):
         schedule.last_success_at = now
         if policy is not None:

@@ -110,27 +110,7 @@ def _sweep_organization(organization: Organization, now: datetime, report: Sweep
         wanted.add(key)
         if key in open_alerts:
             continue
-        if last_good is None:
-            what = (
-                f"{dataset.name} (client {dataset.client.name}) has no good snapshot "
-                f"{_age(now - dataset.created_at)} after it was registered"
-            )
-        else:
-            what = (
-                f"The newest good snapshot of {dataset.name} (client {dataset.client.name}) "
-                f"was taken {_age(now - last_good)} ago, at {last_good:%Y-%m-%d %H:%M} UTC"
-            )
-        alert_raise(
-            organization=organization,
-            kind=AlertKind.RPO_MISSED,
-            incident_key=key,
-            title=f"RPO missed: {dataset.name} ({dataset.client.name})",
-            message=f"{what}; its RPO is {_age(dataset.rpo)}.",
-            severity=Severity.HIGH,
-            dataset=dataset,
-            client=dataset.client,
-            now=now,
-        )
+        _rpo_missed_raise(organization, dataset, key, last_good, now)
         report.raised += 1
     subjects: list[Client | BackupPolicy] = [*clients, *policies]
     for subject in subjects:
@@ -138,22 +118,69 @@ def _sweep_organization(organization: Organization, now: datetime, report: Sweep
         wanted.add(key)
         if key in open_alerts:
             continue
-        noun = "client" if isinstance(subject, Client) else "backup policy"
-        alert_raise(
-            organization=organization,
-            kind=AlertKind.REVIEW_DUE,
-            incident_key=key,
-            title=f"Review due: {noun} {subject.name}",
-            message=(
-                f"The protection of the {noun} {subject.name} was due for review on "
-                f"{subject.next_review_at:%Y-%m-%d}. Someone must confirm it still fits."
-            ),
-            severity=Severity.LOW,
-            client=subject if isinstance(subject, Client) else None,
-            policy=subject if isinstance(subject, BackupPolicy) else None,
-            now=now,
-        )
+        _review_due_raise(organization, subject, key, now)
         report.raised += 1
+    _settle(organization, open_alerts, wanted, now, report)
+
+
+def _rpo_missed_raise(
+    organization: Organization,
+    dataset: Dataset,
+    key: str,
+    last_good: datetime | None,
+    now: datetime,
+) -> None:
+    if last_good is None:
+        what = (
+            f"{dataset.name} (client {dataset.client.name}) has no good snapshot "
+            f"{_age(now - dataset.created_at)} after it was registered"
+        )
+    else:
+        what = (
+            f"The newest good snapshot of {dataset.name} (client {dataset.client.name}) "
+            f"was taken {_age(now - last_good)} ago, at {last_good:%Y-%m-%d %H:%M} UTC"
+        )
+    alert_raise(
+        organization=organization,
+        kind=AlertKind.RPO_MISSED,
+        incident_key=key,
+        title=f"RPO missed: {dataset.name} ({dataset.client.name})",
+        message=f"{what}; its RPO is {_age(dataset.rpo)}.",
+        severity=Severity.HIGH,
+        dataset=dataset,
+        client=dataset.client,
+        now=now,
+    )
+
+
+def _review_due_raise(
+    organization: Organization, subject: Client | BackupPolicy, key: str, now: datetime
+) -> None:
+    noun = "client" if isinstance(subject, Client) else "backup policy"
+    alert_raise(
+        organization=organization,
+        kind=AlertKind.REVIEW_DUE,
+        incident_key=key,
+        title=f"Review due: {noun} {subject.name}",
+        message=(
+            f"The protection of the {noun} {subject.name} was due for review on "
+            f"{subject.next_review_at:%Y-%m-%d}. Someone must confirm it still fits."
+        ),
+        severity=Severity.LOW,
+        client=subject if isinstance(subject, Client) else None,
+        policy=subject if isinstance(subject, BackupPolicy) else None,
+        now=now,
+    )
+
+
+def _settle(
+    organization: Organization,
+    open_alerts: dict[str, int],
+    wanted: set[str],
+    now: datetime,
+    report: SweepReport,
+) -> None:
+    """Incidents still wanted were seen again now; the others are cleared."""
     still = [pk for key, pk in open_alerts.items() if key in wanted]
     if still:
         # Write 5: the incidents that persist were seen again now (not a new occurrence).

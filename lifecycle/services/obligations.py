@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from backups.models import DatasetProtection
-from backups.services import protection_ensure
+from backups.services import pruning_suspend
 from clients.models import Client, Dataset, Engagement
 from clients.services import engagement_end_record
 from kernel.changes import UNCHANGED, Unchanged, changes_given
@@ -196,10 +195,8 @@ def retentions_covering(datasets: Iterable[Dataset], today: date) -> list[Retent
     )
 
 
-def _suspend_pruning(datasets: Iterable[Dataset], suspended: bool) -> None:
-    for dataset in datasets:
-        protection_ensure(dataset)
-    DatasetProtection.objects.filter(dataset__in=list(datasets)).update(pruning_suspended=suspended)
+def _suspend_pruning(datasets: Sequence[Dataset], suspended: bool) -> None:
+    pruning_suspend(datasets=datasets, suspended=suspended)
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.db import models
 from django.test import Client as BrowserClient
 
 from backups.models import DatasetProtection
-from backups.services import protection_ensure
+from backups.services import protection_create
 from clients.models import Dataset
 from lifecycle.models import AccessEvent, LegalHold, PendingAccessEvent, SigningKey
 from tests.agencyops.conftest import w
@@ -76,7 +76,7 @@ def test_a_dataset_under_a_legal_hold_cannot_be_deleted_from_the_admin(
     hold = LegalHold.objects.create(organization=w.org, client=w.client, reason="litigation")
     assert hold.is_active
     dataset = w.dataset
-    protection = protection_ensure(dataset)
+    protection = protection_create(dataset)
     events_before = PendingAccessEvent.objects.count()
 
     _refused_everywhere(operator, dataset)
@@ -96,7 +96,7 @@ def test_no_lifecycle_row_is_deleted_from_the_admin(w: World, operator: BrowserC
         w.snapshot_b,
         w.run_b,
         w.restore_b,
-        protection_ensure(w.dataset_b),  # holds the wrapped data key
+        protection_create(w.dataset_b),  # holds the wrapped data key
         SigningKey.objects.get(organization=w.org),
         AccessEvent.objects.get(pk=w.event_b.pk),
         w.obligation_b,
@@ -157,7 +157,7 @@ def test_read_only_fields_are_no_inputs(w: World, operator: BrowserClient) -> No
             w.location,
             ("organization", "kind", "provider", "endpoint_url", "bucket", "prefix", "client"),
         ),
-        (protection_ensure(w.dataset), ("pruning_suspended", "key_destroyed_at")),
+        (protection_create(w.dataset), ("pruning_suspended", "key_destroyed_at")),
     ]
     for obj, fields in forms:
         html = operator.get(_url(obj, "change/")).content.decode()

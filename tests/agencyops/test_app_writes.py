@@ -29,15 +29,6 @@ WRITES = frozenset(
         "bulk_update",
     }
 )
-# Writes left in modules this change did not own (issue #13): each entry must still be found,
-# so the list can only shrink. Remove an entry with the write it names.
-KNOWN: dict[str, set[str]] = {
-    "lifecycle/services/obligations.py": {
-        "DatasetProtection.update",  # _suspend_pruning: legal holds suspend pruning
-    },
-}
-
-
 def _modules(app: str) -> Iterator[Path]:
     for path in sorted((ROOT / app).rglob("*.py")):
         if "migrations" not in path.parts:
@@ -142,22 +133,14 @@ def lower_writes(source: str, lower: tuple[str, ...]) -> list[tuple[int, str]]:
 
 def test_no_app_writes_a_lower_apps_models() -> None:
     unexpected: list[str] = []
-    written: dict[str, set[str]] = {}
     modules = 0
     for app, lower in LOWER.items():
         for path in _modules(app):
             modules += 1
             name = str(path.relative_to(ROOT))
             found = lower_writes(path.read_text(), lower)
-            unexpected += [
-                f"{name}:{line} {write}"
-                for line, write in found
-                if write not in KNOWN.get(name, set())
-            ]
-            written[name] = {write for _, write in found}
+            unexpected += [f"{name}:{line} {write}" for line, write in found]
     assert not unexpected, "\n".join(unexpected)
-    for name, known in KNOWN.items():
-        assert known <= written.get(name, set()), f"{name}: {known} no longer written"
     assert modules > 50  # the walk reads both apps' files
 
 

@@ -361,10 +361,10 @@ def test_a_whole_location_is_only_a_dedicated_clients_and_never_one_holding_back
     assert whole.path == ""
     policy = agency.policy("daily")
     with pytest.raises(ValidationFailed) as refused:
-        policy_update(actor=agency.actor, policy=policy, data={}, targets=[dedicated])
+        policy_update(actor=agency.actor, policy=policy, targets=[dedicated])
     assert "targets" in refused.value.fields
     target = agency.local_location("Target")
-    policy_update(actor=agency.actor, policy=policy, data={}, targets=[target])
+    policy_update(actor=agency.actor, policy=policy, targets=[target])
     clients_services.location_update(actor=agency.actor, location=target, client=agency.client)
     with pytest.raises(ValidationFailed) as refused:
         clients_services.dataset_register(
@@ -392,7 +392,7 @@ def backed_up(agency: Agency, shared: dict[str, Any]) -> dict[str, Any]:
         path="acme/raw",
     )
     target = agency.local_location("Backup disk")
-    policy_update(actor=agency.actor, policy=agency.policy("daily"), data={}, targets=[target])
+    policy_update(actor=agency.actor, policy=agency.policy("daily"), targets=[target])
     run = backup_run_request(actor=agency.actor, dataset=dataset, enqueue=False)
     done = backup_run_execute(str(run.public_id))
     assert done is not None
@@ -552,7 +552,6 @@ def test_a_location_dedicated_to_another_client_never_receives_this_clients_back
     policy_update(
         actor=agency.actor,
         policy=agency.policy("daily"),
-        data={},
         targets=[shared_target, northwind_only],
     )
     acme_data = clients_services.dataset_register(

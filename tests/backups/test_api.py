@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backups.models import BackupPolicy, BackupRun, RestoreRun, Snapshot
-from backups.services import policies_create_defaults, protection_ensure
+from backups.services import policies_create_defaults, protection_create
 from tests.conftest import World
 from tests.factories import DatasetFactory, LocationFactory
 
@@ -23,8 +23,8 @@ def targets(world: World) -> World:
     world.backup_location = LocationFactory(organization=world.org, name="Backup bucket")
     for policy in policies_create_defaults(world.org):
         policy.policy_targets.create(location=world.backup_location)
-    protection_ensure(world.dataset)
-    protection_ensure(world.dataset_b)
+    protection_create(world.dataset)
+    protection_create(world.dataset_b)
     return world
 
 
@@ -205,7 +205,7 @@ def test_backup_lists_have_pinned_query_counts(targets: World, as_user: Any, url
     def grow(n: int) -> None:
         for i in range(n):
             dataset = DatasetFactory(client=targets.client, location=targets.location)
-            protection_ensure(dataset)
+            protection_create(dataset)
             snapshot = _snapshot(targets, dataset, i + 1)
             run = BackupRun.objects.create(
                 organization=targets.org, dataset=dataset, trigger="manual", status="succeeded"

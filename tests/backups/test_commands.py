@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from backups.models import BackupRun, Snapshot
-from backups.services import policy_update, protection_ensure
+from backups.services import policy_update, protection_create
 from clients import services as inventory
 from kernel.tenancy import Actor
 from tests.conftest import World
@@ -54,9 +54,9 @@ def setup(world: World, org_root: Path) -> dict[str, Any]:
         location=primary,
         path="ds",
     )
-    policy = protection_ensure(dataset).policy
+    policy = protection_create(dataset).policy
     assert policy is not None
-    policy_update(actor=system, policy=policy, data={}, targets=targets)
+    policy_update(actor=system, policy=policy, targets=targets)
     return {"dataset": dataset, "source": source, "targets": targets, "tmp": tmp_path}
 
 

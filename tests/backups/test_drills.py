@@ -34,7 +34,6 @@ from backups.services import (
     repository_base,
     restore_run_execute,
 )
-from backups.services import drills as drills_module
 from backups.services import runs as runs_module
 from backups.services.drills import (
     drill_review,
@@ -42,6 +41,7 @@ from backups.services.drills import (
     drill_status_many,
     drills_dispatch,
 )
+from backups.services.drills import run as drills_module
 from clients import services as clients_services
 from clients.models import Dataset, LifecycleState, StorageLocation
 from kernel.exceptions import Conflict, Forbidden, NotFound, ValidationFailed

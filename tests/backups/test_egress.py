@@ -30,7 +30,7 @@ from backups.services.notifications import notification_settings_update
 from backups.services.posture.reading import NOT_REACHABLE
 from backups.services.stores import bucket_settings_store
 from backups.storage import EndpointUnreachable, S3ObjectStore
-from backups.storage.s3 import _DirectBody
+from backups.storage.s3.bodies import DirectBody
 from kernel import egress
 from tests.backups.conftest import Agency, sample_files
 from tests.conftest import World
@@ -150,7 +150,7 @@ def test_the_fast_get_path_and_bucket_settings_connect_through_the_guard(
     )
     # The first thing this store does is the fast path's own GET on the client's session.
     body = store._direct_open("backups/probe")
-    assert isinstance(body, _DirectBody)
+    assert isinstance(body, DirectBody)
     assert body.read() == b"probe"
     assert calls == [("127.0.0.1", int(counted.url.rsplit(":", 1)[1]))]
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backups.models import BackupPolicy, BackupRun, DatasetProtection, RestoreRun, Snapshot
-from backups.services import policies_create_defaults, protection_ensure
+from backups.services import policies_create_defaults, protection_create
 from tests.conftest import World
 from tests.factories import LocationFactory
 
@@ -26,7 +26,7 @@ def _setup(world: World) -> Any:
     target = LocationFactory(organization=world.org, name="Backup bucket")
     for policy in policies_create_defaults(world.org):
         policy.policy_targets.create(location=target)
-    protection_ensure(world.dataset)
+    protection_create(world.dataset)
     return target
 
 
@@ -65,26 +65,35 @@ def test_dataset_page_shows_policy_runs_and_snapshots(world: World) -> None:
     )
 
 
+def _writes(page: PageClient, url: str) -> list[str]:
+    """The SQL writes a GET of `url` makes (the session's own aside)."""
+    with CaptureQueriesContext(connection) as queries:
+        response = page.get(url)
+    assert response.status_code == 200, url
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        and "django_session" not in q["sql"]
+    ]
+
+
 def test_the_dataset_pages_write_nothing(world: World) -> None:
     """GET pages read: the dataset page and its runbook once made the dataset's protection (a
-    key, schedules) as a side effect of being looked at. A dataset without one (none of the
-    registration services made it) now shows no policy, and no row is written."""
-    assert not DatasetProtection.objects.filter(dataset=world.dataset).exists()
+    key, schedules) as a side effect of being looked at. With the protection registration made,
+    and with none (a dataset made some other way), no row is written; without one the page
+    shows no policy."""
+    assert DatasetProtection.objects.filter(dataset=world.dataset).exists()
     page = _login(world.lead)
-    for url in (
+    urls = (
         f"/datasets/{world.dataset.public_id}/",
         f"/datasets/{world.dataset.public_id}/runbook/",
-    ):
-        with CaptureQueriesContext(connection) as queries:
-            response = page.get(url)
-        assert response.status_code == 200, url
-        writes = [
-            q["sql"]
-            for q in queries.captured_queries
-            if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
-            and "django_session" not in q["sql"]
-        ]
-        assert writes == [], (url, writes)
+    )
+    for url in urls:
+        assert _writes(page, url) == [], url
+    DatasetProtection.objects.filter(dataset=world.dataset).delete()
+    for url in urls:
+        assert _writes(page, url) == [], url
     assert not DatasetProtection.objects.filter(dataset=world.dataset).exists()
     assert "none" in page.get(f"/datasets/{world.dataset.public_id}/").content.decode()
 
@@ -155,7 +164,7 @@ def test_admin_lists_backup_models_without_keys(world: World) -> None:
     from auditlog.models import LogEntry
 
     _setup(world)
-    protection = protection_ensure(world.dataset)
+    protection = protection_create(world.dataset)
     wrapped = bytes(protection.wrapped_key or b"")
     assert wrapped
     world.owner.is_staff = world.owner.is_superuser = True

@@ -77,7 +77,7 @@ def test_three_two_one_flips_with_real_backups_and_back_when_a_target_goes_stale
     dataset = agency.dataset("Client uploads", files=sample_files())  # primary: a local directory
     policy = agency.policy("daily")
     disk = agency.local_location("A")
-    policy_update(actor=agency.actor, policy=policy, data={}, targets=[disk])
+    policy_update(actor=agency.actor, policy=policy, targets=[disk])
     _back_up(dataset)
     first = Snapshot.objects.get(dataset=dataset, location=disk)
 
@@ -97,7 +97,7 @@ def test_three_two_one_flips_with_real_backups_and_back_when_a_target_goes_stale
 
     # An admin adds a bucket on another provider; the next backup writes to both targets.
     bucket = agency.s3_location("B")
-    policy_update(actor=agency.actor, policy=policy, data={}, targets=[disk, bucket])
+    policy_update(actor=agency.actor, policy=policy, targets=[disk, bucket])
     _back_up(dataset)
     latest = Snapshot.objects.get(dataset=dataset, location=bucket)
 
@@ -157,7 +157,7 @@ def org(world: World) -> World:
 
 
 def _targets(world: World, *locations: StorageLocation) -> None:
-    policy_update(actor=world.system, policy=world.policy, data={}, targets=list(locations))
+    policy_update(actor=world.system, policy=world.policy, targets=list(locations))
 
 
 def _aws(world: World, name: str, region: str = "eu-west-1", provider: str = "aws") -> Any:

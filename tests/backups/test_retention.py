@@ -20,7 +20,7 @@ from backups.services import (
     dataset_data_key,
     dataset_prune,
     policies_create_defaults,
-    protection_ensure,
+    protection_create,
     repository_base,
     retention_policy_for,
     store_for_location,
@@ -64,7 +64,7 @@ def repo(world: World, org_root: Path) -> dict[str, Any]:
     policy = BackupPolicy.objects.create(
         organization=world.org, name="two daily", frequency="daily", keep_daily=2
     )
-    protection = protection_ensure(dataset)
+    protection = protection_create(dataset)
     protection.policy = policy
     protection.save()
     policies_create_defaults(world.org)

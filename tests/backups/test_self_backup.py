@@ -174,9 +174,7 @@ def manage(
 
 def _targets(agency: Agency, *locations: StorageLocation) -> None:
     for default_for in DEFAULT_POLICIES:
-        policy_update(
-            actor=agency.actor, policy=agency.policy(default_for), data={}, targets=locations
-        )
+        policy_update(actor=agency.actor, policy=agency.policy(default_for), targets=locations)
 
 
 def _certificate(agency: Agency) -> DeletionCertificate:
@@ -392,9 +390,7 @@ def test_self_backup_locations_default_to_records_targets_unless_configured(
 ) -> None:
     records_target = agency.local_location("Records disk")
     other = agency.local_location("Other disk")
-    policy_update(
-        actor=agency.actor, policy=agency.policy("records"), data={}, targets=[records_target]
-    )
+    policy_update(actor=agency.actor, policy=agency.policy("records"), targets=[records_target])
     assert self_backup_locations() == [records_target]
     settings.AGENCYOPS_SELF_BACKUP_LOCATIONS = [str(other.public_id)]
     assert self_backup_locations() == [other]

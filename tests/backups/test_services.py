@@ -115,7 +115,7 @@ def test_a_lifecycle_change_moves_an_unpinned_dataset_and_keeps_a_pinned_one(
         (DefaultFor.WEEKLY, weekly_target),
         (DefaultFor.MONTHLY, archive_target),
     ):
-        policy_update(actor=agency.actor, policy=agency.policy(key), data={}, targets=[target])
+        policy_update(actor=agency.actor, policy=agency.policy(key), targets=[target])
     follows = agency.dataset("Follows its state")
     model = agency.dataset("Model", kind="model_artifact")
     pinned = agency.dataset("Pinned by a person")
@@ -422,7 +422,7 @@ def test_dispatcher_starts_one_run_per_due_pair_once_and_advances_its_schedule(
 ) -> None:
     daily = agency.policy(DefaultFor.DAILY)
     first, second = agency.local_location("First target"), agency.local_location("Second target")
-    policy_update(actor=agency.actor, policy=daily, data={}, targets=[first, second])
+    policy_update(actor=agency.actor, policy=daily, targets=[first, second])
     one, two = agency.dataset("One"), agency.dataset("Two")
     due = {
         (one.pk, first.pk): NOW - timedelta(minutes=1),
@@ -538,7 +538,7 @@ def test_due_schedules_lists_every_due_pair_of_every_organization_in_one_query(
     for agency in (a, b):
         target = agency.local_location("Target")
         for key in (DefaultFor.DAILY, DefaultFor.MONTHLY):
-            policy_update(actor=agency.actor, policy=agency.policy(key), data={}, targets=[target])
+            policy_update(actor=agency.actor, policy=agency.policy(key), targets=[target])
     due = {
         a.dataset("A first"): NOW - timedelta(hours=3),
         b.dataset("B first"): NOW - timedelta(hours=2),

@@ -56,9 +56,7 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
 ) -> None:
     agency = make_agency(s3_endpoint, slug="walk")
     disk = agency.local_location("Backup disk")
-    policy_update(
-        actor=agency.actor, policy=agency.policy(DefaultFor.DAILY), data={}, targets=[disk]
-    )
+    policy_update(actor=agency.actor, policy=agency.policy(DefaultFor.DAILY), targets=[disk])
     lead = UserFactory(username="lena")
     clients_services.membership_add(actor=agency.actor, user=lead, role="lead")
     clients_services.grant_create(

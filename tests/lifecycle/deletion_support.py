@@ -124,7 +124,6 @@ def build_scene(root: Path, endpoint: str, *, locked_target: bool = False) -> Sc
         policy_update(
             actor=agency.actor,
             policy=BackupPolicy.objects.get(organization=agency.org, default_for=default_for),
-            data={},
             targets=targets,
         )
     engagement = clients_services.engagement_create(

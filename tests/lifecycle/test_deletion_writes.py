@@ -14,6 +14,8 @@ from auditlog.models import LogEntry
 from django.utils import timezone
 
 from backups.models import BackupSchedule
+from backups.services import policy_update, protection_get
+from backups.services.erasure import schedules_stop
 from clients import signals
 from clients.models import Dataset, LifecycleState
 from clients.services.states import dataset_state_set
@@ -107,6 +109,23 @@ def test_a_deletion_in_progress_leaves_no_schedule_after_the_state_changes(
         [LifecycleState.ARCHIVED, LifecycleState.DELETION_PENDING],
         [LifecycleState.DELETION_PENDING, LifecycleState.DELETED],
     ]
+
+
+def test_a_policy_edit_during_a_deletion_brings_no_schedule_back(scene: Scene) -> None:
+    """The rule lives in schedules_sync itself, so no caller (a policy edit here) can undo the
+    deletion's stop; a sibling on the same policy keeps its schedules."""
+    pending, sibling = scene.datasets
+    dataset_state_set(
+        actor=scene.agency.actor, dataset=pending, state=LifecycleState.DELETION_PENDING
+    )
+    schedules_stop(datasets=[pending])
+    policy = protection_get(sibling).policy
+    assert policy is not None
+    assert protection_get(pending).policy == policy
+    policy_update(actor=scene.agency.actor, policy=policy, targets=scene.targets[:1])
+    policy_update(actor=scene.agency.actor, policy=policy, targets=scene.targets)
+    assert not BackupSchedule.objects.filter(dataset=pending).exists()
+    assert BackupSchedule.objects.filter(dataset=sibling).count() == len(scene.targets)
 
 
 def test_a_deleted_dataset_keeps_its_state_and_only_admins_set_states(world: World) -> None:

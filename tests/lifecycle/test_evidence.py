@@ -115,7 +115,7 @@ class Scene:
         self.disk = agency.local_location("Backup disk")
         self.bucket = agency.s3_location("Offsite bucket")
         for policy in BackupPolicy.objects.filter(organization=self.org):
-            policy_update(actor=actor, policy=policy, data={}, targets=[self.disk, self.bucket])
+            policy_update(actor=actor, policy=policy, targets=[self.disk, self.bucket])
         engagement = clients_services.engagement_create(
             actor=actor, client=self.client, name="Model build", starts_on=date(2026, 1, 1)
         )

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from backups.models import DatasetProtection
-from backups.services import protection_ensure
+from backups.services import protection_create
 from clients import services as clients_services
 from lifecycle import services
 from lifecycle.models import DeletionRequest, LegalHold, RetentionObligation
@@ -100,7 +100,7 @@ def test_obligation_crud_and_validation(world: World, as_user: Any) -> None:
 def test_legal_hold_suspends_pruning_in_scope_until_released(world: World, as_user: Any) -> None:
     admin = as_user(world.admin)
     for dataset in (world.dataset, world.dataset_b):
-        protection_ensure(dataset)
+        protection_create(dataset)
     client_hold = admin.post(
         "/api/v1/legal-holds/",
         {"client": str(world.client.public_id), "reason": "subpoena"},

@@ -51,7 +51,7 @@ from backups.services import (
     backup_run_execute,
     dataset_data_key,
     policy_update,
-    protection_ensure,
+    protection_create,
     repository_base,
     restore_request,
     snapshot_file_download,
@@ -293,7 +293,7 @@ class _PruneScene:
             frequency="daily",
             keep_last=PRUNE_KEEP_LAST,
         )
-        protection = protection_ensure(self.dataset)
+        protection = protection_create(self.dataset)
         protection.policy = policy
         protection.save()
         self.expected: dict[str, dict[str, str]] = {}  # manifest id -> digests of its files
@@ -621,7 +621,7 @@ class _DeletionScene:
             for i, b in enumerate(self.buckets[1:])
         ]
         for policy in BackupPolicy.objects.filter(organization=agency.org).exclude(default_for=""):
-            policy_update(actor=agency.actor, policy=policy, data={}, targets=self.targets)
+            policy_update(actor=agency.actor, policy=policy, targets=self.targets)
         self.doomed = [
             agency.dataset(f"Doomed {i}", location=self.primary) for i in range(cases + 1)
         ]

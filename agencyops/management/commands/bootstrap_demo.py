@@ -117,9 +117,7 @@ class Command(BaseCommand):
         backup_disk = self._local_location(actor, "Backup disk", demo_root / "backups")
         for policy in BackupPolicy.objects.filter(organization=organization):
             if not policy.policy_targets.exists():
-                backup_services.policy_update(
-                    actor=actor, policy=policy, data={}, targets=[backup_disk]
-                )
+                backup_services.policy_update(actor=actor, policy=policy, targets=[backup_disk])
         today = date.today()  # noqa: DTZ011  # demo dates only
         acme = self._client(
             actor,

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         )
         if dataset is None:
             raise CommandError(f"No dataset {options['dataset']}.")
-        protection = services.protection_ensure(dataset)
+        protection = services.protection_get(dataset)
         if options["target"]:
             targets = list(
                 StorageLocation.objects.filter(

@@ -67,6 +67,159 @@ def _unreadable(check: str, error: str, severity: str) -> Finding:
     )
 
 
+def _versioning(facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str) -> Finding | None:
+    """Versioning off or suspended: critical."""
+    versioning = facts.get(PostureCheck.VERSIONING)
+    if versioning == "Suspended":
+        return Finding(
+            PostureCheck.VERSIONING,
+            Severity.CRITICAL,
+            "Versioning is suspended: a deletion or an overwrite now destroys the only copy "
+            "of an object. Enable versioning again so earlier versions are kept.",
+            FixAction.ENABLE_VERSIONING,
+        )
+    if versioning != "Enabled":
+        return Finding(
+            PostureCheck.VERSIONING,
+            Severity.CRITICAL,
+            "Versioning is off: a deletion or an overwrite in this bucket cannot be undone. "
+            "Enable versioning so every earlier version of a backup object is kept.",
+            FixAction.ENABLE_VERSIONING,
+        )
+    return None
+
+
+def _mfa_delete(facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str) -> Finding | None:
+    """MFA delete off: low."""
+    if facts.get(PostureCheck.MFA_DELETE) != "Enabled":
+        return Finding(
+            PostureCheck.MFA_DELETE,
+            Severity.LOW,
+            "MFA delete is off: object versions can be deleted for good without a second "
+            "factor. Only the bucket owner's root account can turn it on, with an MFA device.",
+        )
+    return None
+
+
+def _object_lock(
+    facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str
+) -> Finding | None:
+    """Object lock off: medium; on without a default retention: low."""
+    lock = facts.get(PostureCheck.OBJECT_LOCK)
+    if PostureCheck.OBJECT_LOCK in errors:
+        return _unreadable(PostureCheck.OBJECT_LOCK, errors["object_lock"], Severity.MEDIUM)
+    if not lock or not lock.get("enabled"):
+        return Finding(
+            PostureCheck.OBJECT_LOCK,
+            Severity.MEDIUM,
+            "Object lock is off: anyone holding this bucket's credentials can delete every "
+            "version of a backup. Object lock keeps versions for a retention period; it is "
+            "chosen when a bucket is created, so it means moving to a new bucket.",
+        )
+    if not (lock.get("days") or lock.get("years")):
+        return Finding(
+            PostureCheck.OBJECT_LOCK,
+            Severity.LOW,
+            "Object lock is on but sets no default retention, so new backup objects are not "
+            "locked. Set a default retention period on the bucket.",
+        )
+    return None
+
+
+def _replication(
+    facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str
+) -> Finding | None:
+    """No replication rule: low."""
+    if PostureCheck.REPLICATION in errors:
+        return _unreadable(PostureCheck.REPLICATION, errors["replication"], Severity.LOW)
+    if not facts.get(PostureCheck.REPLICATION):
+        return Finding(
+            PostureCheck.REPLICATION,
+            Severity.LOW,
+            "No replication rule copies this bucket elsewhere. The independent copy that "
+            "3-2-1 counts comes from a policy's second target; replication would add one "
+            "inside the storage service.",
+        )
+    return None
+
+
+def _lifecycle(facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str) -> Finding | None:
+    """No lifecycle rule under the prefix that tiers or expires old versions: low."""
+    if PostureCheck.LIFECYCLE in errors:
+        return _unreadable(PostureCheck.LIFECYCLE, errors["lifecycle"], Severity.LOW)
+    if not any(
+        _covers(rule, prefix) and _tiers_or_expires(rule)
+        for rule in facts.get(PostureCheck.LIFECYCLE) or []
+    ):
+        where = f"under '{prefix.strip('/')}/'" if prefix.strip("/") else "in the bucket"
+        return Finding(
+            PostureCheck.LIFECYCLE,
+            Severity.LOW,
+            f"No lifecycle rule moves older backup data {where} to cheaper storage or "
+            "expires old versions, so every version is billed at the full price. Apply the "
+            "policy's tiering as lifecycle rules.",
+            FixAction.APPLY_LIFECYCLE,
+        )
+    return None
+
+
+def _encryption(facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str) -> Finding | None:
+    """No default encryption: medium."""
+    if PostureCheck.ENCRYPTION in errors:
+        return _unreadable(PostureCheck.ENCRYPTION, errors["encryption"], Severity.MEDIUM)
+    if not facts.get(PostureCheck.ENCRYPTION):
+        return Finding(
+            PostureCheck.ENCRYPTION,
+            Severity.MEDIUM,
+            "The bucket has no default encryption. AgencyOps encrypts every backup chunk and "
+            "manifest on its side (AES-256-GCM) before upload, so backup contents are "
+            "protected anyway; default encryption also covers objects other tools write.",
+        )
+    return None
+
+
+def _public_access_block(
+    facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str
+) -> Finding | None:
+    """Public access block missing or partial: high."""
+    block = facts.get(PostureCheck.PUBLIC_ACCESS_BLOCK)
+    if PostureCheck.PUBLIC_ACCESS_BLOCK in errors:
+        return _unreadable(
+            PostureCheck.PUBLIC_ACCESS_BLOCK, errors["public_access_block"], Severity.HIGH
+        )
+    if not block:
+        return Finding(
+            PostureCheck.PUBLIC_ACCESS_BLOCK,
+            Severity.HIGH,
+            "No public access block is set: one bucket policy or ACL change could make "
+            "backups public. Turn on all four public access block settings.",
+        )
+    if not all(block.get(flag) for flag in _PUBLIC_ACCESS_FLAGS):
+        off = ", ".join(flag for flag in _PUBLIC_ACCESS_FLAGS if not block.get(flag))
+        return Finding(
+            PostureCheck.PUBLIC_ACCESS_BLOCK,
+            Severity.HIGH,
+            f"The public access block is partial ({off} off): a bucket policy or ACL could "
+            "still make backups public. Turn on all four settings.",
+        )
+    return None
+
+
+def _logging(facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str) -> Finding | None:
+    """Access logging off: medium."""
+    if PostureCheck.LOGGING in errors:
+        return _unreadable(PostureCheck.LOGGING, errors["logging"], Severity.MEDIUM)
+    if not facts.get(PostureCheck.LOGGING):
+        return Finding(
+            PostureCheck.LOGGING,
+            Severity.MEDIUM,
+            "Access logging is off: reads and deletions in this bucket leave no record. "
+            "Enable server access logging to a log prefix.",
+            FixAction.ENABLE_LOGGING,
+        )
+    return None
+
+
 def posture_findings(
     *, reachable: bool, error: str, facts: Mapping[str, Any], prefix: str
 ) -> list[Finding]:
@@ -85,146 +238,16 @@ def posture_findings(
             )
         ]
     errors: Mapping[str, str] = facts.get("errors") or {}
-    found: list[Finding] = []
-
-    versioning = facts.get(PostureCheck.VERSIONING)
-    if versioning == "Suspended":
-        found.append(
-            Finding(
-                PostureCheck.VERSIONING,
-                Severity.CRITICAL,
-                "Versioning is suspended: a deletion or an overwrite now destroys the only copy "
-                "of an object. Enable versioning again so earlier versions are kept.",
-                FixAction.ENABLE_VERSIONING,
-            )
-        )
-    elif versioning != "Enabled":
-        found.append(
-            Finding(
-                PostureCheck.VERSIONING,
-                Severity.CRITICAL,
-                "Versioning is off: a deletion or an overwrite in this bucket cannot be undone. "
-                "Enable versioning so every earlier version of a backup object is kept.",
-                FixAction.ENABLE_VERSIONING,
-            )
-        )
-
-    if facts.get(PostureCheck.MFA_DELETE) != "Enabled":
-        found.append(
-            Finding(
-                PostureCheck.MFA_DELETE,
-                Severity.LOW,
-                "MFA delete is off: object versions can be deleted for good without a second "
-                "factor. Only the bucket owner's root account can turn it on, with an MFA device.",
-            )
-        )
-
-    lock = facts.get(PostureCheck.OBJECT_LOCK)
-    if PostureCheck.OBJECT_LOCK in errors:
-        found.append(_unreadable(PostureCheck.OBJECT_LOCK, errors["object_lock"], Severity.MEDIUM))
-    elif not lock or not lock.get("enabled"):
-        found.append(
-            Finding(
-                PostureCheck.OBJECT_LOCK,
-                Severity.MEDIUM,
-                "Object lock is off: anyone holding this bucket's credentials can delete every "
-                "version of a backup. Object lock keeps versions for a retention period; it is "
-                "chosen when a bucket is created, so it means moving to a new bucket.",
-            )
-        )
-    elif not (lock.get("days") or lock.get("years")):
-        found.append(
-            Finding(
-                PostureCheck.OBJECT_LOCK,
-                Severity.LOW,
-                "Object lock is on but sets no default retention, so new backup objects are not "
-                "locked. Set a default retention period on the bucket.",
-            )
-        )
-
-    if PostureCheck.REPLICATION in errors:
-        found.append(_unreadable(PostureCheck.REPLICATION, errors["replication"], Severity.LOW))
-    elif not facts.get(PostureCheck.REPLICATION):
-        found.append(
-            Finding(
-                PostureCheck.REPLICATION,
-                Severity.LOW,
-                "No replication rule copies this bucket elsewhere. The independent copy that "
-                "3-2-1 counts comes from a policy's second target; replication would add one "
-                "inside the storage service.",
-            )
-        )
-
-    if PostureCheck.LIFECYCLE in errors:
-        found.append(_unreadable(PostureCheck.LIFECYCLE, errors["lifecycle"], Severity.LOW))
-    elif not any(
-        _covers(rule, prefix) and _tiers_or_expires(rule)
-        for rule in facts.get(PostureCheck.LIFECYCLE) or []
-    ):
-        where = f"under '{prefix.strip('/')}/'" if prefix.strip("/") else "in the bucket"
-        found.append(
-            Finding(
-                PostureCheck.LIFECYCLE,
-                Severity.LOW,
-                f"No lifecycle rule moves older backup data {where} to cheaper storage or "
-                "expires old versions, so every version is billed at the full price. Apply the "
-                "policy's tiering as lifecycle rules.",
-                FixAction.APPLY_LIFECYCLE,
-            )
-        )
-
-    if PostureCheck.ENCRYPTION in errors:
-        found.append(_unreadable(PostureCheck.ENCRYPTION, errors["encryption"], Severity.MEDIUM))
-    elif not facts.get(PostureCheck.ENCRYPTION):
-        found.append(
-            Finding(
-                PostureCheck.ENCRYPTION,
-                Severity.MEDIUM,
-                "The bucket has no default encryption. AgencyOps encrypts every backup chunk and "
-                "manifest on its side (AES-256-GCM) before upload, so backup contents are "
-                "protected anyway; default encryption also covers objects other tools write.",
-            )
-        )
-
-    block = facts.get(PostureCheck.PUBLIC_ACCESS_BLOCK)
-    if PostureCheck.PUBLIC_ACCESS_BLOCK in errors:
-        found.append(
-            _unreadable(
-                PostureCheck.PUBLIC_ACCESS_BLOCK, errors["public_access_block"], Severity.HIGH
-            )
-        )
-    elif not block:
-        found.append(
-            Finding(
-                PostureCheck.PUBLIC_ACCESS_BLOCK,
-                Severity.HIGH,
-                "No public access block is set: one bucket policy or ACL change could make "
-                "backups public. Turn on all four public access block settings.",
-            )
-        )
-    elif not all(block.get(flag) for flag in _PUBLIC_ACCESS_FLAGS):
-        off = ", ".join(flag for flag in _PUBLIC_ACCESS_FLAGS if not block.get(flag))
-        found.append(
-            Finding(
-                PostureCheck.PUBLIC_ACCESS_BLOCK,
-                Severity.HIGH,
-                f"The public access block is partial ({off} off): a bucket policy or ACL could "
-                "still make backups public. Turn on all four settings.",
-            )
-        )
-
-    if PostureCheck.LOGGING in errors:
-        found.append(_unreadable(PostureCheck.LOGGING, errors["logging"], Severity.MEDIUM))
-    elif not facts.get(PostureCheck.LOGGING):
-        found.append(
-            Finding(
-                PostureCheck.LOGGING,
-                Severity.MEDIUM,
-                "Access logging is off: reads and deletions in this bucket leave no record. "
-                "Enable server access logging to a log prefix.",
-                FixAction.ENABLE_LOGGING,
-            )
-        )
-
+    checks = (
+        _versioning,
+        _mfa_delete,
+        _object_lock,
+        _replication,
+        _lifecycle,
+        _encryption,
+        _public_access_block,
+        _logging,
+    )
+    found = [f for check in checks if (f := check(facts, errors, prefix)) is not None]
     found.sort(key=lambda f: (SEVERITY_RANK[Severity(f.severity)], f.check))
     return found

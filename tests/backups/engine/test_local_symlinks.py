@@ -22,7 +22,7 @@ from backups.storage import (
     ObjectNotFound,
     StorageError,
 )
-from backups.storage.local import _open_root
+from backups.storage.local.walk import open_root
 from tests.backups.engine.conftest import CHUNK
 
 SECRET = b"HOST-SECRET-9b1f04 never leaves the host"
@@ -341,7 +341,7 @@ def test_a_root_whose_path_became_a_link_is_not_opened(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
     (tmp_path / "location").symlink_to(tmp_path / "outside")
     with pytest.raises(AccessDenied, match=r"'location'.*not followed"):
-        _open_root(tmp_path / "location" / "sub")
+        open_root(tmp_path / "location" / "sub")
 
 
 def test_a_closed_store_reaches_no_file(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ def test_beat_dispatches_due_backups_that_a_worker_carries_out(
     bucket = agency.s3_location("Offsite bucket")
     disk = agency.local_location("Second medium")
     policy_update(
-        actor=agency.actor, policy=agency.policy(DefaultFor.DAILY), data={}, targets=[bucket, disk]
+        actor=agency.actor, policy=agency.policy(DefaultFor.DAILY), targets=[bucket, disk]
     )
     # A new target's first copy is due at once.
     first_due = {

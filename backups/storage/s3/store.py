@@ -12,29 +12,15 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import http.client
-import socket
-import sys
-import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 import boto3
 import botocore.exceptions
-import urllib3.exceptions
 from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import (
-    AWSHTTPConnection,
-    AWSHTTPConnectionPool,
-    AWSHTTPSConnection,
-    AWSHTTPSConnectionPool,
-    AWSRequest,
-)
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.parsers import ResponseParserError
-from urllib3.connection import HTTPConnection
-from urllib3.connectionpool import HTTPConnectionPool
 
 from backups.storage.base import (
     DELETE_BATCH_SIZE,
@@ -46,290 +32,20 @@ from backups.storage.base import (
     read_full,
 )
 from backups.storage.errors import (
-    AccessDenied,
-    CredentialsError,
-    EndpointUnreachable,
-    IncompleteBody,
-    InvalidKey,
     ObjectNotFound,
     StorageError,
-    StoreNotFound,
 )
+from backups.storage.s3.bodies import MIB, DirectBody, ResumingReader, TranslatingReader
+from backups.storage.s3.egress import GuardedConnect, guarded_pool_classes, refusal_not_retried
+from backups.storage.s3.translate import NOT_FOUND, botocore_errors_translated
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-MIB = 1024 * 1024
 # S3 allows at most 10,000 parts; the part size grows every 1,000 parts so a stream of unknown
 # length can still reach several TB.
 _MAX_PARTS = 10_000
 _PART_GROWTH_EVERY = 1_000
-
-_NOT_FOUND = {"NoSuchKey", "NotFound", "404", "NoSuchVersion"}
-_NO_STORE = {"NoSuchBucket"}
-_BAD_CREDENTIALS = {
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidToken",
-    "ExpiredToken",
-    "InvalidClientTokenId",
-    "AuthorizationHeaderMalformed",
-    "TokenRefreshRequired",
-}
-_DENIED = {"AccessDenied", "Forbidden", "403", "AllAccessDisabled", "AccountProblem"}
-_REFUSED = "connection refused by the egress policy"
-
-
-class GuardedConnect(Protocol):
-    """Opens a TCP socket to `host`:`port` where the caller's policy allows, raising
-    PermissionError where it does not (kernel.egress.guarded_connect)."""
-
-    def __call__(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout: float | None,
-        source_address: tuple[str, int] | None,
-        socket_options: Sequence[tuple[int, int, int | bytes]] | None,
-    ) -> socket.socket: ...
-
-
-def _guarded_new_conn(conn: HTTPConnection, connect: GuardedConnect) -> socket.socket:
-    """urllib3's `_new_conn` through `connect`, with urllib3's errors (botocore translates them
-    as usual: a refusal arrives as EndpointConnectionError, marked by its PermissionError)."""
-    try:
-        sock = connect(
-            conn._dns_host,  # as urllib3 connects; TLS still verifies conn.host
-            conn.port or conn.default_port,
-            timeout=conn.timeout,  # urllib3 resolved its "default" sentinel already
-            source_address=conn.source_address,
-            socket_options=conn.socket_options,
-        )
-    except socket.gaierror as exc:
-        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
-    except PermissionError as exc:
-        raise urllib3.exceptions.NewConnectionError(conn, _REFUSED) from exc
-    except TimeoutError as exc:
-        raise urllib3.exceptions.ConnectTimeoutError(
-            conn, f"Connection to {conn.host} timed out."
-        ) from exc
-    except OSError as exc:
-        raise urllib3.exceptions.NewConnectionError(
-            conn, f"Failed to establish a new connection: {exc}"
-        ) from exc
-    sys.audit("http.client.connect", conn, conn.host, conn.port)
-    return sock
-
-
-def _guarded_pool_classes(connect: GuardedConnect) -> dict[str, type[HTTPConnectionPool]]:
-    """botocore's pool classes, with connections that open their sockets through `connect`."""
-
-    class GuardedAWSHTTPConnection(AWSHTTPConnection):
-        def _new_conn(self) -> socket.socket:
-            return _guarded_new_conn(self, connect)
-
-    class GuardedAWSHTTPSConnection(AWSHTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            return _guarded_new_conn(self, connect)
-
-    class GuardedAWSHTTPConnectionPool(AWSHTTPConnectionPool):
-        ConnectionCls = GuardedAWSHTTPConnection
-
-    class GuardedAWSHTTPSConnectionPool(AWSHTTPSConnectionPool):
-        ConnectionCls = GuardedAWSHTTPSConnection
-
-    return {"http": GuardedAWSHTTPConnectionPool, "https": GuardedAWSHTTPSConnectionPool}
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether a failure goes back to a refusal of the guarded connect (a PermissionError
-    anywhere in its chain; botocore keeps urllib3's error in `kwargs["error"]`)."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, PermissionError):
-            return True
-        kwargs = getattr(current, "kwargs", None)
-        inner = kwargs.get("error") if isinstance(kwargs, dict) else None
-        pending.extend(
-            [current.__cause__, current.__context__]
-            + ([inner] if isinstance(inner, BaseException) else [])
-        )
-    return False
-
-
-class _TranslatingReader:
-    """A response body whose read errors come out as StorageError like everything else."""
-
-    def __init__(self, body: Any, store: S3ObjectStore, key: str) -> None:
-        self._body = body
-        self._store = store
-        self._key = key
-
-    def read(self, size: int = -1) -> bytes:
-        with self._store.translate_errors("read", self._key):
-            data: bytes = self._body.read(None if size < 0 else size)
-            return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        with self._store.translate_errors("read", self._key):
-            n: int = self._body.readinto(buffer)
-            return n
-
-    def close(self) -> None:
-        self._body.close()
-
-
-def _read_by_readinto(readinto: Callable[[memoryview], int], size: int, remaining: int) -> bytes:
-    """`read(size)` over `readinto`: up to `size` bytes (all of them when `size` < 0; `remaining`,
-    when known, sizes that read in one buffer)."""
-    if size < 0:
-        if remaining < 0:
-            pieces = []
-            while piece := _read_by_readinto(readinto, MIB, -1):
-                pieces.append(piece)
-            return b"".join(pieces)
-        size = remaining
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        n = readinto(view[got:])
-        if not n:
-            break
-        got += n
-    del view
-    del buffer[got:]
-    return bytes(buffer)
-
-
-# Failures that say nothing about the rest of the object: reading again from where the body
-# broke off can succeed. A missing object, a refusal or a bad key will not change on retry.
-_FINAL_READ_ERRORS = (ObjectNotFound, StoreNotFound, AccessDenied, InvalidKey)
-_RESUME_ATTEMPTS = 4
-_RESUME_BACKOFF_SECONDS = 0.2
-
-
-class _ResumingReader:
-    """An object's body that survives dropped connections and truncated responses.
-
-    Each read goes to the current response; when it fails midway (reset, truncation, timeout),
-    the reader closes it and asks for the remaining bytes of the same version with a Range
-    request, up to a few times with growing pauses. Callers see one continuous body, or, once
-    the attempts are spent, the last error.
-    """
-
-    def __init__(self, store: S3ObjectStore, key: str) -> None:
-        self._store = store
-        self._key = key
-        self._done = 0
-        self._failures = 0
-        self._body, self._length, self._etag = store._open_from(key, 0, None)
-
-    def _resume(self, error: StorageError) -> None:
-        self._failures += 1
-        if (
-            isinstance(error, _FINAL_READ_ERRORS)
-            or self._failures > _RESUME_ATTEMPTS
-            or self._length < 0  # without a length a short body cannot be told from the end
-        ):
-            raise error
-        with contextlib.suppress(Exception):
-            self._body.close()
-        time.sleep(_RESUME_BACKOFF_SECONDS * self._failures)
-        self._body, _, etag = self._store._open_from(self._key, self._done, self._etag)
-        if self._etag and etag and etag != self._etag:
-            raise StorageError(
-                f"read of {self._key!r} in {self._store.describe()} failed: "
-                "the object changed while it was read"
-            )
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        while True:
-            try:
-                n: int = self._body.readinto(buffer)
-            except StorageError as exc:
-                self._resume(exc)
-                continue
-            if not n and len(buffer) and 0 <= self._length != self._done:
-                try:
-                    raise IncompleteBody(
-                        f"read of {self._key!r} in {self._store.describe()} failed: "
-                        f"body ended after {self._done} of {self._length} bytes"
-                    )
-                except IncompleteBody as exc:
-                    self._resume(exc)
-                    continue
-            self._done += n
-            return n
-
-    def read(self, size: int = -1) -> bytes:
-        return _read_by_readinto(self.readinto, size, -1)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._body.close()
-
-
-class _DirectBody:
-    """The body of a GET sent on the fast path: read straight from the socket.
-
-    http.client's readinto fills the caller's buffer directly (urllib3 and botocore would copy
-    through a new bytes object per read), and enforces the Content-Length.
-    """
-
-    def __init__(self, response: Any, store: S3ObjectStore, key: str) -> None:
-        self._raw = response.raw
-        fp = getattr(self._raw, "_fp", None)
-        self._fp = fp if isinstance(fp, http.client.HTTPResponse) else None
-        self._length = int(response.headers.get("content-length", -1))
-        self.length = self._length
-        self.etag: str | None = str(response.headers.get("etag", "")).strip('"') or None
-        self._done = 0
-        self._store = store
-        self._key = key
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        try:
-            source = self._fp if self._fp is not None else self._raw
-            n = source.readinto(buffer)
-        except (TimeoutError, ConnectionError) as exc:
-            raise EndpointUnreachable(
-                f"read of {self._key!r} in {self._store.describe()} failed: "
-                f"endpoint unreachable ({type(exc).__name__})"
-            ) from None
-        except (http.client.HTTPException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise IncompleteBody(
-                f"read of {self._key!r} in {self._store.describe()} failed: {type(exc).__name__}"
-            ) from None
-        self._done += n
-        if not n and len(buffer) and 0 <= self._length != self._done:
-            raise IncompleteBody(
-                f"read of {self._key!r} in {self._store.describe()} failed: "
-                f"body ended after {self._done} of {self._length} bytes"
-            )
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        remaining = self._length - self._done if self._length >= 0 else -1
-        return _read_by_readinto(self.readinto, size, remaining)
-
-    def close(self) -> None:
-        if 0 <= self._length == self._done:
-            # Fully read: the connection can serve the next request.
-            self._raw.release_conn()
-        else:
-            self._raw.close()
-
-
-def _refusal_not_retried(caught_exception: BaseException | None = None, **_: Any) -> None:
-    if caught_exception is not None and _refused(caught_exception):
-        raise caught_exception
 
 
 class S3ObjectStore:
@@ -402,7 +118,7 @@ class S3ObjectStore:
         session (direct and through a proxy: botocore's proxy managers take the session's
         `_pool_classes_by_scheme`), which the fast GET path shares. A botocore without these
         hooks is refused rather than left unguarded. A refused connection is not retried."""
-        classes = _guarded_pool_classes(connect)
+        classes = guarded_pool_classes(connect)
         try:
             session = self._client._endpoint.http_session  # type: ignore[attr-defined]
             manager = session._manager
@@ -418,7 +134,7 @@ class S3ObjectStore:
             ) from None
         # Retrying a refusal changes nothing: stop at once (a handler that raises ends the
         # retry decision, and the client call raises the error it was about to retry).
-        self._client.meta.events.register_first("needs-retry.s3", _refusal_not_retried)
+        self._client.meta.events.register_first("needs-retry.s3", refusal_not_retried)
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.describe()})"
@@ -437,48 +153,8 @@ class S3ObjectStore:
     def translate_errors(self, operation: str, key: str | None = None) -> Iterator[None]:
         """Re-raise botocore failures as StorageError subclasses with a readable message."""
         target = f"{key!r} in {self.describe()}" if key is not None else self.describe()
-        try:
+        with botocore_errors_translated(operation, target, self._clean):
             yield
-        except botocore.exceptions.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            detail = self._clean(str(error.get("Message", "")))
-            text = f"{operation} of {target} failed: {code}" + (f" ({detail})" if detail else "")
-            if code in _NOT_FOUND:
-                raise ObjectNotFound(text) from None
-            if code in _NO_STORE:
-                raise StoreNotFound(text) from None
-            if code in _BAD_CREDENTIALS:
-                raise CredentialsError(text) from None
-            if code in _DENIED:
-                raise AccessDenied(text) from None
-            raise StorageError(text) from None
-        except (
-            botocore.exceptions.NoCredentialsError,
-            botocore.exceptions.PartialCredentialsError,
-        ) as exc:
-            raise CredentialsError(
-                f"{operation} of {target} failed: no usable credentials ({type(exc).__name__})"
-            ) from None
-        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
-            # One wording for refused, unanswered, reset, closed and timed-out connections:
-            # a failure must not tell a scanner what listens behind the address.
-            if _refused(exc):
-                detail = f" ({_REFUSED})"
-            elif isinstance(exc, botocore.exceptions.SSLError):
-                detail = " (TLS failed: check the endpoint's certificate)"
-            else:
-                detail = ""
-            raise EndpointUnreachable(
-                f"{operation} of {target} failed: endpoint unreachable{detail}"
-            ) from None
-        except ResponseParserError:
-            # The message would quote the body: whatever answered is not S3.
-            raise StorageError(
-                f"{operation} of {target} failed: the endpoint's answer is not an S3 response"
-            ) from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise StorageError(f"{operation} of {target} failed: {self._clean(str(exc))}") from None
 
     def _clean(self, text: str) -> str:
         for secret in self._scrub:
@@ -564,7 +240,7 @@ class S3ObjectStore:
             self._direct_base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
         return self._direct_base
 
-    def _direct_open(self, key: str) -> _DirectBody | None:
+    def _direct_open(self, key: str) -> DirectBody | None:
         """GET an object with one signed request on the client's own connection pool.
 
         botocore spends about a millisecond of CPU per call on events, endpoint rules and
@@ -600,11 +276,11 @@ class S3ObjectStore:
                 # E.g. a region redirect or a signing mismatch: leave it to botocore for good.
                 self._direct_enabled = False
             return None
-        return _DirectBody(response, self, key)
+        return DirectBody(response, self, key)
 
     @contextlib.contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:
-        body = _ResumingReader(self, key)
+        body = ResumingReader(self, key)
         try:
             # The reader has read()/readinto()/close(), all callers of a BinaryIO use here.
             yield cast(BinaryIO, body)
@@ -633,7 +309,7 @@ class S3ObjectStore:
         if offset and length >= 0:
             length += offset
         found = str(response.get("ETag", "")).strip('"') or None
-        return _TranslatingReader(response["Body"], self, key), length, found
+        return TranslatingReader(response["Body"], self, key), length, found
 
     def head(self, key: str) -> ObjectInfo | None:
         try:
@@ -718,7 +394,7 @@ class S3ObjectStore:
             result.deleted.append((item["Key"], item.get("VersionId")))
         for err in resp.get("Errors", []):
             code = err.get("Code", "Unknown")
-            if code in _NOT_FOUND:
+            if code in NOT_FOUND:
                 # Already gone is what a resumed deletion expects.
                 result.deleted.append((err["Key"], err.get("VersionId")))
             else:

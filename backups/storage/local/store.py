@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import os
 import shutil
 import stat
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,57 +35,32 @@ from backups.storage.base import (
     validate_key,
 )
 from backups.storage.errors import (
-    AccessDenied,
     InvalidKey,
     ObjectNotFound,
     StorageError,
     StoreNotFound,
 )
+from backups.storage.local.walk import (
+    CREATE_FLAGS,
+    LIST_FLAGS,
+    TMP_PREFIX,
+    NotADirectoryOnPath,
+    SymlinkOnPath,
+    close_all,
+    key_start,
+    not_followed,
+    object_info,
+    open_dir,
+    open_file,
+    open_root,
+    prune_empty_parents,
+    walk_files,
+)
 
-# Temporary files carry this prefix; listing skips them and keys may not use it.
-TMP_PREFIX = ".agencyops-tmp-"
 # Larger than a backup chunk, so a stream handing out whole chunks is written without slicing.
 _COPY_BUFFER = 8 * 1024 * 1024
 # Streams with readinto are copied through this buffer (they hand out pieces of any size).
 _READINTO_BUFFER = 1024 * 1024
-
-# Directories on the way to a key. O_PATH (Linux) opens without reading the directory: only
-# search permission is needed, and a descriptor that cannot be read by mistake. O_DIRECTORY
-# with O_NOFOLLOW refuses a symlink (and anything else that is not a directory) as a component.
-_WALK_FLAGS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
-# Directories being listed: scandir needs a readable descriptor, and one of its own (scandir
-# works on a dup that shares the read position, so a shared descriptor would garble listings
-# running in two threads).
-_LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# Reads: O_NONBLOCK so that a FIFO swapped in after the type check cannot hang the open (the
-# descriptor is checked again before use; regular files ignore the flag).
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-# What open() with O_NOFOLLOW | O_DIRECTORY answers for a symlink or a non-directory: ELOOP or
-# ENOTDIR on Linux, EMLINK on FreeBSD.
-_REFUSED = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EMLINK})
-# mkdir and open race with a concurrent prune of an empty directory; retry that many times.
-_CREATE_ATTEMPTS = 3
-
-
-class _SymlinkOnPath(Exception):
-    """Component `index` of the walked parts is a symbolic link (never followed)."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
-
-
-class _NotADirectoryOnPath(Exception):
-    """Component `index` of the walked parts exists and is not a directory."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
-
-
-def _not_followed(key: str, link: str) -> InvalidKey:
-    return InvalidKey(f"{link!r} (on the way to {key!r}) is a symbolic link; not followed")
 
 
 def _copy_readinto(readinto: Callable[[memoryview], int], out: BinaryIO) -> None:
@@ -98,55 +71,6 @@ def _copy_readinto(readinto: Callable[[memoryview], int], out: BinaryIO) -> None
         if not n:
             return
         out.write(view[:n])
-
-
-def _mtime(ns: int) -> datetime:
-    # Built from integer nanoseconds: a float timestamp would round and make an unchanged file
-    # look modified to the incremental backup.
-    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
-        microsecond=(ns // 1000) % 1_000_000
-    )
-
-
-def _info(key: str, st: os.stat_result) -> ObjectInfo:
-    # Local files have no content hash for free; size and nanosecond mtime change whenever a
-    # writer touches the file, which is what the incremental backup needs to notice.
-    return ObjectInfo(
-        key=key,
-        size=st.st_size,
-        mtime=_mtime(st.st_mtime_ns),
-        etag=f"{st.st_mtime_ns:x}-{st.st_size:x}",
-    )
-
-
-def _close_all(fds: Iterable[int]) -> None:
-    for fd in fds:
-        os.close(fd)
-
-
-def _open_root(path: Path) -> int:
-    """The resolved root, opened from '/' one component at a time without following any
-    symlink: the directory the caller checked, or a refusal if the path changed since."""
-    fd = os.open("/", _WALK_FLAGS)
-    try:
-        for part in path.parts[1:]:
-            try:
-                child = os.open(part, _WALK_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                raise StoreNotFound(f"local store directory does not exist: {path}") from None
-            except OSError as exc:
-                if exc.errno not in _REFUSED:
-                    raise
-                raise AccessDenied(
-                    f"local store directory {path} changed while being opened ({part!r} is "
-                    "now a symbolic link or not a directory); not followed"
-                ) from None
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 class LocalObjectStore:
@@ -165,7 +89,7 @@ class LocalObjectStore:
         elif not path.is_dir():
             raise StoreNotFound(f"local store directory does not exist: {path}")
         self._root = path.resolve()
-        self._root_fd = _open_root(self._root)
+        self._root_fd = open_root(self._root)
         self._closer = weakref.finalize(self, os.close, self._root_fd)
         # fsync makes a stored backup survive power loss; restores to scratch space may skip it.
         self._fsync = fsync
@@ -197,55 +121,30 @@ class LocalObjectStore:
         self, parts: Sequence[str], *, create: bool, readable: bool
     ) -> builtins.list[int]:
         """Descriptors of the root and of each directory `parts` names, in order. Raises
-        FileNotFoundError (a component is missing and `create` is off), _SymlinkOnPath or
-        _NotADirectoryOnPath. `readable` makes the last one listable (a fresh descriptor even
+        FileNotFoundError (a component is missing and `create` is off), SymlinkOnPath or
+        NotADirectoryOnPath. `readable` makes the last one listable (a fresh descriptor even
         for the root). Element 0 is the root's own descriptor: never close it."""
         chain = [self._root_fd]
         try:
             for index, part in enumerate(parts):
                 last = readable and index == len(parts) - 1
-                chain.append(self._open_dir(chain[-1], part, index, create=create, readable=last))
+                chain.append(open_dir(chain[-1], part, index, create=create, readable=last))
             if readable and not parts:
-                chain.append(os.open(".", _LIST_FLAGS, dir_fd=self._root_fd))
+                chain.append(os.open(".", LIST_FLAGS, dir_fd=self._root_fd))
         except BaseException:
-            _close_all(chain[1:])
+            close_all(chain[1:])
             raise
         return chain
-
-    @staticmethod
-    def _open_dir(parent: int, name: str, index: int, *, create: bool, readable: bool) -> int:
-        flags = _LIST_FLAGS if readable else _WALK_FLAGS
-        for attempt in range(_CREATE_ATTEMPTS):
-            try:
-                return os.open(name, flags, dir_fd=parent)
-            except FileNotFoundError:
-                if not create or attempt == _CREATE_ATTEMPTS - 1:
-                    raise
-            except OSError as exc:
-                if exc.errno not in _REFUSED:
-                    raise
-                try:
-                    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # replaced and removed meanwhile: look again
-                if stat.S_ISLNK(st.st_mode):
-                    raise _SymlinkOnPath(index) from None
-                raise _NotADirectoryOnPath(index) from None
-            # FileExistsError: another writer made it, or something else is there (the next
-            # open says which).
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o777, dir_fd=parent)
-        raise FileNotFoundError(errno.ENOENT, "directory keeps disappearing", name)
 
     def _parent(
         self, parts: Sequence[str], key: str, *, create: bool = False
     ) -> builtins.list[int]:
         """`_open_dirs` for the directories above `key`, a symlink among them refused with
-        InvalidKey. The caller closes chain[1:] (`_close_all`)."""
+        InvalidKey. The caller closes chain[1:] (`close_all`)."""
         try:
             return self._open_dirs(parts[:-1], create=create, readable=False)
-        except _SymlinkOnPath as exc:
-            raise _not_followed(key, "/".join(parts[: exc.index + 1])) from None
+        except SymlinkOnPath as exc:
+            raise not_followed(key, "/".join(parts[: exc.index + 1])) from None
 
     def _parts(self, key: str) -> builtins.list[str]:
         validate_key(key)
@@ -263,18 +162,18 @@ class LocalObjectStore:
         parts = self._parts(key)
         try:
             chain = self._parent(parts, key, create=True)
-        except _NotADirectoryOnPath:
+        except NotADirectoryOnPath:
             raise StorageError(
                 f"cannot store {key!r} in {self.describe()}: a parent path is a file"
             ) from None
         try:
             self._write(chain[-1], parts[-1], key, data)
         finally:
-            _close_all(chain[1:])
+            close_all(chain[1:])
 
     def _write(self, parent: int, name: str, key: str, data: bytes | bytearray | BinaryIO) -> None:
         tmp = f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=parent)
+        fd = os.open(tmp, CREATE_FLAGS, 0o666, dir_fd=parent)
         try:
             try:
                 stream = os.fdopen(fd, "wb")
@@ -309,7 +208,7 @@ class LocalObjectStore:
         knows no other writer works there: a live writer's temporary file would go too.
         Symlinked directories are not entered, so nothing outside the root is removed."""
         removed = 0
-        found = self._files(self._start(prefix), prefix, temporary=True, skipped=None)
+        found = self._files(key_start(prefix), prefix, temporary=True, skipped=None)
         for directory, name, _key, _st in found:
             if name.startswith(TMP_PREFIX):
                 try:
@@ -333,12 +232,12 @@ class LocalObjectStore:
         missing = ObjectNotFound(f"no object {key!r} in {self.describe()}")
         try:
             chain = self._parent(parts, key)
-        except (FileNotFoundError, _NotADirectoryOnPath):
+        except (FileNotFoundError, NotADirectoryOnPath):
             raise missing from None
         try:
-            fd = self._open_file(chain[-1], parts[-1], key, missing)
+            fd = open_file(chain[-1], parts[-1], key, missing)
         finally:
-            _close_all(chain[1:])
+            close_all(chain[1:])
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise missing
@@ -348,46 +247,25 @@ class LocalObjectStore:
             os.close(fd)
             raise
 
-    @staticmethod
-    def _open_file(parent: int, name: str, key: str, missing: ObjectNotFound) -> int:
-        # Checked before opening, so a FIFO or a device is never opened at all; the caller
-        # checks the descriptor again (the entry may have been swapped in between).
-        try:
-            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            raise missing from None
-        if stat.S_ISLNK(st.st_mode):
-            raise _not_followed(key, key)
-        if not stat.S_ISREG(st.st_mode):
-            raise missing
-        try:
-            return os.open(name, _READ_FLAGS, dir_fd=parent)
-        except FileNotFoundError:
-            raise missing from None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # swapped for a symlink since the stat
-                raise _not_followed(key, key) from None
-            raise
-
     def head(self, key: str) -> ObjectInfo | None:
         """Describe a regular file at `key`, or None. A symlink at the key or on the way is
         refused (InvalidKey), never described: its target's size is none of the store's."""
         parts = self._parts(key)
         try:
             chain = self._parent(parts, key)
-        except (FileNotFoundError, _NotADirectoryOnPath):
+        except (FileNotFoundError, NotADirectoryOnPath):
             return None
         try:
             st = os.stat(parts[-1], dir_fd=chain[-1], follow_symlinks=False)
         except FileNotFoundError:
             return None
         finally:
-            _close_all(chain[1:])
+            close_all(chain[1:])
         if stat.S_ISLNK(st.st_mode):
-            raise _not_followed(key, key)
+            raise not_followed(key, key)
         if not stat.S_ISREG(st.st_mode):
             return None
-        return _info(key, st)
+        return object_info(key, st)
 
     def list(
         self, prefix: str = "", *, skipped: builtins.list[str] | None = None
@@ -395,9 +273,9 @@ class LocalObjectStore:
         """Every regular file whose key starts with `prefix`, in key order. Symlinks, FIFOs,
         sockets and devices are neither followed nor opened; their keys go to `skipped`."""
         found = [
-            _info(key, st)
+            object_info(key, st)
             for _dir, _name, key, st in self._files(
-                self._start(prefix), prefix, temporary=False, skipped=skipped
+                key_start(prefix), prefix, temporary=False, skipped=skipped
             )
         ]
         found.sort(key=lambda info: info.key)
@@ -411,9 +289,9 @@ class LocalObjectStore:
         verify them like any object. Plain `list` hides them from readers. Declined entries go
         to `skipped`, as in `list`."""
         found = [
-            _info(key, st)
+            object_info(key, st)
             for _dir, _name, key, st in self._files(
-                self._start(prefix), prefix, temporary=True, skipped=skipped
+                key_start(prefix), prefix, temporary=True, skipped=skipped
             )
         ]
         found.sort(key=lambda info: info.key)
@@ -425,15 +303,6 @@ class LocalObjectStore:
                 size=info.size,
                 last_modified=info.mtime,
             )
-
-    @staticmethod
-    def _start(prefix: str) -> tuple[str, ...]:
-        # Walk only the directory the prefix names, then filter by string prefix like S3 does.
-        directory = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        if not directory:
-            return ()
-        validate_key(directory)
-        return tuple(directory.split("/"))
 
     def _files(
         self,
@@ -454,65 +323,15 @@ class LocalObjectStore:
 
         try:
             chain = self._open_dirs(start, create=False, readable=True)
-        except (FileNotFoundError, _NotADirectoryOnPath):
+        except (FileNotFoundError, NotADirectoryOnPath):
             return
-        except _SymlinkOnPath as exc:
+        except SymlinkOnPath as exc:
             declined("/".join(start[: exc.index + 1]))
             return
-        _close_all(chain[1:-1])
-        levels: list[tuple[int, str, Iterator[os.DirEntry[str]]]] = []
-        try:
-            fd = chain[-1]
-            rel = "/".join(start)
-            while True:
-                with os.scandir(fd) as scan:
-                    entries = builtins.list(scan)
-                levels.append((fd, rel, iter(entries)))
-                fd = -1
-                while levels and fd < 0:
-                    parent, parent_rel, pending = levels[-1]
-                    entry = next(pending, None)
-                    if entry is None:
-                        levels.pop()
-                        os.close(parent)
-                        continue
-                    key = f"{parent_rel}/{entry.name}" if parent_rel else entry.name
-                    if entry.is_symlink():
-                        declined(key)
-                    elif entry.name.startswith(TMP_PREFIX) and not temporary:
-                        continue
-                    elif entry.is_dir(follow_symlinks=False):
-                        if key.startswith(prefix) or prefix.startswith(key + "/"):
-                            fd, rel = self._enter(parent, entry.name, key, declined)
-                    elif key.startswith(prefix):
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue  # deleted since the directory was read
-                        if stat.S_ISREG(st.st_mode):
-                            yield parent, entry.name, key, st
-                        else:  # FIFO, socket, device, or a symlink swapped in meanwhile
-                            declined(key)
-                if fd < 0:
-                    return
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            _close_all(level[0] for level in levels)
-
-    @staticmethod
-    def _enter(
-        parent: int, name: str, key: str, declined: Callable[[str], None]
-    ) -> tuple[int, str]:
-        try:
-            return os.open(name, _LIST_FLAGS, dir_fd=parent), key
-        except FileNotFoundError:
-            return -1, key
-        except OSError as exc:
-            if exc.errno not in _REFUSED:
-                raise
-            declined(key)  # swapped for a symlink (or a file) since the directory was read
-            return -1, key
+        close_all(chain[1:-1])
+        yield from walk_files(
+            chain[-1], "/".join(start), prefix, temporary=temporary, declined=declined
+        )
 
     # --- deletion ---
 
@@ -541,22 +360,11 @@ class LocalObjectStore:
         is already deleted."""
         try:
             chain = self._parent(parts, key)
-        except (FileNotFoundError, _NotADirectoryOnPath):
+        except (FileNotFoundError, NotADirectoryOnPath):
             return
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(parts[-1], dir_fd=chain[-1])
-            self._prune_empty_parents(chain, parts[:-1])
+            prune_empty_parents(chain, parts[:-1])
         finally:
-            _close_all(chain[1:])
-
-    @staticmethod
-    def _prune_empty_parents(chain: Sequence[int], directories: Sequence[str]) -> None:
-        # Empty directories are not objects; removing them keeps a post-deletion listing of the
-        # local medium truly empty. chain[i] is the directory holding directories[i]; rmdir
-        # never follows a symlink, and the root itself is never removed.
-        for index in range(len(directories) - 1, -1, -1):
-            try:
-                os.rmdir(directories[index], dir_fd=chain[index])
-            except OSError:
-                return
+            close_all(chain[1:])
