@@ -101,3 +101,46 @@ def test_an_unknown_api_path_answers_the_json_error_shape(w: World) -> None:
     page = client.get("/no-such-page/")
     assert page.status_code == 404
     assert page["Content-Type"].startswith("text/html")
+
+
+# Malformed values for a path parameter: not a UUID, a float, a path separator's neighbour, a
+# NUL. None may reach a view as an id; each answers in the JSON error shape.
+MALFORMED = ("0.5", "not-a-uuid", "..", "%00")
+
+
+def _content_type(response: Any) -> str:
+    headers = {key.lower(): value for key, value in response.headers.items()}
+    value = headers.get("content-type", [""])
+    return str(value[0] if isinstance(value, list) else value)
+
+
+def _operations() -> list[Any]:
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize(
+    "operation", _operations(), ids=lambda op: f"{op.method.upper()} {op.path}"
+)
+def test_every_operation_answers_options_and_malformed_ids_in_the_error_shape(
+    operation: Any, owner_token: str, in_process_requests: None
+) -> None:
+    """Schemathesis' operations, called with OPTIONS (DRF's description) and, where the path
+    has parameters, with each malformed value in each of them: never a server error, always
+    JSON, and the error shape for a malformed id."""
+    headers = {"Authorization": f"Bearer {owner_token}"}
+    names = [p.name for p in operation.path_parameters]
+    filler = {name: "00000000-0000-4000-8000-000000000000" for name in names}
+    described = operation.Case(method="OPTIONS", path_parameters=filler).call(headers=headers)
+    assert described.status_code < 500, described.text
+    assert _content_type(described).startswith("application/json"), described.headers
+    for name in names:
+        for value in MALFORMED:
+            case = operation.Case(path_parameters={**filler, name: value})
+            response = case.call(headers=headers)
+            # 404, or 400 where the operation refuses its missing query first (a download
+            # without `path`): either way the error shape, and no id is looked up.
+            assert response.status_code in (400, 404), (name, value, response.text)
+            assert _content_type(response) == "application/json"
+            body = response.json()
+            assert body["code"] == ("not_found" if response.status_code == 404 else "invalid")
+            assert isinstance(body["detail"], str)
