@@ -236,13 +236,18 @@ def main() -> None:
     # The stores connect through the egress guard: allow the loopback moto server (bench.run
     # sets the same for its children; this covers `python -m bench.deletion` on its own).
     os.environ["AGENCYOPS_EGRESS_ALLOW"] = "127.0.0.1"
+    from kernel.tenancy import system_scope
+
+    # The child is the operator's process, as manage.py is: it sees every organization (the
+    # deletion runs as its task would, in the system scope).
     endpoint = os.environ.get("BENCH_S3_ENDPOINT")
     if endpoint:
-        print(json.dumps(_measure(endpoint)))
+        with system_scope():
+            print(json.dumps(_measure(endpoint)))
         return
     from tests.s3server import moto_server
 
-    with moto_server() as url:
+    with moto_server() as url, system_scope():
         print(json.dumps(_measure(url)))
 
 

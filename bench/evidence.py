@@ -357,4 +357,9 @@ def _figures(measured: _Requests, fill_seconds: float, database: str) -> dict[st
 
 
 if __name__ == "__main__":
-    print(json.dumps(_measure()))
+    from kernel.tenancy import system_scope
+
+    # The child is the operator's process, as manage.py is: the fill and the drains between
+    # requests see every organization; each request still opens its own scope, as in service.
+    with system_scope():
+        print(json.dumps(_measure()))
