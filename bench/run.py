@@ -2,8 +2,8 @@
 
 Run from the project root: `.venv/bin/python -m bench.run`. It generates a seeded ~255 MB data
 set, starts its own moto S3 server, runs each section in order, writes bench/results.json and
-prints a markdown table (with the date and core count). Add a section by appending a function
-to SECTIONS.
+prints markdown tables (bench/tables.py; with the date and core count). Add a section by
+appending a function to SECTIONS.
 
 Robustness: every child process has a timeout, a failing or timed-out section is recorded and
 the run goes on, and sections that would start after the overall deadline (BENCH_DEADLINE
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench import access_log, deletion, dispatch, evidence, tools
+from bench import access_log, deletion, dispatch, evidence, tables, tools
 from bench.dataset import Dataset, change_one_percent, generate
 from tests.s3server import moto_server
 
@@ -293,34 +293,6 @@ def goals(bench: Bench) -> dict[str, Any]:
     }
 
 
-def table(bench: Bench, results: dict[str, Any]) -> str:
-    env = results["environment"]
-    lines = [
-        f"Benchmark of {results['date']} on {env['cpus']} cores (Python {env['python']}; "
-        f"rclone: {env['rclone']}; restic: {env['restic']}).",
-        f"Data set: {results['dataset']['files']} files, "
-        f"{results['dataset']['bytes'] / 1e6:.0f} MB; every figure is the median of "
-        f"{REPEAT} runs ({RESTORE_REPEAT} for restore); 'ours' excludes interpreter start-up "
-        "(the tools' figures include theirs; see process_seconds in results.json).",
-        "",
-    ]
-    whos = ["boto3", "ours", "rclone", "restic"]
-    lines += ["| section | " + " | ".join(whos) + " |", "|---|" + "---|" * len(whos)]
-    for section, results_ in bench.sections.items():
-        cells = []
-        for who in whos:
-            entry = results_.get(who)
-            if entry is None:
-                cells.append("")
-            elif entry["seconds"] is None:
-                cells.append(entry.get("note", "n/a"))
-            else:
-                rate = f" ({entry['mb_per_s']} MB/s)" if "mb_per_s" in entry else ""
-                cells.append(f"{entry['seconds']:.2f} s{rate}")
-        lines.append(f"| {section} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def tool_versions() -> dict[str, str]:
     versions = {}
     for name, flag in (("rclone", "version"), ("restic", "version")):
@@ -368,23 +340,6 @@ def _deletion_section(bench: Bench) -> dict[str, Any] | None:
         return None
 
 
-def deletion_table(result: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            "",
-            f"Deletion of {result['versions']:,} object versions over {result['targets']} targets:",
-            "",
-            "| who | seconds | versions/s |",
-            "|---|---|---|",
-            f"| raw batched delete_objects | {result['raw_seconds']:.2f} | "
-            f"{result['raw_versions_per_second']:.0f} |",
-            f"| ours (plan, claim, delete, destroy keys, verify, certificate) | "
-            f"{result['ours_seconds']:.2f} | {result['ours_versions_per_second']:.0f} "
-            f"({result['ratio_to_raw']:.2f} x raw) |",
-        ]
-    )
-
-
 def _side_section(
     bench: Bench, name: str, measure: Callable[[Any], dict[str, Any]]
 ) -> dict[str, Any] | None:
@@ -396,63 +351,6 @@ def _side_section(
     except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
         bench.skipped.append(f"{name}: failed: {str(exc)[-500:]}")
         return None
-
-
-def access_log_table(result: dict[str, Any]) -> str:
-    both = result["recorded_and_appended"]
-    return "\n".join(
-        [
-            "",
-            f"Access log ({result['database']}):",
-            "",
-            "| measure | result | goal |",
-            "|---|---|---|",
-            f"| events appended by the worker's drain task | "
-            f"{result['appends_per_second']:.0f} events/s | >= 500 events/s |",
-            f"| recorded by {both['producers']} request threads and appended by "
-            f"{both['workers']} workers, end to end | {both['events_per_second']:.0f} events/s | "
-            "(includes the requests' side) |",
-            f"| verify a chain of {result['verify_events']:,} events | "
-            f"{result['verify_seconds']:.2f} s | < 5 s |",
-        ]
-    )
-
-
-def evidence_table(result: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            "",
-            f"Procurement evidence ({result['database']}, {result['client']}): one client with "
-            f"{result['datasets']:,} datasets, {result['snapshots']:,} snapshots and "
-            f"{result['access_events']:,} access events; {result['document_bytes'] / 1e6:.1f} MB "
-            f"signed document, {result['queries_per_request']} queries per request:",
-            "",
-            "| measure | wall clock | CPU of the request | goal |",
-            "|---|---|---|---|",
-            f"| median of {result['requests']} requests | {result['median_ms']:.0f} ms | "
-            f"{result['cpu_median_ms']:.0f} ms | |",
-            f"| p95 of {result['requests']} requests | {result['p95_ms']:.0f} ms | "
-            f"{result['cpu_p95_ms']:.0f} ms | < 300 ms |",
-            f"| first request (walks the whole access chain) | "
-            f"{result['first_request_ms']:.0f} ms | | |",
-        ]
-    )
-
-
-def dispatch_table(result: dict[str, Any]) -> str:
-    return "\n".join(
-        [
-            "",
-            f"Dispatcher ({result['database']}): {result['datasets']:,} datasets, "
-            f"{result['due']:,} due:",
-            "",
-            "| measure | result | goal |",
-            "|---|---|---|",
-            f"| queries to find the due (dataset, target) pairs | {result['queries']} | 1 |",
-            f"| median / worst of {dispatch.RUNS} ticks | {result['median_seconds']:.3f} s / "
-            f"{result['worst_seconds']:.3f} s | < 1 s |",
-        ]
-    )
 
 
 def main() -> None:
@@ -502,15 +400,15 @@ def main() -> None:
     if results["dispatch"]:
         results["goals"].update(results["dispatch"].get("goals", {}))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(bench, results))
+    print(tables.table(results))
     if results["deletion"]:
-        print(deletion_table(results["deletion"]))
+        print(tables.deletion_table(results["deletion"]))
     if results["access_log"]:
-        print(access_log_table(results["access_log"]))
+        print(tables.access_log_table(results["access_log"]))
     if results["evidence"]:
-        print(evidence_table(results["evidence"]))
+        print(tables.evidence_table(results["evidence"]))
     if results["dispatch"]:
-        print(dispatch_table(results["dispatch"]))
+        print(tables.dispatch_table(results["dispatch"]))
     print(f"\npeak RSS of the engine: {bench.peak_rss_mb:.0f} MB")
     for goal, met in results["goals"].items():
         print(f"- {goal}: {'met' if met else 'NOT met' if met is False else 'not measured'}")

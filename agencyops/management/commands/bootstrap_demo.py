@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -39,6 +40,54 @@ DEMO_FILES = {
     "northwind/repo/main.py": "print('forecast')\n",
     "northwind/contracts/msa-2026.txt": "Master services agreement (demo).\n",
 }
+
+
+# client, engagement, name, kind, classification, contains personal data, path on the primary
+_DatasetSpec = tuple[Client, Engagement | None, str, str, str, bool, str]
+
+
+def _demo_datasets(
+    acme: Client, northwind: Client, triage: Engagement, forecast: Engagement
+) -> list[_DatasetSpec]:
+    return [
+        (acme, triage, "EHR export October", "raw_client_data", "restricted", True, "acme/raw"),
+        (
+            acme,
+            triage,
+            "Triage labels",
+            "labeled_training_set",
+            "confidential",
+            True,
+            "acme/labels",
+        ),
+        (
+            acme,
+            triage,
+            "Triage model v3",
+            "model_artifact",
+            "confidential",
+            False,
+            "acme/models/triage-v3",
+        ),
+        (
+            northwind,
+            forecast,
+            "Forecast repo",
+            "code_repository",
+            "internal",
+            False,
+            "northwind/repo",
+        ),
+        (
+            northwind,
+            None,
+            "Contracts",
+            "business_records",
+            "confidential",
+            False,
+            "northwind/contracts",
+        ),
+    ]
 
 
 class Command(BaseCommand):
@@ -113,11 +162,38 @@ class Command(BaseCommand):
         organization = Organization.objects.get(slug="demo")
         actor = Actor.system(organization)
         lead = get_user_model().objects.get(username="lead")
+        primary = self._storage(actor, demo_root)
+        acme, northwind, triage, forecast = self._clients_and_engagements(actor)
+        # The primary disk is shared: each client keeps its datasets in its own folder there.
+        for client, folder in ((acme, "acme"), (northwind, "northwind")):
+            if not ClientNamespace.objects.filter(location=primary, client=client).exists():
+                services.namespace_assign(actor=actor, location=primary, client=client, path=folder)
+        for spec in _demo_datasets(acme, northwind, triage, forecast):
+            self._dataset(actor, primary, lead, spec)
+        live = AccessGrant.objects.active(timezone.now()).filter(grantee=lead, client=acme)
+        if not live.exists():
+            services.grant_create(
+                actor=actor,
+                grantee=lead,
+                client=acme,
+                permission="manage",
+                reason="Demo: lead of the triage engagement",
+            )
+
+    def _storage(self, actor: Actor, demo_root: Path) -> StorageLocation:
+        """The primary and backup disks; every built-in policy without a target backs up to
+        the backup disk. Returns the primary."""
         primary = self._local_location(actor, "Primary disk", demo_root / "primary")
         backup_disk = self._local_location(actor, "Backup disk", demo_root / "backups")
-        for policy in BackupPolicy.objects.filter(organization=organization):
+        for policy in BackupPolicy.objects.filter(organization=actor.organization):
             if not policy.policy_targets.exists():
                 backup_services.policy_update(actor=actor, policy=policy, targets=[backup_disk])
+        return primary
+
+    def _clients_and_engagements(
+        self, actor: Actor
+    ) -> tuple[Client, Client, Engagement, Engagement]:
+        """Acme Health and Northwind Retail, and one engagement of each."""
         today = date.today()  # noqa: DTZ011  # demo dates only
         acme = self._client(
             actor,
@@ -136,74 +212,26 @@ class Command(BaseCommand):
         )
         triage = self._engagement(actor, acme, "Triage model", today - timedelta(days=120))
         forecast = self._engagement(actor, northwind, "Demand forecast", today - timedelta(days=60))
-        specs = [
-            (acme, triage, "EHR export October", "raw_client_data", "restricted", True, "acme/raw"),
-            (
-                acme,
-                triage,
-                "Triage labels",
-                "labeled_training_set",
-                "confidential",
-                True,
-                "acme/labels",
-            ),
-            (
-                acme,
-                triage,
-                "Triage model v3",
-                "model_artifact",
-                "confidential",
-                False,
-                "acme/models/triage-v3",
-            ),
-            (
-                northwind,
-                forecast,
-                "Forecast repo",
-                "code_repository",
-                "internal",
-                False,
-                "northwind/repo",
-            ),
-            (
-                northwind,
-                None,
-                "Contracts",
-                "business_records",
-                "confidential",
-                False,
-                "northwind/contracts",
-            ),
-        ]
-        # The primary disk is shared: each client keeps its datasets in its own folder there.
-        for client, folder in ((acme, "acme"), (northwind, "northwind")):
-            if not ClientNamespace.objects.filter(location=primary, client=client).exists():
-                services.namespace_assign(
-                    actor=actor, location=primary, client=client, path=folder
-                )
-        for client, engagement, name, kind, classification, personal, path in specs:
-            if not Dataset.objects.filter(client=client, name=name).exists():
-                services.dataset_register(
-                    actor=actor,
-                    client=client,
-                    engagement=engagement,
-                    name=name,
-                    kind=kind,
-                    classification=classification,
-                    contains_personal_data=personal,
-                    location=primary,
-                    path=path,
-                    owner=lead,
-                    source="Client upload (demo)",
-                )
-        live = AccessGrant.objects.active(timezone.now()).filter(grantee=lead, client=acme)
-        if not live.exists():
-            services.grant_create(
+        return acme, northwind, triage, forecast
+
+    def _dataset(
+        self, actor: Actor, primary: StorageLocation, lead: User, spec: _DatasetSpec
+    ) -> None:
+        """Register the dataset unless its client already has one by that name."""
+        client, engagement, name, kind, classification, personal, path = spec
+        if not Dataset.objects.filter(client=client, name=name).exists():
+            services.dataset_register(
                 actor=actor,
-                grantee=lead,
-                client=acme,
-                permission="manage",
-                reason="Demo: lead of the triage engagement",
+                client=client,
+                engagement=engagement,
+                name=name,
+                kind=kind,
+                classification=classification,
+                contains_personal_data=personal,
+                location=primary,
+                path=path,
+                owner=lead,
+                source="Client upload (demo)",
             )
 
     def _local_location(self, actor: Actor, name: str, directory: Path) -> StorageLocation:
