@@ -196,4 +196,8 @@ def _measure() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_measure()))
+    from kernel.tenancy import system_scope
+
+    # The child is the operator's process, like a worker running the measured services.
+    with system_scope():
+        print(json.dumps(_measure()))

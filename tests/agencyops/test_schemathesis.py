@@ -129,7 +129,7 @@ def test_every_operation_answers_options_and_malformed_ids_in_the_error_shape(
     JSON, and the error shape for a malformed id."""
     headers = {"Authorization": f"Bearer {owner_token}"}
     names = [p.name for p in operation.path_parameters]
-    filler = {name: "00000000-0000-4000-8000-000000000000" for name in names}
+    filler = dict.fromkeys(names, "00000000-0000-4000-8000-000000000000")
     described = operation.Case(method="OPTIONS", path_parameters=filler).call(headers=headers)
     assert described.status_code < 500, described.text
     assert _content_type(described).startswith("application/json"), described.headers
