@@ -21,8 +21,11 @@ run: migrate
 	$(PY) manage.py bootstrap_demo
 	$(PY) manage.py serve_all
 
+# In parallel (pytest-xdist): one test process per core, at most 4, each with its own test
+# database and Redis database number (tests/conftest.py); `make test TEST_WORKERS=0` is serial.
+TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses=4
 
 lint: install
 	$(VENV)/bin/ruff check .

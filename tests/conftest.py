@@ -7,12 +7,15 @@ and organization B with its own admin and client. Every access test reads from i
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from clients import services
@@ -28,6 +31,69 @@ from tests.factories import (
     OrganizationFactory,
     UserFactory,
 )
+
+# Tests that start real processes (Celery workers and beat, S3 servers behind fault proxies, a
+# browser) live in these folders and run one after another in a single xdist worker while the
+# other workers take the rest: their timings (a throttled upload to interrupt, a visibility
+# timeout to wait out) are measured for one such test at a time on a loaded 2-core machine.
+REAL_PROCESS_MARKS = ("integration", "e2e")
+REAL_PROCESS_FOLDERS = (
+    "tests/e2e/",
+    "tests/reliability/",
+    "tests/backups/integration/",
+    "tests/lifecycle/integration/",
+)
+REAL_PROCESS_GROUP = "real-processes"
+
+
+def broker_url_for_worker(url: str, worker: str | None) -> str:
+    """The Redis database this xdist worker (`gw<N>`) uses: the configured number plus N, so
+    parallel test processes never take each other's tasks (and CLIENT LIST by database finds
+    only this process's workers). Serial runs and other brokers keep the URL as given."""
+    if not worker or not url.startswith(("redis://", "rediss://")):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{base + int(worker.removeprefix('gw'))}"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Settings were read before any conftest, so the per-worker URL is set on them here; the
+    # environment carries it to Celery in this process (it prefers CELERY_BROKER_URL from the
+    # environment) and to every worker process a test starts.
+    if os.environ.get("CELERY_BROKER_URL"):
+        url = broker_url_for_worker(
+            str(django_settings.CELERY_BROKER_URL), os.environ.get("PYTEST_XDIST_WORKER")
+        )
+        os.environ["CELERY_BROKER_URL"] = url
+        django_settings.CELERY_BROKER_URL = url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marked = [name for name in REAL_PROCESS_MARKS if item.get_closest_marker(name)]
+        if marked and not item.nodeid.startswith(REAL_PROCESS_FOLDERS):
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked {marked[0]}: it belongs in one of "
+                f"{', '.join(REAL_PROCESS_FOLDERS)}, which a parallel run keeps in one worker."
+            )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadgroup with the real-process folders as one group. The scheduler groups by
+    node id alone, and xdist's own `xdist_group` marks are lost on pytest 9.2 (pytest-xdist
+    issue 1386: the node id suffix they rely on is no longer applied)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]  # no py.typed
+
+    class RealProcessesTogether(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(REAL_PROCESS_FOLDERS):
+                return REAL_PROCESS_GROUP
+            return str(super()._split_scope(nodeid))
+
+    return RealProcessesTogether(config, log)
 
 
 @dataclass
@@ -128,6 +194,13 @@ def organization_dir(root: Path, organization: Organization) -> Path:
 def org_root(world: World, local_root: Path) -> Path:
     """Organization A's folder of the test's local root: where its local locations may live."""
     return organization_dir(local_root, world.org)
+
+
+@pytest.fixture(autouse=True)
+def _scratch_dir(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Drills restore into the scratch folder and their clean-up removes what no drill of this
+    # database owns: one folder per test, never var/scratch that parallel test processes share.
+    settings.AGENCYOPS_SCRATCH_DIR = tmp_path_factory.mktemp("scratch")
 
 
 @pytest.fixture(autouse=True)
