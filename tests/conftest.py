@@ -32,19 +32,6 @@ from tests.factories import (
     UserFactory,
 )
 
-# Tests that start real processes (Celery workers and beat, S3 servers behind fault proxies, a
-# browser) live in these folders and run one after another in a single xdist worker while the
-# other workers take the rest: their timings (a throttled upload to interrupt, a visibility
-# timeout to wait out) are measured for one such test at a time on a loaded 2-core machine.
-REAL_PROCESS_MARKS = ("integration", "e2e")
-REAL_PROCESS_FOLDERS = (
-    "tests/e2e/",
-    "tests/reliability/",
-    "tests/backups/integration/",
-    "tests/lifecycle/integration/",
-)
-REAL_PROCESS_GROUP = "real-processes"
-
 
 def broker_url_for_worker(url: str, worker: str | None) -> str:
     """The Redis database this xdist worker (`gw<N>`) uses: the configured number plus N, so
@@ -67,33 +54,6 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         os.environ["CELERY_BROKER_URL"] = url
         django_settings.CELERY_BROKER_URL = url
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        marked = [name for name in REAL_PROCESS_MARKS if item.get_closest_marker(name)]
-        if marked and not item.nodeid.startswith(REAL_PROCESS_FOLDERS):
-            raise pytest.UsageError(
-                f"{item.nodeid} is marked {marked[0]}: it belongs in one of "
-                f"{', '.join(REAL_PROCESS_FOLDERS)}, which a parallel run keeps in one worker."
-            )
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """--dist loadgroup with the real-process folders as one group. The scheduler groups by
-    node id alone, and xdist's own `xdist_group` marks are lost on pytest 9.2 (pytest-xdist
-    issue 1386: the node id suffix they rely on is no longer applied)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]  # no py.typed
-
-    class RealProcessesTogether(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(REAL_PROCESS_FOLDERS):
-                return REAL_PROCESS_GROUP
-            return str(super()._split_scope(nodeid))
-
-    return RealProcessesTogether(config, log)
 
 
 @dataclass
