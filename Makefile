@@ -21,8 +21,13 @@ run: migrate
 	$(PY) manage.py bootstrap_demo
 	$(PY) manage.py serve_all
 
+# In parallel (pytest-xdist): one test process per core, at most 4, each with its own test
+# database, Redis database number and scratch folder (tests/conftest.py). worksteal, not a
+# grouping mode: those key tests by node id, and schemathesis' cases share one on pytest 9.2, so
+# all but one would silently not run. `make test TEST_WORKERS=0` runs serially.
+TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist worksteal
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -7,12 +7,15 @@ and organization B with its own admin and client. Every access test reads from i
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from clients import services
@@ -37,6 +40,29 @@ def _operator_scope() -> Iterator[None]:
     live servers and worker processes start with none."""
     with system_scope():
         yield
+
+
+def broker_url_for_worker(url: str, worker: str | None) -> str:
+    """The Redis database this xdist worker (`gw<N>`) uses: the configured number plus N, so
+    parallel test processes never take each other's tasks (and CLIENT LIST by database finds
+    only this process's workers). Serial runs and other brokers keep the URL as given."""
+    if not worker or not url.startswith(("redis://", "rediss://")):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{base + int(worker.removeprefix('gw'))}"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Settings were read before any conftest, so the per-worker URL is set on them here; the
+    # environment carries it to Celery in this process (it prefers CELERY_BROKER_URL from the
+    # environment) and to every worker process a test starts.
+    if os.environ.get("CELERY_BROKER_URL"):
+        url = broker_url_for_worker(
+            str(django_settings.CELERY_BROKER_URL), os.environ.get("PYTEST_XDIST_WORKER")
+        )
+        os.environ["CELERY_BROKER_URL"] = url
+        django_settings.CELERY_BROKER_URL = url
 
 
 @dataclass
@@ -137,6 +163,13 @@ def organization_dir(root: Path, organization: Organization) -> Path:
 def org_root(world: World, local_root: Path) -> Path:
     """Organization A's folder of the test's local root: where its local locations may live."""
     return organization_dir(local_root, world.org)
+
+
+@pytest.fixture(autouse=True)
+def _scratch_dir(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Drills restore into the scratch folder and their clean-up removes what no drill of this
+    # database owns: one folder per test, never var/scratch that parallel test processes share.
+    settings.AGENCYOPS_SCRATCH_DIR = tmp_path_factory.mktemp("scratch")
 
 
 @pytest.fixture(autouse=True)

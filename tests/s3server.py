@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +27,8 @@ import pytest
 TEST_ACCESS_KEY_ID = "testing"
 TEST_SECRET_ACCESS_KEY = "testing"
 TEST_REGION = "us-east-1"
+# werkzeug's start-up line, which names the port it bound (the server is given port 0).
+_RUNNING_ON = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
 
 
 def free_port() -> int:
@@ -40,6 +45,30 @@ def _moto_server_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-m", "moto.server"]
+
+
+def _announced_port(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """The port the server bound, read from its stderr (" * Running on http://host:port");
+    stderr is then drained for the server's life, so its request log never fills the pipe."""
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    announced: queue.Queue[int | None] = queue.Queue()
+
+    def read() -> None:
+        for line in stderr:
+            found = _RUNNING_ON.search(line)
+            if found:
+                announced.put(int(found.group(1)))
+        announced.put(None)  # exited without saying where it listens
+
+    threading.Thread(target=read, name="moto-server-stderr", daemon=True).start()
+    try:
+        port = announced.get(timeout=timeout)
+    except queue.Empty:
+        raise RuntimeError(f"moto_server did not start within {timeout}s") from None
+    if port is None:
+        raise RuntimeError(f"moto_server exited early with status {proc.wait()}")
+    return port
 
 
 def _wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -59,18 +88,19 @@ def _wait_until_answering(url: str, proc: subprocess.Popen[bytes], timeout: floa
 
 @contextlib.contextmanager
 def moto_server(*, env: Mapping[str, str] | None = None, timeout: float = 30.0) -> Iterator[str]:
-    """Run `moto_server` on a free loopback port; yield its endpoint URL; kill it afterwards."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    """Run `moto_server` on a loopback port of its own; yield its endpoint URL; kill it
+    afterwards. It binds port 0 and says which port it got: a port looked up beforehand could be
+    taken by a parallel test process's server before this one binds it."""
     child_env = dict(os.environ)
     child_env.update(env or {})
     proc = subprocess.Popen(
-        [*_moto_server_command(), "-H", "127.0.0.1", "-p", str(port)],
+        [*_moto_server_command(), "-H", "127.0.0.1", "-p", "0"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env=child_env,
     )
     try:
+        url = f"http://127.0.0.1:{_announced_port(proc, timeout)}"
         _wait_until_answering(url, proc, timeout)
         yield url
     finally:
