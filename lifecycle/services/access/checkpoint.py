@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from lifecycle.models import AccessChainCheckpoint, AccessChainHead, AccessEvent
 from lifecycle.services.access.log import GENESIS
-from lifecycle.services.access.verify import access_log_verify, stored_row_intact
+from lifecycle.services.access.verify import CHAIN_FIELDS, access_log_verify, stored_row_intact
 
 # The whole chain is walked again when the last whole walk is older than this.
 FULL_WALK_EVERY = timedelta(days=1)
@@ -25,27 +25,6 @@ FULL_WALK_EVERY = timedelta(days=1)
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-_WALK_FIELDS = (
-    "seq",
-    "public_id",
-    "occurred_at",
-    "action",
-    "actor_kind",
-    "actor_label",
-    "actor_token_ref",
-    "client_ref",
-    "dataset_ref",
-    "snapshot_ref",
-    "source_ip",
-    "user_agent",
-    "details",
-    "source_object",
-    "source_line",
-    "prev_hash",
-    "hash",
-)
 
 
 def _walk_from(organization: Any, seq: int, known_hash: str) -> tuple[int, str, int | None, str]:
@@ -56,7 +35,7 @@ def _walk_from(organization: Any, seq: int, known_hash: str) -> tuple[int, str, 
     rows = (
         AccessEvent.objects.filter(organization=organization, seq__gte=max(seq, 1))
         .order_by("seq")
-        .values_list(*_WALK_FIELDS)
+        .values_list(*CHAIN_FIELDS)
         .iterator(chunk_size=2000)
     )
     expected, prev = (seq, known_hash) if seq else (1, GENESIS)

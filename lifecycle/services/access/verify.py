@@ -34,7 +34,8 @@ class ChainReport:
         return f"{self.organization}: BROKEN at {where}: {self.reason}"
 
 
-_VERIFY_FIELDS = (
+# The stored columns a chain walk reads (verification and checkpoints alike).
+CHAIN_FIELDS = (
     "seq",
     "public_id",
     "occurred_at",
@@ -85,7 +86,7 @@ def _rows(organization: Organization) -> Iterator[tuple[Any, ...]]:
     return (
         AccessEvent.objects.filter(organization=organization)
         .order_by("seq")
-        .values_list(*_VERIFY_FIELDS)
+        .values_list(*CHAIN_FIELDS)
         .iterator(chunk_size=5000)
     )
 
