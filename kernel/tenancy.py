@@ -282,13 +282,25 @@ class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
                 other._scope_apply()
         return super()._combinator_query(combinator, *other_qs, all=all)  # type: ignore[misc, no-any-return]
 
+    # Whether owners, admins and auditors see every row (personal tokens: not even they).
+    whole_organization_sees_all: ClassVar[bool] = True
+
     def visible_to(self, actor: Actor) -> Self:
+        """The one tenant filter: the actor's organization, then, for an actor who does not see
+        all of it, `visible_rows`. Querysets override `visible_rows`, never this."""
         qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization or (
-            self.client_path is None and self.dataset_path is None
-        ):
+        if actor.sees_whole_organization and self.whole_organization_sees_all:
             return qs
-        return qs.filter(grant_filter(actor, client=self.client_path, dataset=self.dataset_path))
+        return qs.filter(self.visible_rows(actor))
+
+    def visible_rows(self, actor: Actor) -> Q:
+        """The rows of its organization an actor sees when it does not see them all: by
+        default, those its grants cover along the declared paths (`grant_filter`); rows that
+        declare no path are organization-wide and every member sees them. A queryset with
+        another rule (shared infrastructure, one's own grants or tokens) overrides this."""
+        if self.client_path is None and self.dataset_path is None:
+            return Q()
+        return grant_filter(actor, client=self.client_path, dataset=self.dataset_path)
 
     def unscoped_for_system_task(self) -> Any:
         """Every organization's rows. Only for periodic system jobs (dispatchers, sweeps), which

@@ -63,12 +63,9 @@ class LocationScopedQuerySet(TenantQuerySet["models.Model"]):
     """Rows about a storage location: visible like the location (shared locations to everyone in
     the organization, a client's dedicated location only with a grant on that client)."""
 
-    def visible_to(self, actor: Actor) -> LocationScopedQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(
-            Q(location__client__isnull=True) | Q(location__client_id__in=actor.visible_client_ids)
+    def visible_rows(self, actor: Actor) -> Q:
+        return Q(location__client__isnull=True) | Q(
+            location__client_id__in=actor.visible_client_ids
         )
 
 
@@ -306,13 +303,9 @@ class ReviewQuerySet(TenantQuerySet["Review"]):
     """Reviews of policies are organization-wide, like the policies; a client's review follows
     that client's grants (`grant_filter`)."""
 
-    def visible_to(self, actor: Actor) -> ReviewQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(
-            Q(client__isnull=True) | grant_filter(actor, client="client_id", dataset=None)
-        )
+    def visible_rows(self, actor: Actor) -> Q:
+        # Organization-wide reviews (of a policy) for every member; a client's under its grants.
+        return Q(client__isnull=True) | grant_filter(actor, client="client_id", dataset=None)
 
 
 class Review(models.Model):

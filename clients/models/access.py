@@ -29,11 +29,8 @@ GRANT_LEVELS: dict[str, int] = {"view": 1, "restore": 2, "manage": 3}
 
 
 class GrantQuerySet(TenantQuerySet["AccessGrant"]):
-    def visible_to(self, actor: Actor) -> GrantQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(grantee_id=actor.user_id)
+    def visible_rows(self, actor: Actor) -> Q:
+        return Q(grantee_id=actor.user_id)  # one's own grants
 
     def active(self, now: Any) -> GrantQuerySet:
         return self.filter(revoked_at__isnull=True, expires_at__gt=now)
@@ -106,11 +103,8 @@ class GrantRequestStatus(models.TextChoices):
 
 
 class GrantRequestQuerySet(TenantQuerySet["GrantRequest"]):
-    def visible_to(self, actor: Actor) -> GrantRequestQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(requested_by_id=actor.user_id)
+    def visible_rows(self, actor: Actor) -> Q:
+        return Q(requested_by_id=actor.user_id)  # one's own requests
 
 
 def grant_max_days() -> int:
@@ -170,10 +164,11 @@ class GrantRequest(models.Model):
 
 
 class ApiTokenQuerySet(TenantQuerySet["ApiToken"]):
-    def visible_to(self, actor: Actor) -> ApiTokenQuerySet:
-        if actor.user_id is None:
-            return self.none()
-        return self.filter(organization_id=actor.organization_id, user_id=actor.user_id)
+    # Personal tokens are their owner's alone: an organization's owner does not see others'.
+    whole_organization_sees_all = False
+
+    def visible_rows(self, actor: Actor) -> Q:
+        return Q(user_id=actor.user_id)  # a token without a user (procurement) sees none
 
 
 class ApiToken(models.Model):

@@ -34,11 +34,9 @@ class ClientStatus(models.TextChoices):
 
 
 class ClientQuerySet(TenantQuerySet["Client"]):
-    def visible_to(self, actor: Actor) -> ClientQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
-        return qs.filter(pk__in=actor.visible_client_ids)
+    def visible_rows(self, actor: Actor) -> Q:
+        # A client is visible beside the one dataset a grant covers, so it can be shown above it.
+        return Q(pk__in=actor.visible_client_ids)
 
 
 class Client(models.Model):

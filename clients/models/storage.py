@@ -38,13 +38,10 @@ class Provider(models.TextChoices):
 
 
 class LocationQuerySet(TenantQuerySet["StorageLocation"]):
-    def visible_to(self, actor: Actor) -> LocationQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
+    def visible_rows(self, actor: Actor) -> Q:
         # Shared locations are organization infrastructure; a client's dedicated bucket is that
         # client's data and follows its grants.
-        return qs.filter(Q(client__isnull=True) | Q(client_id__in=actor.visible_client_ids))
+        return Q(client__isnull=True) | Q(client_id__in=actor.visible_client_ids)
 
 
 class StorageLocation(models.Model):
@@ -144,13 +141,10 @@ class StorageLocation(models.Model):
 
 
 class NamespaceQuerySet(TenantQuerySet["ClientNamespace"]):
-    def visible_to(self, actor: Actor) -> NamespaceQuerySet:
-        qs = self.filter(organization_id=actor.organization_id)
-        if actor.sees_whole_organization:
-            return qs
+    def visible_rows(self, actor: Actor) -> Q:
         # A client's folder is the client's: a grant on one dataset shows that dataset's path,
         # not where the client's other data may go.
-        return qs.filter(client_id__in=list(actor.client_levels))
+        return Q(client_id__in=list(actor.client_levels))
 
 
 class ClientNamespace(models.Model):

@@ -201,3 +201,19 @@ def test_no_request_module_reads_every_organization() -> None:
     names = {p.relative_to(ROOT).parts[0] for p in request_modules}
     assert names == set(APPS)
     assert len(request_modules) > 10
+
+
+def test_the_tenant_filter_is_written_once() -> None:
+    """`visible_to` (organization first, then the grant rule) lives in kernel.tenancy only; an
+    app's queryset states its rule as `visible_rows` or as declared paths, never a filter of its
+    own that could forget the organization."""
+    overrides = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for app in APPS
+        for path in _modules(app)
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.FunctionDef) and node.name == "visible_to"
+    ]
+    assert not overrides, "\n".join(overrides)
+    kernel = (ROOT / "kernel" / "tenancy.py").read_text()
+    assert "def visible_to(self, actor: Actor)" in kernel
