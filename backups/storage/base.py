@@ -83,6 +83,11 @@ class ObjectStore(Protocol):
         """Return the whole object; raises ObjectNotFound when absent. For small objects."""
         ...
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """`length` bytes of the object from `offset` (fewer only at its end); ObjectNotFound
+        when absent. How a pack's blobs are read without fetching the whole pack."""
+        ...
+
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Open the object for streaming reads; raises ObjectNotFound when absent."""
         ...

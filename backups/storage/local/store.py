@@ -31,6 +31,7 @@ from backups.storage.base import (
     DeleteResult,
     ObjectInfo,
     ObjectVersion,
+    read_full,
     readinto_of,
     validate_key,
 )
@@ -223,6 +224,13 @@ class LocalObjectStore:
     def get(self, key: str) -> bytes:
         with self.open(key) as stream:
             return stream.read()
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        with self.open(key) as stream:
+            stream.seek(offset)
+            return read_full(stream, length)
 
     def open(self, key: str) -> BinaryIO:
         """Open the object for reading (see ObjectStore.open). A symlink at the key or on the

@@ -88,12 +88,16 @@ class ResumingReader:
     the attempts are spent, the last error.
     """
 
-    def __init__(self, store: S3ObjectStore, key: str) -> None:
+    def __init__(
+        self, store: S3ObjectStore, key: str, start: int = 0, end: int | None = None
+    ) -> None:
+        """The whole object, or (ranged reads of a pack) the bytes from `start` to `end`."""
         self._store = store
         self._key = key
-        self._done = 0
+        self._done = start
+        self._end = end
         self._failures = 0
-        self._body, self._length, self._etag = store._open_from(key, 0, None)
+        self._body, self._length, self._etag = store._open_from(key, start, None, end)
 
     def _resume(self, error: StorageError) -> None:
         self._failures += 1
@@ -106,7 +110,7 @@ class ResumingReader:
         with contextlib.suppress(Exception):
             self._body.close()
         time.sleep(_RESUME_BACKOFF_SECONDS * self._failures)
-        self._body, _, etag = self._store._open_from(self._key, self._done, self._etag)
+        self._body, _, etag = self._store._open_from(self._key, self._done, self._etag, self._end)
         if self._etag and etag and etag != self._etag:
             raise StorageError(
                 f"read of {self._key!r} in {self._store.describe()} failed: "

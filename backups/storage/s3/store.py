@@ -39,6 +39,11 @@ from backups.storage.s3.bodies import MIB, DirectBody, ResumingReader, Translati
 from backups.storage.s3.egress import GuardedConnect, guarded_pool_classes, refusal_not_retried
 from backups.storage.s3.translate import NOT_FOUND, botocore_errors_translated
 
+# Every write carries a checksum of its body: buckets with Object Lock (a default retention)
+# refuse puts without one, and a body damaged on the way is refused rather than stored. CRC32
+# costs little next to the upload; only puts carry it (reads are checked by AES-GCM anyway).
+PUT_CHECKSUM: Literal["CRC32"] = "CRC32"  # each part's ChecksumCRC32 goes into the completion
+
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
@@ -177,20 +182,24 @@ class S3ObjectStore:
                 # bytes and bytearray go out as they are: copying multi-MiB chunks costs time.
                 # botocore accepts bytearray bodies; its stubs only spell out bytes.
                 body = cast(bytes, data.tobytes() if isinstance(data, memoryview) else data)
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+                self._client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm=PUT_CHECKSUM
+                )
             return
         first = read_full(data, self._part_size)
         if len(first) < self._part_size:
             with self.translate_errors("put", key):
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=first)
+                self._client.put_object(
+                    Bucket=self.bucket, Key=key, Body=first, ChecksumAlgorithm=PUT_CHECKSUM
+                )
             return
         self._put_multipart(key, first, data)
 
     def _put_multipart(self, key: str, first: bytes, stream: BinaryIO) -> None:
         with self.translate_errors("start multipart upload", key):
-            upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)[
-                "UploadId"
-            ]
+            upload_id = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm=PUT_CHECKSUM
+            )["UploadId"]
         parts: list[dict[str, Any]] = []
         try:
             part = first
@@ -205,8 +214,15 @@ class S3ObjectStore:
                         UploadId=upload_id,
                         PartNumber=number,
                         Body=part,
-                    )["ETag"]
-                parts.append({"ETag": etag, "PartNumber": number})
+                        ChecksumAlgorithm=PUT_CHECKSUM,
+                    )
+                parts.append(
+                    {
+                        "ETag": etag["ETag"],
+                        "PartNumber": number,
+                        "ChecksumCRC32": etag["ChecksumCRC32"],
+                    }
+                )
                 growth = 1 + len(parts) // _PART_GROWTH_EVERY
                 part = read_full(stream, self._part_size * growth)
             with self.translate_errors("complete multipart upload", key):
@@ -225,6 +241,18 @@ class S3ObjectStore:
     def get(self, key: str) -> bytes:
         with self.open(key) as body:
             return body.read()
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        if length == 0:
+            return b""
+        # Resumed like whole reads: a reset or truncated response asks for the rest of the range.
+        body = ResumingReader(self, key, offset, offset + length)
+        try:
+            return read_full(cast(BinaryIO, body), length)
+        finally:
+            body.close()
 
     def _direct_url_base(self) -> str:
         """Where objects of this bucket live, as botocore addresses them (asked once)."""
@@ -287,19 +315,23 @@ class S3ObjectStore:
         finally:
             body.close()
 
-    def _open_from(self, key: str, offset: int, etag: str | None) -> tuple[Any, int, str | None]:
+    def _open_from(
+        self, key: str, offset: int, etag: str | None, end: int | None = None
+    ) -> tuple[Any, int, str | None]:
         """Start reading `key` at `offset`: (body, total length or -1, etag).
 
         The first request tries the fast path; a resumed one asks botocore for the rest of the
         same version (If-Match on the ETag), so a body stitched from two responses can never
         mix two versions of an object.
         """
-        if offset == 0:
+        if offset == 0 and end is None:
             direct = self._direct_open(key)
             if direct is not None:
                 return direct, direct.length, direct.etag
         extra: dict[str, Any] = {}
-        if offset:
+        if end is not None:
+            extra["Range"] = f"bytes={offset}-{end - 1}"
+        elif offset:
             extra["Range"] = f"bytes={offset}-"
         if etag:
             extra["IfMatch"] = f'"{etag}"'
