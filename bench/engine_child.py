@@ -98,7 +98,6 @@ def main() -> None:
     parser.add_argument("--bucket", required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--chunk-mib", type=int, default=4)
     args = parser.parse_args()
 
     master_key = bytes.fromhex(os.environ["BENCH_MASTER_KEY"])
@@ -130,7 +129,6 @@ def main() -> None:
             data_key,
             parent,
             threads=args.threads,
-            chunk_size=args.chunk_mib * 1024 * 1024,
         )
         stats = dataclasses.asdict(result.stats)
     else:

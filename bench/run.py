@@ -31,12 +31,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench import access_log, deletion, dispatch, evidence, tables, tools
+from bench import access_log, compressible, deletion, dispatch, evidence, tables, tools
 from bench.dataset import Dataset, change_one_percent, generate
 from tests.s3server import moto_server
 
 THREADS = 16
-CHUNK_MIB = 4
 # Every figure is the median of this many runs, for our engine and the tools alike.
 REPEAT = 3
 # Restores add nothing to the server, so they can afford more rounds on this noisy shared box.
@@ -76,7 +75,6 @@ def engine(bench: Bench, op: str, directory: Path, bucket: str) -> dict[str, Any
     """Run one engine operation in a child process; remember the engine's peak RSS."""
     argv = [sys.executable, "-m", "bench.engine_child", op, "--endpoint", bench.endpoint]
     argv += ["--bucket", bucket, "--dir", str(directory), "--threads", str(THREADS)]
-    argv += ["--chunk-mib", str(CHUNK_MIB)]
     started = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -353,6 +351,12 @@ def _side_section(
         return None
 
 
+def _format2(bench: Bench) -> dict[str, Any]:
+    """Format 2 against restic and Borg on local repositories, in a scratch folder of its own."""
+    with tempfile.TemporaryDirectory(prefix="agencyops-bench-f2-") as scratch:
+        return compressible.section_format2(Path(scratch))
+
+
 def main() -> None:
     started = time.monotonic()
     # The benchmark's moto server listens on loopback: the operator's allow list must name it,
@@ -372,7 +376,7 @@ def main() -> None:
             "dataset": {"files": len(dataset.files), "bytes": dataset.total_bytes},
             "settings": {
                 "threads": THREADS,
-                "chunk_mib": CHUNK_MIB,
+                "repository_format": 2,
                 "repeat": REPEAT,
                 "restore_repeat": RESTORE_REPEAT,
             },
@@ -396,6 +400,9 @@ def main() -> None:
     results["evidence"] = _side_section(bench, "evidence", evidence.section_evidence)
     if results["evidence"]:
         results["goals"].update(results["evidence"].get("goals", {}))
+    results["format2"] = _side_section(bench, "format 2", lambda _: _format2(bench))
+    if results["format2"]:
+        results["goals"].update(results["format2"].get("goals", {}))
     results["dispatch"] = _side_section(bench, "dispatch", dispatch.section_dispatch)
     if results["dispatch"]:
         results["goals"].update(results["dispatch"].get("goals", {}))
@@ -409,6 +416,8 @@ def main() -> None:
         print(tables.evidence_table(results["evidence"]))
     if results["dispatch"]:
         print(tables.dispatch_table(results["dispatch"]))
+    if results["format2"]:
+        print(tables.format2_table(results["format2"]))
     print(f"\npeak RSS of the engine: {bench.peak_rss_mb:.0f} MB")
     for goal, met in results["goals"].items():
         print(f"- {goal}: {'met' if met else 'NOT met' if met is False else 'not measured'}")

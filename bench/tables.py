@@ -110,3 +110,53 @@ def dispatch_table(result: dict[str, Any]) -> str:
             f"{result['worst_seconds']:.3f} s | < 1 s |",
         ]
     )
+
+
+def _mb(value: int | None) -> str:
+    return "not measured" if value is None else f"{value / 1e6:.2f} MB"
+
+
+def format2_table(result: dict[str, Any]) -> str:
+    """Repository format 2 next to restic and BorgBackup, local directory repositories."""
+    shape = result["dataset"]
+    tools_ = result["tools"]
+    names = [n for n in ("ours", "restic", "borg") if n in tools_]
+
+    def row(label: str, key: str, fmt: Any) -> str:
+        cells = [fmt(tools_[n].get(key)) for n in names]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    many = result["many"]
+    lines = [
+        "",
+        f"Format 2, local directory repositories: agency-shaped set of {shape['files']:,} files, "
+        f"{shape['bytes'] / 1e6:.1f} MB (CSV, JSONL, SQL dump, 24 MB weights, 20,000 labels):",
+        "",
+        "| | "
+        + " | ".join(
+            {
+                "ours": "AgencyOps (format 2)",
+                "restic": "restic (default compression)",
+                "borg": "BorgBackup (zstd,3)",
+            }[n]
+            for n in names
+        )
+        + " |",
+        "|---|" + "---|" * len(names),
+        row("first backup, bytes stored", "first_bytes", _mb),
+        row("first backup, time", "first_seconds", lambda v: f"{v:.1f} s"),
+        row("bytes added by the edit set", "edit_bytes", _mb),
+        row("20,000 small files: time", "labels_seconds", lambda v: f"{v:.1f} s"),
+        row("20,000 small files: objects (files) written", "labels_objects", str),
+        "",
+        f"{many['files']:,} small files: first backup / no-change rerun — ours "
+        f"{many['ours']['first_seconds']:.1f} s / {many['ours']['rerun_seconds']:.1f} s "
+        f"(peak RSS {many['ours']['peak_rss_mb']:.0f} MB)"
+        + (
+            f", restic {many['restic']['first_seconds']:.1f} s / "
+            f"{many['restic']['rerun_seconds']:.1f} s"
+            if "restic" in many
+            else ""
+        ),
+    ]
+    return "\n".join(lines)

@@ -75,6 +75,7 @@ class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
             "infrequent_access_after_days",
             "archive_after_days",
             "drill_every",
+            "compression_level",
             "next_review_at",
             "targets",
             "created_at",

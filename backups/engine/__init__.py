@@ -12,7 +12,6 @@ from backups.engine.backup import (
     BackupResult,
     BackupStats,
     ProgressCallback,
-    backup,
 )
 from backups.engine.crypto import generate_data_key, unwrap_data_key, wrap_data_key
 from backups.engine.errors import (
@@ -28,6 +27,8 @@ from backups.engine.errors import (
     UnsafePath,
 )
 from backups.engine.manifest import FileEntry, Manifest
+from backups.engine.packed_backup import backup
+from backups.engine.packs import DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, pack_opens
 from backups.engine.repository import (
     SnapshotRef,
     Target,
@@ -49,6 +50,8 @@ from backups.engine.verify import VerifyReport, verify
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_COMPRESSION_LEVEL",
+    "DEFAULT_PACK_SIZE",
     "BackupResult",
     "BackupStats",
     "ChunkCorrupt",
@@ -80,6 +83,7 @@ __all__ = [
     "list_snapshots",
     "load_data_key",
     "load_manifest",
+    "pack_opens",
     "restore",
     "select_snapshots_to_keep",
     "unwrap_data_key",

@@ -1,4 +1,6 @@
-"""Take a snapshot of a source prefix into one or more repositories.
+"""Take a snapshot of a source prefix into one or more repositories, in format 1.
+
+What both formats share is here too: the source listing, the statistics and the result.
 
 Pipeline: reader threads stream each changed file in fixed-size chunks (hashing the file and
 naming each chunk as they go) and hand chunks that a target lacks to uploader threads, which
@@ -334,7 +336,7 @@ def _reused_and_to_read(
 ) -> tuple[dict[str, FileEntry], list[tuple[str, ObjectInfo]]]:
     """The parent's entries of unchanged files every target still holds, and the files to read."""
     # A parent chunked differently cannot be mixed into this manifest's fixed chunk size.
-    reusable = parent is not None and parent.chunk_size == chunk_size
+    reusable = parent is not None and parent.format == 1 and parent.chunk_size == chunk_size
     previous = {e.path: e for e in parent.files} if parent is not None and reusable else {}
 
     entries: dict[str, FileEntry] = {}
@@ -365,13 +367,14 @@ def _manifest_store(
         chunk_size=chunk_size,
         parent_id=parent.id if parent is not None else None,
         files=tuple(entries[path] for path in sorted(entries)),
+        format=1,
     )
     for repo in repos:
         store_manifest(repo.store, repo.base, keys, manifest)
     return manifest
 
 
-def backup(
+def backup_fixed(
     source: ObjectStore,
     source_prefix: str,
     targets: Sequence[tuple[ObjectStore, str]],
@@ -385,7 +388,10 @@ def backup(
     now: datetime | None = None,
     allow_empty: bool = False,
 ) -> BackupResult:
-    """Back up every object under `source_prefix` to every target and record one snapshot.
+    """Format 1 (fixed-size chunks, one object each): kept so tests and the bench can build
+    the repositories older releases wrote; new snapshots are format 2 (`backup`).
+
+    Back up every object under `source_prefix` to every target and record one snapshot.
 
     Rules: files matching the parent manifest (size, mtime, etag) whose chunks every target
     holds are not re-read; chunks a target already holds are not re-uploaded; the manifest is

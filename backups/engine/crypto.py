@@ -34,6 +34,8 @@ CHUNK_HEADER_SIZE = 1 + NONCE_SIZE
 _WRAP_AAD = b"agencyops/data-key/v1:"
 _CHUNK_AAD = b"agencyops/chunk/v1:"
 _MANIFEST_AAD = b"agencyops/manifest/v1:"
+_INDEX_AAD = b"agencyops/pack-index/v2:"
+INDEX_VERSION = 2
 
 
 def generate_data_key() -> bytes:
@@ -88,6 +90,9 @@ class DatasetKeys:
     manifest_cipher: AESGCM
     # The raw chunk key too, for streaming decryption (ChunkOpener), which AESGCM cannot do.
     chunk_enc_key: bytes
+    # Format 2: the pack indexes' key, and the seed of the content-defined chunker's gear table.
+    index_cipher: AESGCM
+    chunker_seed: int
 
     @classmethod
     def from_data_key(cls, data_key: bytes) -> DatasetKeys:
@@ -98,6 +103,9 @@ class DatasetKeys:
             chunk_cipher=AESGCM(chunk_enc_key),
             manifest_cipher=AESGCM(_derive(data_key, b"manifest-enc/v1")),
             chunk_enc_key=chunk_enc_key,
+            index_cipher=AESGCM(_derive(data_key, b"index-enc/v2")),
+            # 63 bits: pyfastcdc also uses the seed shifted left by one in a 64-bit word.
+            chunker_seed=int.from_bytes(_derive(data_key, b"chunker-seed/v2")[:8], "big") >> 1,
         )
 
     def __repr__(self) -> str:
@@ -209,3 +217,25 @@ def decrypt_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> byte
         )
     except InvalidTag:
         raise ManifestCorrupt(manifest_id, "does not authenticate") from None
+
+
+def encrypt_index(keys: DatasetKeys, pack_id: str, plaintext: bytes) -> bytes:
+    """Seal a pack's index, bound to the pack id so one pack's index cannot describe another."""
+    nonce = os.urandom(NONCE_SIZE)
+    header = bytes([INDEX_VERSION])
+    sealed = keys.index_cipher.encrypt(nonce, plaintext, _INDEX_AAD + header + pack_id.encode())
+    return header + nonce + sealed
+
+
+def decrypt_index(keys: DatasetKeys, pack_id: str, sealed: bytes) -> bytes | None:
+    """Open a pack's index; None when it does not authenticate (the caller reports it)."""
+    if len(sealed) < OVERHEAD or sealed[0] != INDEX_VERSION:
+        return None
+    try:
+        return keys.index_cipher.decrypt(
+            sealed[1 : 1 + NONCE_SIZE],
+            sealed[1 + NONCE_SIZE :],
+            _INDEX_AAD + sealed[:1] + pack_id.encode(),
+        )
+    except InvalidTag:
+        return None

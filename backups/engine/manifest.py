@@ -16,7 +16,10 @@ from typing import Any
 from backups.engine.crypto import DatasetKeys, decrypt_manifest, encrypt_manifest
 from backups.engine.errors import ManifestCorrupt
 
-FORMAT_VERSION = 1
+# Format 1: fixed-size chunks, one object each (read, never written). Format 2: content-
+# defined chunks, compressed, in packs (backups.engine.packs); its entries name blob ids.
+FORMAT_VERSION = 2
+FORMATS = (1, 2)
 # Sortable, second-and-microsecond precise, and safe in any object store key.
 _TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 # A manifest decompressing beyond this is refused rather than exhausting memory.
@@ -43,14 +46,19 @@ class Manifest:
     chunk_size: int
     parent_id: str | None
     files: tuple[FileEntry, ...]
+    format: int = FORMAT_VERSION
+    # Format 2: the file list is stored as blobs (segments, see backups.engine.segments); the
+    # manifest object names them. Empty for format 1 and for a manifest listing no file.
+    segments: tuple[str, ...] = ()
 
     @property
     def total_size(self) -> int:
         return sum(entry.size for entry in self.files)
 
     def chunk_ids(self) -> set[str]:
-        """Every chunk this snapshot needs: what garbage collection must never delete."""
-        return {cid for entry in self.files for cid in entry.chunks}
+        """Every chunk (or blob) this snapshot needs, its file list's segments included: what
+        garbage collection must never delete."""
+        return {cid for entry in self.files for cid in entry.chunks} | set(self.segments)
 
 
 def new_manifest_id(now: datetime) -> str:
@@ -69,26 +77,43 @@ def manifest_time(manifest_id: str) -> datetime:
         raise ManifestCorrupt(manifest_id, "id does not start with a snapshot time") from None
 
 
+def entry_doc(e: FileEntry) -> dict[str, Any]:
+    return {
+        "path": e.path,
+        "size": e.size,
+        "mtime": e.mtime.isoformat(),
+        "etag": e.etag,
+        "sha256": e.sha256,
+        "chunks": list(e.chunks),
+    }
+
+
+def entry_from_doc(f: dict[str, Any]) -> FileEntry:
+    """One file entry; raises ValueError, KeyError or TypeError when it does not parse."""
+    return FileEntry(
+        path=str(f["path"]),
+        size=int(f["size"]),
+        mtime=datetime.fromisoformat(f["mtime"]),
+        etag=str(f["etag"]),
+        sha256=str(f["sha256"]),
+        chunks=tuple(str(c) for c in f["chunks"]),
+    )
+
+
 def seal_manifest(keys: DatasetKeys, manifest: Manifest) -> bytes:
-    doc = {
-        "format": FORMAT_VERSION,
+    doc: dict[str, Any] = {
+        "format": manifest.format,
         "id": manifest.id,
         "created": manifest.created.isoformat(),
         "source_prefix": manifest.source_prefix,
         "chunk_size": manifest.chunk_size,
         "parent": manifest.parent_id,
-        "files": [
-            {
-                "path": e.path,
-                "size": e.size,
-                "mtime": e.mtime.isoformat(),
-                "etag": e.etag,
-                "sha256": e.sha256,
-                "chunks": list(e.chunks),
-            }
-            for e in manifest.files
-        ],
     }
+    if manifest.segments:
+        doc["segments"] = list(manifest.segments)
+        doc["file_count"] = len(manifest.files)
+    else:
+        doc["files"] = [entry_doc(e) for e in manifest.files]
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
     return encrypt_manifest(keys, manifest.id, zlib.compress(raw, 6))
 
@@ -102,19 +127,10 @@ def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifes
         if inflater.unconsumed_tail:
             raise ManifestCorrupt(manifest_id, "manifest is implausibly large")
         doc: dict[str, Any] = json.loads(raw)
-        if doc.get("format") != FORMAT_VERSION or doc.get("id") != manifest_id:
+        if doc.get("format") not in FORMATS or doc.get("id") != manifest_id:
             raise ManifestCorrupt(manifest_id, "unknown format or id mismatch")
-        files = tuple(
-            FileEntry(
-                path=str(f["path"]),
-                size=int(f["size"]),
-                mtime=datetime.fromisoformat(f["mtime"]),
-                etag=str(f["etag"]),
-                sha256=str(f["sha256"]),
-                chunks=tuple(str(c) for c in f["chunks"]),
-            )
-            for f in doc["files"]
-        )
+        files = tuple(entry_from_doc(f) for f in doc.get("files", ()))
+        segments = tuple(str(sid) for sid in doc.get("segments", ()))
         return Manifest(
             id=manifest_id,
             created=datetime.fromisoformat(doc["created"]),
@@ -122,6 +138,8 @@ def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifes
             chunk_size=int(doc["chunk_size"]),
             parent_id=doc.get("parent"),
             files=files,
+            format=int(doc["format"]),
+            segments=segments,
         )
     except (zlib.error, ValueError, KeyError, TypeError) as exc:
         raise ManifestCorrupt(manifest_id, f"does not parse ({type(exc).__name__})") from None

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -21,6 +22,8 @@ from backups.engine.errors import (
     SnapshotNotFound,
 )
 from backups.engine.manifest import Manifest, manifest_time, open_manifest, seal_manifest
+from backups.engine.packs import PackIndex, load_pack_index
+from backups.engine.segments import files_load
 from backups.storage import ObjectNotFound, ObjectStore, join_key
 
 KEY_NAME = "key"
@@ -127,7 +130,13 @@ def load_manifest(store: ObjectStore, base: str, data_key: bytes, manifest_id: s
     return _load_manifest(store, base, DatasetKeys.from_data_key(data_key), manifest_id)
 
 
-def _load_manifest(store: ObjectStore, base: str, keys: DatasetKeys, manifest_id: str) -> Manifest:
+def _load_manifest(
+    store: ObjectStore,
+    base: str,
+    keys: DatasetKeys,
+    manifest_id: str,
+    index: PackIndex | None = None,
+) -> Manifest:
     if not manifest_id or "/" in manifest_id or manifest_id.startswith("."):
         raise SnapshotNotFound(f"not a snapshot id: {manifest_id!r}")
     try:
@@ -136,7 +145,10 @@ def _load_manifest(store: ObjectStore, base: str, keys: DatasetKeys, manifest_id
         raise SnapshotNotFound(
             f"no snapshot {manifest_id!r} at {base!r} in {store.describe()}"
         ) from None
-    return open_manifest(keys, manifest_id, sealed)
+    manifest = open_manifest(keys, manifest_id, sealed)
+    if manifest.segments:
+        manifest = replace(manifest, files=files_load(store, base, keys, manifest, index))
+    return manifest
 
 
 def store_manifest(store: ObjectStore, base: str, keys: DatasetKeys, manifest: Manifest) -> None:
@@ -150,8 +162,12 @@ def load_manifests(
     """Load several manifests; any unreadable one raises (callers must not act on a partial
     view of the repository, e.g. garbage collection)."""
     manifests = []
+    index: PackIndex | None = None
     for manifest_id in ids:
-        manifest = _load_manifest(store, base, keys, manifest_id)
+        if index is None:
+            # Read once for all of them (format-2 file lists live in packs).
+            index = load_pack_index(store, base, keys)
+        manifest = _load_manifest(store, base, keys, manifest_id, index)
         if manifest.id != manifest_id:
             raise ManifestCorrupt(manifest_id, "id mismatch")
         manifests.append(manifest)

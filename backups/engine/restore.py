@@ -1,5 +1,7 @@
 """Restore a snapshot into any object store, verifying every byte on the way.
 
+Format 2 snapshots go to `packed_restore`; what follows describes format 1 (a chunk per object).
+
 Workers restore whole files from a size-sorted queue, half of them from the largest end and half
 from the smallest: big files are bound by bytes moved and small ones by per-request work, so
 both kinds run side by side instead of a long tail of small requests at the end. Each file's
@@ -37,6 +39,8 @@ from backups.engine.crypto import (
 )
 from backups.engine.errors import ChunkCorrupt, FileIntegrityError, UnsafePath
 from backups.engine.manifest import FileEntry
+from backups.engine.packed_restore import restore_packed
+from backups.engine.packs import load_pack_index
 from backups.engine.repository import _load_manifest, chunk_object
 from backups.storage import InvalidKey, ObjectStore, join_key, validate_key
 from backups.storage.base import readinto_of
@@ -402,10 +406,25 @@ def restore(
     if threads < 1:
         raise ValueError("threads must be positive")
     keys = DatasetKeys.from_data_key(data_key)
-    manifest = _load_manifest(store, base, keys, manifest_id)
+    # Format 2 needs the pack indexes for the file list and the data: read them once.
+    index = load_pack_index(store, base, keys)
+    manifest = _load_manifest(store, base, keys, manifest_id, index)
     entries = _selected(manifest.files, path_prefix)
     for entry in entries:
         check_manifest_path(entry.path)
+    if manifest.format == 2:
+        restored = restore_packed(
+            store,
+            base,
+            keys,
+            index,
+            entries,
+            destination,
+            destination_prefix,
+            threads=threads,
+            progress=progress,
+        )
+        return RestoreResult(manifest_id, files_restored=len(entries), bytes_restored=restored)
     entries.sort(key=lambda e: e.size, reverse=True)
     total = sum(e.size for e in entries)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from backups.engine.crypto import DatasetKeys
+from backups.engine.repack import DEFAULT_MIN_USED, PackCollectResult, collect_packs
 from backups.engine.repository import (
     SnapshotRef,
     chunk_object,
@@ -160,6 +161,8 @@ class GarbageCollectResult:
     bytes_deleted: int = 0
     chunks_too_young: int = 0
     deleted: DeleteResult = field(default_factory=DeleteResult)
+    # Format 2 (packs): what collect_packs did.
+    packs: PackCollectResult = field(default_factory=PackCollectResult)
 
 
 def garbage_collect(
@@ -170,8 +173,10 @@ def garbage_collect(
     min_age: timedelta = timedelta(hours=1),
     now: datetime | None = None,
     dry_run: bool = False,
+    min_used: float = DEFAULT_MIN_USED,
 ) -> GarbageCollectResult:
-    """Delete chunks that no remaining snapshot references.
+    """Delete chunks (format 1) and packs (format 2) no remaining snapshot references, and
+    repack format-2 packs of which less than `min_used` is still referenced.
 
     Rules: every manifest must load, or nothing is deleted (a partial view would condemn live
     chunks); a chunk younger than `min_age` is spared, because a backup in progress may have
@@ -180,9 +185,12 @@ def garbage_collect(
     """
     keys = DatasetKeys.from_data_key(data_key)
     snapshots = list_snapshots(store, base)
+    # Per format: a small file's format-1 chunk and format-2 blob share an id (the same keyed
+    # hash of the same bytes), but not a place.
     referenced: set[str] = set()
+    referenced_blobs: set[str] = set()
     for manifest in load_manifests(store, base, keys, (ref.id for ref in snapshots)):
-        referenced |= manifest.chunk_ids()
+        (referenced if manifest.format == 1 else referenced_blobs).update(manifest.chunk_ids())
 
     cutoff = (now or datetime.now(UTC)) - min_age
     prefix = chunks_prefix(base)
@@ -203,4 +211,9 @@ def garbage_collect(
         doomed = [(cid, size) for cid, size in doomed if chunk_object(base, cid) in gone]
     result.chunks_deleted = len(doomed)
     result.bytes_deleted = sum(size for _, size in doomed)
+    result.packs = collect_packs(
+        store, base, keys, referenced_blobs, cutoff=cutoff, dry_run=dry_run, min_used=min_used
+    )
+    result.deleted.extend(result.packs.deleted)
+    result.bytes_deleted += result.packs.bytes_deleted
     return result

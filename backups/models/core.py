@@ -75,6 +75,11 @@ class BackupPolicy(models.Model):
     )
     infrequent_access_after_days = models.PositiveIntegerField(null=True, blank=True)
     archive_after_days = models.PositiveIntegerField(null=True, blank=True)
+    compression_level = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(22)],
+        help_text="zstd level for new chunks (0: store raw, 1-22; 3 is zstd's default).",
+    )
     drill_every = models.DurationField(
         null=True,
         blank=True,

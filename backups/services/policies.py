@@ -284,6 +284,7 @@ def policy_create(
     infrequent_access_after_days: int | None = None,
     archive_after_days: int | None = None,
     drill_every: timedelta | None = DEFAULT_DRILL_EVERY,
+    compression_level: int = 3,
     targets: Sequence[StorageLocation] = (),
 ) -> BackupPolicy:
     """An admin's own policy; the defaults are the model's. Targets are checked as in
@@ -305,6 +306,7 @@ def policy_create(
         infrequent_access_after_days=infrequent_access_after_days,
         archive_after_days=archive_after_days,
         drill_every=drill_every,
+        compression_level=compression_level,
     )
     policy.full_clean()
     policy.save()
@@ -332,6 +334,7 @@ def policy_update(
     infrequent_access_after_days: int | Unchanged | None = UNCHANGED,
     archive_after_days: int | Unchanged | None = UNCHANGED,
     drill_every: timedelta | Unchanged | None = UNCHANGED,
+    compression_level: int | Unchanged = UNCHANGED,
 ) -> BackupPolicy:
     """Change the fields given (the others keep their value) and, with `targets`, replace the
     ordered targets. A new schedule (frequency, time) moves the next run of every dataset on
@@ -352,6 +355,7 @@ def policy_update(
         "infrequent_access_after_days": infrequent_access_after_days,
         "archive_after_days": archive_after_days,
         "drill_every": drill_every,
+        "compression_level": compression_level,
     }
     for field, value in changes.items():
         if value is not UNCHANGED:

@@ -317,6 +317,11 @@ def _parent_manifest(
         return None
 
 
+def _compression_level(dataset: Dataset) -> int:
+    policy = protection_get(dataset).policy
+    return policy.compression_level if policy is not None else engine.DEFAULT_COMPRESSION_LEVEL
+
+
 def backup_run_execute(
     run_public_id: str,
     *,
@@ -345,9 +350,17 @@ def backup_run_execute(
             prune_lock_check(store, base)
             repos.append((store, base))
         parent = _parent_manifest(dataset, targets, data_key)
+        # Read here: the engine runs in a thread of its own, outside this task's scope.
+        level = _compression_level(dataset)
         result = _with_progress(
             lambda progress: engine.backup(
-                source, prefix, repos, data_key, parent, progress=progress
+                source,
+                prefix,
+                repos,
+                data_key,
+                parent,
+                progress=progress,
+                compression_level=level,
             ),
             BackupRun,
             run.pk,

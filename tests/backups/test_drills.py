@@ -215,7 +215,7 @@ def test_a_corrupt_chunk_fails_the_drill_with_its_issue_and_an_alert_and_removes
     dataset = agency.dataset("Model weights", files=files)
     disk = agency.local_location("Second medium")
     _back_up(dataset, [disk])
-    chunks = Path(disk.prefix) / repository_base(disk, dataset) / "chunks"
+    chunks = Path(disk.prefix) / repository_base(disk, dataset) / "data"
     chunk = max((p for p in chunks.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     original = chunk.read_bytes()
     damaged = bytearray(original)

@@ -212,7 +212,8 @@ def test_no_object_on_a_target_holds_plaintext(agency: Agency) -> None:
     on_disk = read_files(Path(disk.prefix))
     for objects in (on_s3, on_disk):
         keys = sorted(objects)
-        assert any("/chunks/" in key for key in keys), keys
+        assert any("/data/" in key for key in keys), keys
+        assert any("/index/" in key for key in keys), keys
         assert any("/snapshots/" in key for key in keys), keys
         assert [key for key, data in objects.items() if MARKER in data] == []
         # File names live only inside the encrypted manifest.

@@ -352,7 +352,7 @@ def test_object_locked_target_retains_unreadable_versions_and_schedules_follow_u
     dataset = scene.datasets[0]
     locked = scene.targets[0]
     client = s3_client(scene.endpoint)
-    chunks_prefix = repository_base(locked, dataset) + "/chunks/"
+    chunks_prefix = repository_base(locked, dataset) + "/data/"  # the packs
     until = timezone.now() + dt.timedelta(days=2)
     locked_versions = [
         (k, v) for k, v in all_versions(scene.endpoint, locked.bucket, chunks_prefix)

@@ -36,8 +36,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from backups import engine
+from backups.engine.crypto import DatasetKeys
 from backups.engine.manifest import manifest_time
-from backups.engine.repository import list_chunks
+from backups.engine.packs import data_prefix, load_pack_index
 from backups.models import (
     BackupPolicy,
     BackupRun,
@@ -57,6 +58,7 @@ from backups.services import (
     snapshot_file_download,
     store_for_location,
 )
+from backups.storage import ObjectStore
 from backups.tasks import backup_run_task, restore_run_task, retention_sweep_task, runs_recover_task
 from clients import services as clients_services
 from clients.models import Dataset, StorageLocation
@@ -103,6 +105,10 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
 # --- shared checks ---
 
+
+
+def _packs(store: ObjectStore, base: str) -> int:
+    return sum(1 for _ in store.list(data_prefix(base)))
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -301,7 +307,7 @@ class _PruneScene:
 
     def snapshots(self, label: str) -> None:
         """Back up new content PRUNE_SNAPSHOTS_PER_CASE times (in this process), then age every
-        chunk on the disk past garbage collection's one-hour grace (S3 chunks stay young)."""
+        pack and index on the disk past garbage collection's one-hour grace (S3's stay young)."""
         for k in range(PRUNE_SNAPSHOTS_PER_CASE):
             rng = random.Random(f"prune-data-{label}-{k}")
             write_files(self.source, {name: rng.randbytes(200_000) for name in ("a", "b", "c")})
@@ -315,10 +321,10 @@ class _PruneScene:
             self.expected[manifest_id] = digest_files(self.source)
             self.made.append(manifest_id)
         if self.disk is not None:
-            root = Path(self.disk.prefix) / repository_base(self.disk, self.dataset) / "chunks"
+            root = Path(self.disk.prefix) / repository_base(self.disk, self.dataset)
             old = (timezone.now() - timedelta(hours=2)).timestamp()
-            for chunk in root.rglob("*"):
-                os.utime(chunk, (old, old))
+            for stored in [*root.glob("data/*"), *root.glob("index/*")]:
+                os.utime(stored, (old, old))
 
     def check_settled(self, tmp: Path) -> dict[str, int]:
         """The policy applied in full: the newest two remain on every target, recorded as
@@ -339,7 +345,15 @@ class _PruneScene:
             needed: set[str] = set()
             for manifest_id in keep:
                 needed |= engine.load_manifest(store, base, data_key, manifest_id).chunk_ids()
-            assert set(list_chunks(store, base)) == needed  # collected, and nothing more
+            index = load_pack_index(store, base, DatasetKeys.from_data_key(data_key))
+            assert needed <= set(index.blobs)
+            # Collected, and nothing more: every pack left holds something a kept snapshot
+            # needs (a partly used one may stay, above the repack threshold), none lacks its
+            # index.
+            for pack_id, blobs in index.packs.items():
+                assert needed & {bid for bid, _ in blobs}, pack_id
+            packs = {i.key.rsplit("/", 1)[-1] for i in store.list(data_prefix(base))}
+            assert packs == set(index.packs)
         verified = _verify_targets(self.dataset, self.targets)
         newest = max(keep, key=lambda m: (manifest_time(m), m))
         snapshot = Snapshot.objects.get(location=self.bucket, manifest_id=newest)
@@ -380,8 +394,7 @@ def test_pruning_killed_at_random_points_never_records_a_snapshot_it_deleted(
             mid_run = ids[-1] not in succeeded(killed, task)
             at_kill = ", ".join(
                 f"{t.name}: {len(_listed(t, scene.dataset))} manifests, "
-                f"{len(list_chunks(store_for_location(t), repository_base(t, scene.dataset)))} "
-                "chunks"
+                f"{_packs(store_for_location(t), repository_base(t, scene.dataset))} packs"
                 for t in scene.targets
             )
             # Safe at the instant of the kill: whatever the prune deleted is no longer recorded

@@ -60,7 +60,10 @@ def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> 
         if item.role == ItemRole.BACKUP:
             base = item.prefix.rstrip("/")
             entry["key_readable"] = _key_readable(item.dataset, store, base)
-            chunk = next((r for r in item.retained if "/chunks/" in r["key"]), None)
+            # A chunk (format 1) or a pack (format 2) an object lock keeps must not open.
+            chunk = next(
+                (r for r in item.retained if "/chunks/" in r["key"] or "/data/" in r["key"]), None
+            )
             if chunk is not None:
                 entry["retained_chunk_decrypts"] = _chunk_decrypts(item.dataset, store, base, chunk)
             if entry["key_readable"] or entry.get("retained_chunk_decrypts"):
@@ -82,6 +85,8 @@ def _chunk_decrypts(dataset: Dataset, store: ObjectStore, base: str, chunk: dict
         data_key = engine.load_data_key(
             store, base, master_key(), context=dataset_key_context(dataset)
         )
+        if "/data/" in chunk["key"]:
+            return engine.pack_opens(store, base, data_key, chunk["key"].rsplit("/", 1)[-1])
         sealed = store.get(chunk["key"])
         keys = DatasetKeys.from_data_key(data_key)
         decrypt_chunk(keys, chunk["key"].rsplit("/", 1)[-1], sealed)

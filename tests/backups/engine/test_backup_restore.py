@@ -58,6 +58,10 @@ class Spy:
         self.opened.append(key)
         return self.inner.get(key)
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        self.opened.append(key)
+        return self.inner.get_range(key, offset, length)
+
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         self.opened.append(key)
         return self.inner.open(key)
@@ -99,6 +103,7 @@ def test_restore_is_byte_identical(
         [(target, "org/client/ds")],
         data_key,
         chunk_size=CHUNK,
+        repository_format=1,
         threads=4,
         progress=lambda done, total: progress.append((done, total)),
     )
@@ -126,7 +131,9 @@ def test_no_plaintext_or_names_in_stored_objects(
     source, target = make_local_store(), make_store()
     write_tree(source, "", sample_tree())
     init_target(target, "base")
-    backup(source, "", [(target, "base")], data_key, chunk_size=CHUNK, threads=4)
+    backup(
+        source, "", [(target, "base")], data_key, chunk_size=CHUNK, repository_format=1, threads=4
+    )
     stored = {info.key: target.get(info.key) for info in target.list("")}
     assert len(stored) > 5
     for key, blob in stored.items():
@@ -146,7 +153,9 @@ def test_incremental_rerun_reads_nothing_unchanged(
     write_tree(inner, "src", tree)
     init_target(target, "repo")
     source = Spy(inner)
-    first = backup(source, "src", [(target, "repo")], data_key, chunk_size=CHUNK, now=T0)
+    first = backup(
+        source, "src", [(target, "repo")], data_key, chunk_size=CHUNK, repository_format=1, now=T0
+    )
     assert len(source.opened) == len(tree)
 
     source.opened.clear()
@@ -157,6 +166,7 @@ def test_incremental_rerun_reads_nothing_unchanged(
         data_key,
         first.manifest,
         chunk_size=CHUNK,
+        repository_format=1,
         now=T0 + timedelta(hours=1),
     )
     assert source.opened == []
@@ -172,6 +182,7 @@ def test_incremental_rerun_reads_nothing_unchanged(
         data_key,
         second.manifest,
         chunk_size=CHUNK,
+        repository_format=1,
         now=T0 + timedelta(hours=2),
     )
     assert source.opened == ["src/spaces in name/a b c.bin"]
@@ -188,7 +199,9 @@ def test_point_in_time_restore(
     source.put("doc.txt", b"version one")
     source.put("kept.txt", b"unchanged")
     init_target(target, "r")
-    old = backup(source, "", [(target, "r")], data_key, chunk_size=CHUNK, now=T0)
+    old = backup(
+        source, "", [(target, "r")], data_key, chunk_size=CHUNK, repository_format=1, now=T0
+    )
     source.put("doc.txt", b"version two, longer")
     source.delete_versions([("kept.txt", None)])
     source.put("new.txt", b"added later")
@@ -199,6 +212,7 @@ def test_point_in_time_restore(
         data_key,
         old.manifest,
         chunk_size=CHUNK,
+        repository_format=1,
         now=T0 + timedelta(days=1),
     )
     assert [s.id for s in list_snapshots(target, "r")] == [old.manifest_id, new.manifest_id]
@@ -220,7 +234,7 @@ def test_restore_path_prefix_selects_a_subtree(
     source, target, destination = make_local_store(), make_local_store(), make_local_store()
     write_tree(source, "", {"docs/a": b"1", "docs/b/c": b"2", "docs2/x": b"3"})
     init_target(target, "r")
-    snap = backup(source, "", [(target, "r")], data_key, chunk_size=CHUNK)
+    snap = backup(source, "", [(target, "r")], data_key, chunk_size=CHUNK, repository_format=1)
     restore(target, "r", data_key, snap.manifest_id, destination, "", path_prefix="docs/")
     assert read_tree(destination, "") == {"docs/a": b"1", "docs/b/c": b"2"}
 
@@ -238,13 +252,17 @@ def test_interrupted_backup_leaves_no_snapshot_and_rerun_uploads_the_rest(
     failing = Spy(inner, fail_after_chunk_puts=7)
 
     with pytest.raises(RuntimeError, match="injected failure"):
-        backup(source, "", [(failing, "r")], data_key, chunk_size=CHUNK, threads=3)
+        backup(
+            source, "", [(failing, "r")], data_key, chunk_size=CHUNK, repository_format=1, threads=3
+        )
     assert list_snapshots(inner, "r") == []
     stored_after_crash = {i.key for i in inner.list("r/chunks/")}
     assert len(stored_after_crash) == 7
 
     resumed = Spy(inner)
-    result = backup(source, "", [(resumed, "r")], data_key, chunk_size=CHUNK, threads=3)
+    result = backup(
+        source, "", [(resumed, "r")], data_key, chunk_size=CHUNK, repository_format=1, threads=3
+    )
     uploaded = [k for k in resumed.put_keys if "/chunks/" in k]
     assert result.stats.chunks_uploaded == 24 - 7
     assert not stored_after_crash.intersection(uploaded), "no chunk is uploaded twice"
@@ -264,7 +282,9 @@ def test_multiple_targets_and_a_new_target_gets_everything(
     source, local_target, s3_target = make_local_store(), make_local_store(), make_s3_store()
     write_tree(source, "", sample_tree())
     init_target(local_target, "a")
-    first = backup(source, "", [(local_target, "a")], data_key, chunk_size=CHUNK)
+    first = backup(
+        source, "", [(local_target, "a")], data_key, chunk_size=CHUNK, repository_format=1
+    )
     init_target(s3_target, "b")
     # The parent's chunks are on the first target only: the second must still get every chunk.
     second = backup(
@@ -274,6 +294,7 @@ def test_multiple_targets_and_a_new_target_gets_everything(
         data_key,
         first.manifest,
         chunk_size=CHUNK,
+        repository_format=1,
     )
     # Empty files have no chunks, so only they can be reused from the parent.
     assert second.stats.files_read == sum(1 for data in sample_tree().values() if data)

@@ -210,7 +210,15 @@ def test_a_fifo_in_the_source_is_reported_and_never_opened(
     target = LocalObjectStore(tmp_path / "target", create=True, fsync=False)
     init_target(target, "repo")
     result = _in_thread(
-        lambda: backup(source, "data", [(target, "repo")], data_key, chunk_size=CHUNK, threads=2),
+        lambda: backup(
+            source,
+            "data",
+            [(target, "repo")],
+            data_key,
+            chunk_size=CHUNK,
+            repository_format=1,
+            threads=2,
+        ),
         unblock=fifo,
     )
     assert isinstance(result, BackupResult)
@@ -226,7 +234,15 @@ def test_a_backup_names_the_links_in_its_source_and_never_reads_their_targets(
 ) -> None:
     target = LocalObjectStore(tmp_path / "target", create=True, fsync=False)
     init_target(target, "repo")
-    result = backup(planted.store, "", [(target, "repo")], data_key, chunk_size=CHUNK, threads=2)
+    result = backup(
+        planted.store,
+        "",
+        [(target, "repo")],
+        data_key,
+        chunk_size=CHUNK,
+        repository_format=1,
+        threads=2,
+    )
     assert sorted(result.stats.skipped_keys) == ["docs/leak.txt", "docs/up", "leak.txt", "mirror"]
     assert [f.path for f in result.manifest.files] == ["docs/real.txt"]
 
@@ -244,7 +260,14 @@ def test_a_source_that_is_itself_a_link_is_refused_by_name(
     target = LocalObjectStore(tmp_path / "target", create=True, fsync=False)
     init_target(target, "repo")
     with pytest.raises(SourceEmpty, match="mirror"):
-        backup(planted.store, "mirror", [(target, "repo")], data_key, chunk_size=CHUNK)
+        backup(
+            planted.store,
+            "mirror",
+            [(target, "repo")],
+            data_key,
+            chunk_size=CHUNK,
+            repository_format=1,
+        )
 
 
 # --- races: the checked path swapped for a symlink before the open ---

@@ -35,7 +35,9 @@ def _snapshot(
     source, target = make_store(), make_store()
     write_tree(source, "", tree)
     init_target(target, "r")
-    return target, backup(source, "", [(target, "r")], data_key, chunk_size=CHUNK).manifest
+    return target, backup(
+        source, "", [(target, "r")], data_key, chunk_size=CHUNK, repository_format=1
+    ).manifest
 
 
 def _many_big_files() -> dict[str, bytes]:
@@ -119,6 +121,7 @@ def test_manifest_hash_mismatch_stores_nothing(
         CHUNK,
         None,
         (wrong,),
+        format=1,
     )
     store_manifest(target, "r", DatasetKeys.from_data_key(data_key), forged)
     destination = make_local_store()

@@ -137,6 +137,7 @@ def test_gc_never_deletes_a_referenced_chunk(
                 data_key,
                 parent,
                 chunk_size=CHUNK,
+                repository_format=1,
                 threads=2,
                 now=datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=n),
             )
@@ -183,6 +184,7 @@ def test_forget_then_gc(
             data_key,
             parent,
             chunk_size=CHUNK,
+            repository_format=1,
             now=day + timedelta(days=n),
         ).manifest
     decision, deleted = forget(target, "r", RetentionPolicy(keep_last=2))

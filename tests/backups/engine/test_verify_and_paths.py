@@ -31,7 +31,9 @@ def _snapshot(
     source, target = make_store(), make_store()
     write_tree(source, "", sample_tree())
     init_target(target, "r")
-    return target, backup(source, "", [(target, "r")], data_key, chunk_size=CHUNK).manifest
+    return target, backup(
+        source, "", [(target, "r")], data_key, chunk_size=CHUNK, repository_format=1
+    ).manifest
 
 
 def test_verify_clean_snapshot(

@@ -18,7 +18,7 @@ import pytest
 from django.utils import timezone
 
 from backups import engine
-from backups.engine.repository import list_chunks
+from backups.engine.packs import index_prefix
 from backups.models import (
     BackupRun,
     BackupSchedule,
@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 MIB = 1024 * 1024
 # 128 MiB over a 24 MiB/s link: about five seconds of upload in two waves of 64 MiB (the
-# engine keeps 16 chunks of 4 MiB in flight), so progress is visible long before the end.
+# engine keeps 4 packs of 16 MiB in flight), so progress is visible long before the end.
 BIG_FILES = 16
 BIG_FILE_SIZE = 8 * MIB
 LINK_BYTES_PER_SECOND = 24 * MIB
@@ -164,13 +164,14 @@ def test_a_backup_killed_mid_run_is_resumed_by_another_worker_with_one_snapshot_
         assert 0 < run.bytes_done < run.bytes_total, too_fast
         assert run.attempts == 1
         # Nothing complete anywhere: no Snapshot row, no manifest on either target; but some
-        # chunks were uploaded, and the next attempt should not upload them again.
+        # packs were stored (each counts once its index is), and the next attempt should not
+        # upload them again.
         assert not Snapshot.objects.filter(dataset=dataset).exists()
         chunks_before = {}
         for location in targets:
             store, base = store_for_location(location), repository_base(location, dataset)
             assert engine.list_snapshots(store, base) == []
-            chunks_before[location.pk] = len(list_chunks(store, base))
+            chunks_before[location.pk] = len(list(store.list(index_prefix(base))))
         assert any(chunks_before.values()), chunks_before
         # The dead worker's run still holds its pairs.
         with pytest.raises(Conflict):

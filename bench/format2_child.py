@@ -1,0 +1,50 @@
+"""One format-2 backup of a local directory into a local repository, in its own process (so its
+peak RSS is the engine's alone). The parent snapshot is the repository's newest, as a scheduled
+run uses. Prints one JSON line: seconds, maxrss_mb, stats."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import sys
+import time
+
+from backups.engine import backup, init_repository, list_snapshots, load_manifest
+from backups.storage import LocalObjectStore
+
+BASE = "dataset"
+
+
+def main() -> None:
+    source_dir, repo_dir = sys.argv[1], sys.argv[2]
+    master = bytes.fromhex(os.environ.setdefault("BENCH_MASTER_KEY", "11" * 32))
+    key_file = repo_dir + ".datakey"
+    if not os.path.exists(key_file):
+        with open(key_file, "wb") as out:
+            out.write(os.urandom(32))
+    with open(key_file, "rb") as stream:
+        data_key = stream.read()
+    store = LocalObjectStore(repo_dir, create=True)
+    source = LocalObjectStore(source_dir)
+    started = time.monotonic()
+    init_repository(store, BASE, master, data_key)
+    refs = list_snapshots(store, BASE)
+    parent = load_manifest(store, BASE, data_key, refs[-1].id) if refs else None
+    result = backup(source, "", [(store, BASE)], data_key, parent)
+    seconds = time.monotonic() - started
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "maxrss_mb": maxrss_mb,
+                "stats": dataclasses.asdict(result.stats) | {"skipped_keys": []},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
