@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from backups.storage.base import readinto_of
+
 try:
     # The Cython build, never the pure-Python fallback `pyfastcdc` would load silently
     # (it is two orders of magnitude slower: a backup would crawl, not fail).
@@ -33,6 +35,8 @@ MIN_SIZE = 512 * KIB
 AVG_PARAMETER = 512 * KIB
 MAX_SIZE = 8 * 1024 * KIB
 AVERAGE_SIZE = MIN_SIZE + AVG_PARAMETER
+# The streaming window: a whole maximum-size chunk plus room to read ahead.
+_WINDOW = MAX_SIZE + 4 * 1024 * KIB
 
 
 class Chunker:
@@ -60,10 +64,47 @@ class Chunker:
             self._local.cdc = cdc
         return cdc
 
+    def _buffer(self) -> bytearray:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = bytearray(_WINDOW)
+        return buffer
+
     def chunks(self, stream: BinaryIO) -> Iterator[bytes]:
-        """The stream's content in chunks (copied out: the chunker reuses its buffer)."""
-        for chunk in self._cdc().cut_stream(stream):
-            yield bytes(chunk.data)
+        """The stream's content in chunks, cut exactly as `split` would cut it whole.
+
+        pyfastcdc's own `cut_stream` allocates a buffer of twice the maximum chunk size for
+        every stream; glibc's per-thread arenas then keep those 16 MiB blocks, and a backup's
+        RSS grows with the file count. Instead each thread reuses one window: cut what is in it,
+        keep the last (possibly unfinished) chunk, refill behind it. A chunk's cut point depends
+        only on the bytes from its start, and the window always holds a whole maximum-size
+        chunk from there (or the end of the stream), so the cuts are the same.
+        """
+        buffer = self._buffer()
+        view = memoryview(buffer)
+        readinto = readinto_of(stream)
+        filled = 0
+        eof = False
+        while not eof or filled:
+            while not eof and filled < len(buffer):
+                if readinto is not None:
+                    n = readinto(view[filled:])
+                else:
+                    piece = stream.read(len(buffer) - filled)
+                    n = len(piece)
+                    view[filled : filled + n] = piece
+                if not n:
+                    eof = True
+                filled += n
+            consumed = 0
+            for chunk in self._cdc().cut_buf(view[:filled]):
+                end = chunk.offset + chunk.length
+                if end == filled and not eof:
+                    break  # may be cut short by the window: cut again once refilled
+                yield bytes(view[chunk.offset : end])
+                consumed = end
+            view[: filled - consumed] = view[consumed:filled]
+            filled -= consumed
 
     def split(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
         """A buffer already in memory, in the same chunks `chunks` would give."""

@@ -242,6 +242,11 @@ def _read_all(
             future.result()
 
 
+# Readers hash, compress and seal (CPU work that releases the GIL); more of them than this adds
+# memory (a chunking window each) rather than speed. Uploads use every thread asked for.
+_MAX_READERS = 6
+
+
 def _unchanged(
     entry: FileEntry | None, info: ObjectInfo, present: list[dict[str, BlobLocation]]
 ) -> bool:
@@ -343,7 +348,7 @@ def backup(
         run.stats.files_reused = len(entries)
         try:
             run.advance(sum(entry.size for entry in entries.values()))
-            _read_all(run, source, to_read, entries, threads)
+            _read_all(run, source, to_read, entries, min(threads, _MAX_READERS))
             files = tuple(entries[path] for path in sorted(entries))
             segments: list[str] = []
             if not run.failed.is_set():

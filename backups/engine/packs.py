@@ -125,6 +125,12 @@ class PackContents:
     def empty(cls) -> PackContents:
         return cls([], [])
 
+    def joined(self) -> bytes:
+        """The pack's bytes; the parts are dropped once joined (one copy in memory, not two)."""
+        if len(self.parts) != 1:
+            self.parts[:] = [b"".join(self.parts)]
+        return self.parts[0]
+
     def add(self, blob_id: str, sealed: bytes, raw_length: int, compressed: bool) -> None:
         self.entries.append((blob_id, self.size, len(sealed), raw_length, compressed))
         self.parts.append(sealed)
@@ -141,7 +147,7 @@ def store_pack(
     store: ObjectStore, base: str, keys: DatasetKeys, contents: PackContents
 ) -> tuple[str, dict[str, BlobLocation]]:
     """Write the pack, then its index (what makes the pack count); returns its id and blobs."""
-    data = b"".join(contents.parts)
+    data = contents.joined()
     pack_id = hashlib.sha256(data).hexdigest()
     store.put(pack_object(base, pack_id), data)
     store.put(

@@ -67,7 +67,13 @@ def verify(
         raise ValueError("read_data_subset is a fraction between 0 and 1")
     keys = DatasetKeys.from_data_key(data_key)
     index = load_pack_index(store, base, keys)
-    manifest = _load_manifest(store, base, keys, manifest_id, index)
+    try:
+        manifest = _load_manifest(store, base, keys, manifest_id, index)
+    except ChunkCorrupt as exc:
+        # A format-2 file list segment that does not open: every file is beyond reach.
+        return VerifyReport(
+            manifest_id, corrupt=[exc.chunk_id], damaged_files=["(the snapshot's file list)"]
+        )
     if manifest.format == 2:
         referenced, read, missing, corrupt = verify_packed(
             store,

@@ -33,39 +33,134 @@ def _record_past_restores(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backups', '0005_run_skipped_keys_alert_note'),
-        ('clients', '0004_client_namespaces'),
+        ("backups", "0005_run_skipped_keys_alert_note"),
+        ("clients", "0004_client_namespaces"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DataCopy',
+            name="DataCopy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('kind', models.CharField(choices=[('restore', 'Restored into a storage location'), ('directory', 'Restored by the operator into a directory'), ('download', 'File downloaded'), ('drill', 'Restore drill scratch')], max_length=16)),
-                ('path', models.CharField(help_text='Folder or key prefix inside the location; the directory (operator, drill); the file (download).', max_length=1024)),
-                ('files', models.PositiveIntegerField(default=0)),
-                ('bytes', models.BigIntegerField(default=0)),
-                ('sha256', models.CharField(blank=True, help_text="A downloaded file's sha256.", max_length=64)),
-                ('made_at', models.DateTimeField()),
-                ('removed_at', models.DateTimeField(blank=True, null=True)),
-                ('removal', models.CharField(blank=True, help_text='How it was removed.', max_length=300)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='copies', to='clients.dataset')),
-                ('location', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='clients.storagelocation')),
-                ('made_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='clients.organization')),
-                ('restore', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='copy', to='backups.restorerun')),
-                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='copies', to='backups.snapshot')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("restore", "Restored into a storage location"),
+                            ("directory", "Restored by the operator into a directory"),
+                            ("download", "File downloaded"),
+                            ("drill", "Restore drill scratch"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "path",
+                    models.CharField(
+                        help_text="Folder or key prefix inside the location; the directory (operator, drill); the file (download).",
+                        max_length=1024,
+                    ),
+                ),
+                ("files", models.PositiveIntegerField(default=0)),
+                ("bytes", models.BigIntegerField(default=0)),
+                (
+                    "sha256",
+                    models.CharField(
+                        blank=True, help_text="A downloaded file's sha256.", max_length=64
+                    ),
+                ),
+                ("made_at", models.DateTimeField()),
+                ("removed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "removal",
+                    models.CharField(blank=True, help_text="How it was removed.", max_length=300),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="copies",
+                        to="clients.dataset",
+                    ),
+                ),
+                (
+                    "location",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="clients.storagelocation",
+                    ),
+                ),
+                (
+                    "made_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, to="clients.organization"
+                    ),
+                ),
+                (
+                    "restore",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="copy",
+                        to="backups.restorerun",
+                    ),
+                ),
+                (
+                    "snapshot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="copies",
+                        to="backups.snapshot",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'data copies',
-                'ordering': ['made_at', 'id'],
-                'indexes': [models.Index(fields=['organization', 'dataset', 'kind'], name='backups_dat_organiz_a631f7_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['restore', 'directory', 'download', 'drill'])), name='data_copy_kind_valid'), models.CheckConstraint(condition=models.Q(models.Q(('kind', 'restore'), _negated=True), ('location__isnull', False), _connector='OR'), name='data_copy_restore_has_location')],
+                "verbose_name_plural": "data copies",
+                "ordering": ["made_at", "id"],
+                "indexes": [
+                    models.Index(
+                        fields=["organization", "dataset", "kind"],
+                        name="backups_dat_organiz_a631f7_idx",
+                    )
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("kind__in", ["restore", "directory", "download", "drill"])
+                        ),
+                        name="data_copy_kind_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("kind", "restore"), _negated=True),
+                            ("location__isnull", False),
+                            _connector="OR",
+                        ),
+                        name="data_copy_restore_has_location",
+                    ),
+                ],
             },
         ),
         migrations.RunPython(_record_past_restores, migrations.RunPython.noop),

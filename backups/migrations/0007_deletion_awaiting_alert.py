@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('backups', '0006_data_copies'),
+        ("backups", "0006_data_copies"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='alert',
-            name='kind',
-            field=models.CharField(choices=[('backup_failed', 'Backup failed'), ('rpo_missed', 'Recovery point objective missed'), ('drill_failed', 'Restore drill failed'), ('drill_slow', 'Restore drill slower than the RTO'), ('drill_overdue', 'Restore drill overdue'), ('posture_regression', 'Storage protection weakened'), ('review_due', 'Review due'), ('deletion_awaiting', 'Deletion awaiting approval')], max_length=24),
+            model_name="alert",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("backup_failed", "Backup failed"),
+                    ("rpo_missed", "Recovery point objective missed"),
+                    ("drill_failed", "Restore drill failed"),
+                    ("drill_slow", "Restore drill slower than the RTO"),
+                    ("drill_overdue", "Restore drill overdue"),
+                    ("posture_regression", "Storage protection weakened"),
+                    ("review_due", "Review due"),
+                    ("deletion_awaiting", "Deletion awaiting approval"),
+                ],
+                max_length=24,
+            ),
         ),
     ]

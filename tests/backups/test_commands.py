@@ -97,7 +97,8 @@ def test_backup_json_restore_and_verify(setup: dict[str, Any]) -> None:
 def test_verify_reports_a_corrupt_chunk(setup: dict[str, Any]) -> None:
     _run("backup_dataset", str(setup["dataset"].public_id), "--no-progress")
     snapshot = Snapshot.objects.filter(location=setup["targets"][0]).get()
-    chunk = next(p for p in (setup["tmp"] / "backup one").rglob("data/*") if p.is_file())
+    packs = [p for p in (setup["tmp"] / "backup one").rglob("data/*") if p.is_file()]
+    chunk = max(packs, key=lambda p: p.stat().st_size)  # file data, not the file list
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))
