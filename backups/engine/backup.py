@@ -135,34 +135,16 @@ def _read_into(stream: BinaryIO, buffer: bytearray) -> int:
     return got
 
 
-class _Run:
-    """State shared by the reader and uploader threads of one backup."""
+class RunState:
+    """What the worker threads of one backup (either format) share: the first error, a
+    failure flag every worker checks, and progress reported in order under one lock."""
 
-    def __init__(
-        self,
-        keys: DatasetKeys,
-        targets: Sequence[Target],
-        present: list[set[str]],
-        chunk_size: int,
-        budget: _ByteBudget,
-        uploaders: ThreadPoolExecutor,
-        progress: ProgressCallback | None,
-        bytes_total: int,
-    ) -> None:
-        self.keys = keys
-        self.targets = targets
-        self.present = present
-        self.chunk_size = chunk_size
-        self.budget = budget
-        self.uploaders = uploaders
+    def __init__(self, progress: ProgressCallback | None, bytes_total: int) -> None:
         self.progress = progress
         self.bytes_total = bytes_total
         self.bytes_done = 0
         self.stats = BackupStats()
         self.lock = threading.Lock()
-        self.scheduled: set[str] = set()
-        self.plain_pool = _BufferPool(chunk_size)
-        self.sealed_pool = _BufferPool(chunk_size + OVERHEAD)
         self.failed = threading.Event()
         self.error: BaseException | None = None
 
@@ -179,6 +161,32 @@ class _Run:
             # Called under the lock so callbacks arrive in order, one at a time.
             if self.progress is not None:
                 self.progress(done, self.bytes_total)
+
+
+class _Run(RunState):
+    """State shared by the reader and uploader threads of one backup."""
+
+    def __init__(
+        self,
+        keys: DatasetKeys,
+        targets: Sequence[Target],
+        present: list[set[str]],
+        chunk_size: int,
+        budget: _ByteBudget,
+        uploaders: ThreadPoolExecutor,
+        progress: ProgressCallback | None,
+        bytes_total: int,
+    ) -> None:
+        super().__init__(progress, bytes_total)
+        self.keys = keys
+        self.targets = targets
+        self.present = present
+        self.chunk_size = chunk_size
+        self.budget = budget
+        self.uploaders = uploaders
+        self.scheduled: set[str] = set()
+        self.plain_pool = _BufferPool(chunk_size)
+        self.sealed_pool = _BufferPool(chunk_size + OVERHEAD)
 
     def read_file(self, source: ObjectStore, info: ObjectInfo, path: str) -> FileEntry:
         """Stream one file: sha256 of the whole, an id per chunk, upload what targets lack."""

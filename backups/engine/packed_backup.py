@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import BinaryIO, cast
 
 from backups.engine.backup import (
     DEFAULT_CHUNK_SIZE,
     BackupResult,
-    BackupStats,
     ProgressCallback,
+    RunState,
     _source_listing,
     backup_fixed,
 )
@@ -51,7 +51,7 @@ class _Cancelled(Exception):
     """A worker noticed that another one failed and stopped early."""
 
 
-class _PackedRun:
+class _PackedRun(RunState):
     """State shared by the readers and uploaders of one format-2 backup."""
 
     def __init__(
@@ -66,40 +66,21 @@ class _PackedRun:
         progress: ProgressCallback | None,
         bytes_total: int,
     ) -> None:
+        super().__init__(progress, bytes_total)
         self.keys = keys
         self.targets = targets
         self.present = present
         self.pack_size = pack_size
         self.level = level
         self.uploaders = uploaders
-        self.progress = progress
-        self.bytes_total = bytes_total
-        self.bytes_done = 0
         self.chunker = Chunker(keys.chunker_seed)
-        self.stats = BackupStats()
-        self.lock = threading.Lock()
         self.scheduled: set[str] = set()
         # One open pack per kind (file data, or file lists) and set of targets that need its
         # blobs (normally just one set: all). File lists get packs of their own, so damage to
         # a data pack loses those files, never the list of what a snapshot holds.
         self.open_packs: dict[tuple[str, tuple[int, ...]], PackContents] = {}
         self.in_flight = threading.BoundedSemaphore(_PACKS_IN_FLIGHT)
-        self.futures: list[Future[None]] = []
-        self.failed = threading.Event()
-        self.error: BaseException | None = None
         self.bytes_stored = 0
-
-    def fail(self, exc: BaseException) -> None:
-        with self.lock:
-            if self.error is None:
-                self.error = exc
-        self.failed.set()
-
-    def advance(self, nbytes: int) -> None:
-        with self.lock:
-            self.bytes_done += nbytes
-            if self.progress is not None:
-                self.progress(self.bytes_done, self.bytes_total)
 
     def read_file(self, source: ObjectStore, info: ObjectInfo, path: str) -> FileEntry:
         digest = hashlib.sha256()
@@ -156,9 +137,7 @@ class _PackedRun:
         while not self.in_flight.acquire(timeout=0.5):
             if self.failed.is_set():
                 raise _Cancelled
-        future = self.uploaders.submit(self._upload, kind, needs, pack)
-        with self.lock:
-            self.futures.append(future)
+        self.uploaders.submit(self._upload, kind, needs, pack)
 
     def _upload(self, kind: str, needs: tuple[int, ...], pack: PackContents) -> None:
         try:

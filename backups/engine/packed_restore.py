@@ -22,6 +22,7 @@ from typing import BinaryIO, cast
 
 from backups.engine.crypto import DatasetKeys, chunk_id
 from backups.engine.errors import ChunkCorrupt, FileIntegrityError
+from backups.engine.filestream import FileStream
 from backups.engine.manifest import FileEntry, Manifest
 from backups.engine.packs import BlobLocation, PackIndex, blob_get, open_blob, pack_object
 from backups.storage import ObjectNotFound, ObjectStore, join_key
@@ -48,40 +49,6 @@ def _check(entry: FileEntry, size: int, sha256: str) -> None:
             f"restored {entry.path!r} does not match its snapshot record "
             f"(size {size} vs {entry.size}, or sha256 differs)"
         )
-
-
-class _Stream:
-    """A file's verified plaintext as a read()/readinto() stream over a piece generator."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._current = memoryview(b"")
-
-    def _next(self) -> bool:
-        while not len(self._current):
-            piece = next(self._pieces, None)
-            if piece is None:
-                return False
-            self._current = memoryview(piece)
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        if not self._next():
-            return 0
-        n = min(len(buffer), len(self._current))
-        buffer[:n] = self._current[:n]
-        self._current = self._current[n:]
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        while (size < 0 or got < size) and self._next():
-            want = len(self._current) if size < 0 else size - got
-            parts.append(bytes(self._current[:want]))
-            got += len(parts[-1])
-            self._current = self._current[want:]
-        return b"".join(parts)
 
 
 class PackedRestorer:
@@ -142,7 +109,11 @@ class PackedRestorer:
                 future.cancel()
 
     def restore_file(self, entry: FileEntry, destination: ObjectStore, key: str) -> None:
-        destination.put(key, cast(BinaryIO, _Stream(self._pieces(entry))))
+        stream = FileStream(memoryview(piece) for piece in self._pieces(entry))
+        try:
+            destination.put(key, cast(BinaryIO, stream))
+        finally:
+            stream.close()
         self._advance(entry.size)
 
     def restore_span(self, group: list[FileEntry], destination: ObjectStore, prefix: str) -> None:

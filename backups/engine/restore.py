@@ -38,6 +38,7 @@ from backups.engine.crypto import (
     decrypt_chunk,
 )
 from backups.engine.errors import ChunkCorrupt, FileIntegrityError, UnsafePath
+from backups.engine.filestream import FileStream
 from backups.engine.manifest import FileEntry
 from backups.engine.packed_restore import restore_packed
 from backups.engine.packs import load_pack_index
@@ -140,49 +141,6 @@ class _BufferPool:
     def put(self, buffer: bytearray) -> None:
         with self._lock:
             self._free.append(buffer)
-
-
-class _FileStream:
-    """A file's verified plaintext as a stream (readinto/read), fed by a piece generator."""
-
-    def __init__(self, pieces: Iterator[memoryview]) -> None:
-        self._pieces = pieces
-        self._current = memoryview(b"")
-
-    def _next(self) -> bool:
-        while not len(self._current):
-            piece = next(self._pieces, None)
-            if piece is None:
-                return False
-            self._current = piece
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        if not self._next():
-            return 0
-        n = min(len(buffer), len(self._current))
-        buffer[:n] = self._current[:n]
-        self._current = self._current[n:]
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            parts = []
-            while self._next():
-                parts.append(bytes(self._current))
-                self._current = memoryview(b"")
-            return b"".join(parts)
-        if not self._next():
-            return b""
-        piece = bytes(self._current[:size])
-        self._current = self._current[len(piece) :]
-        return piece
-
-    def close(self) -> None:
-        self._current = memoryview(b"")
-        close = getattr(self._pieces, "close", None)
-        if close is not None:
-            close()
 
 
 class _Restorer:
@@ -354,7 +312,7 @@ class _Restorer:
             self.check(entry, len(data), hashlib.sha256(data).hexdigest())
             destination.put(key, data)
         else:
-            stream = _FileStream(self.pieces(entry))
+            stream = FileStream(self.pieces(entry))
             try:
                 # Stores only call read()/readinto() on a stream, which this one provides.
                 destination.put(key, cast(BinaryIO, stream))
