@@ -145,7 +145,7 @@ class _PackedRun(RunState):
                 return
             for index in needs:
                 target = self.targets[index]
-                _, blobs = store_pack(target.store, target.base, self.keys, pack)
+                _, blobs = store_pack(target.store, target.base, self.keys, pack, kind=kind)
                 with self.lock:
                     self.present[index].update(blobs)
                     self.bytes_stored += pack.size

@@ -39,6 +39,9 @@ DATA_DIR = "data"
 INDEX_DIR = "index"
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 DEFAULT_COMPRESSION_LEVEL = 3
+# What a pack holds: file content, or a snapshot's file list (segments).
+DATA_PACK = "data"
+LIST_PACK = "list"
 # A blob's plaintext never exceeds the chunker's maximum; a decompressed size above this is
 # refused rather than allocated (a corrupt or hostile index cannot exhaust memory).
 MAX_BLOB_SIZE = 16 * 1024 * 1024
@@ -137,21 +140,30 @@ class PackContents:
         self.size += len(sealed)
 
 
-def _index_bytes(entries: Iterable[tuple[str, int, int, int, bool]]) -> bytes:
-    doc = {"format": 2, "blobs": [[b, o, n, r, int(c)] for b, o, n, r, c in entries]}
+def _index_bytes(entries: Iterable[tuple[str, int, int, int, bool]], kind: str) -> bytes:
+    doc = {"format": 2, "kind": kind, "blobs": [[b, o, n, r, int(c)] for b, o, n, r, c in entries]}
     raw = json.dumps(doc, separators=(",", ":")).encode()
     return _compressor(DEFAULT_COMPRESSION_LEVEL).compress(raw)
 
 
 def store_pack(
-    store: ObjectStore, base: str, keys: DatasetKeys, contents: PackContents
+    store: ObjectStore,
+    base: str,
+    keys: DatasetKeys,
+    contents: PackContents,
+    *,
+    kind: str = DATA_PACK,
 ) -> tuple[str, dict[str, BlobLocation]]:
-    """Write the pack, then its index (what makes the pack count); returns its id and blobs."""
+    """Write the pack, then its index (what makes the pack count); returns its id and blobs.
+
+    Only file content may go to the store's cold class: a backup reads the file list of its
+    parent and every index on each run, so those stay where reads are instant and free."""
     data = contents.joined()
     pack_id = hashlib.sha256(data).hexdigest()
-    store.put(pack_object(base, pack_id), data)
+    store.put(pack_object(base, pack_id), data, cold=kind == DATA_PACK)
     store.put(
-        index_object(base, pack_id), encrypt_index(keys, pack_id, _index_bytes(contents.entries))
+        index_object(base, pack_id),
+        encrypt_index(keys, pack_id, _index_bytes(contents.entries, kind)),
     )
     return pack_id, {b: BlobLocation(pack_id, o, n, r, c) for b, o, n, r, c in contents.entries}
 
@@ -163,11 +175,12 @@ class PackIndex(NamedTuple):
     blobs: dict[str, BlobLocation]
     packs: dict[str, list[tuple[str, BlobLocation]]]
     unreadable: list[str]
+    kinds: dict[str, str]  # pack -> DATA_PACK or LIST_PACK
 
 
 def _parse_index(
     keys: DatasetKeys, pack_id: str, sealed: bytes
-) -> list[tuple[str, BlobLocation]] | None:
+) -> tuple[str, list[tuple[str, BlobLocation]]] | None:
     plaintext = decrypt_index(keys, pack_id, sealed)
     if plaintext is None:
         return None
@@ -177,7 +190,7 @@ def _parse_index(
         )
         if doc.get("format") != 2:
             return None
-        return [
+        return str(doc.get("kind", DATA_PACK)), [
             (str(b), BlobLocation(pack_id, int(o), int(n), int(r), bool(c)))
             for b, o, n, r, c in doc["blobs"]
         ]
@@ -192,17 +205,18 @@ def load_pack_index(store: ObjectStore, base: str, keys: DatasetKeys) -> PackInd
         info.key[len(prefix) :] for info in store.list(prefix) if "/" not in info.key[len(prefix) :]
     ]
 
-    def fetch(pack_id: str) -> tuple[str, list[tuple[str, BlobLocation]] | None]:
+    def fetch(pack_id: str) -> tuple[str, tuple[str, list[tuple[str, BlobLocation]]] | None]:
         return pack_id, _parse_index(keys, pack_id, store.get(index_object(base, pack_id)))
 
-    index = PackIndex({}, {}, [])
+    index = PackIndex({}, {}, [], {})
     if not ids:
         return index
     with ThreadPoolExecutor(min(_INDEX_LOAD_THREADS, len(ids)), thread_name_prefix="index") as pool:
-        for pack_id, blobs in pool.map(fetch, ids):
-            if blobs is None:
+        for pack_id, parsed in pool.map(fetch, ids):
+            if parsed is None:
                 index.unreadable.append(pack_id)
                 continue
+            index.kinds[pack_id], blobs = parsed
             index.packs[pack_id] = blobs
             for blob_id, location in blobs:
                 # A blob in two packs (a repack interrupted before the old pack went): either
@@ -227,10 +241,10 @@ def sealed_size(raw_length: int) -> int:
 def pack_opens(store: ObjectStore, base: str, data_key: bytes, pack_id: str) -> bool:
     """Whether a pack's index and first blob open with this key (deletion proves they do not)."""
     keys = DatasetKeys.from_data_key(data_key)
-    blobs = _parse_index(keys, pack_id, store.get(index_object(base, pack_id)))
-    if not blobs:
+    parsed = _parse_index(keys, pack_id, store.get(index_object(base, pack_id)))
+    if parsed is None or not parsed[1]:
         return False
-    bid, location = blobs[0]
+    bid, location = parsed[1][0]
     try:
         blob_get(store, base, keys, bid, location)
     except ChunkCorrupt:

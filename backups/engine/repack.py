@@ -16,6 +16,7 @@ from datetime import datetime
 from backups.engine.crypto import DatasetKeys
 from backups.engine.errors import EngineError
 from backups.engine.packs import (
+    DATA_PACK,
     DEFAULT_PACK_SIZE,
     PackContents,
     data_prefix,
@@ -105,8 +106,10 @@ def collect_packs(
     staying = set(index.packs) - set(doomed) - set(repack)
     copied: set[str] = set()
     written: set[str] = set()
-    contents = PackContents.empty()
+    # Content and file lists stay in packs of their own kind (only content may go cold).
+    open_packs: dict[str, PackContents] = {}
     for pack_id in repack:
+        kind = index.kinds.get(pack_id, DATA_PACK)
         data = store.get(pack_object(base, pack_id))
         for bid, loc in index.packs[pack_id]:
             if bid not in referenced or bid in copied or staying.intersection(holders[bid]):
@@ -115,13 +118,14 @@ def collect_packs(
             sealed = data[loc.offset : loc.offset + loc.length]
             # Copied sealed as it is (a blob is bound to its id, not its place), once it opens.
             open_blob(keys, bid, loc, sealed)
+            contents = open_packs.setdefault(kind, PackContents.empty())
             contents.add(bid, sealed, loc.raw_length, loc.compressed)
             result.blobs_copied += 1
             if contents.size >= pack_size:
-                written.add(store_pack(store, base, keys, contents)[0])
-                contents = PackContents.empty()
-    if contents.entries:
-        written.add(store_pack(store, base, keys, contents)[0])
+                written.add(store_pack(store, base, keys, open_packs.pop(kind), kind=kind)[0])
+    for kind, contents in open_packs.items():
+        if contents.entries:
+            written.add(store_pack(store, base, keys, contents, kind=kind)[0])
     result.packs_written = len(written)
     result.packs_repacked = len(repack)
 

@@ -40,7 +40,8 @@ def prune_lock_acquire(store: ObjectStore, base: str, *, now: datetime | None = 
     """Write this prune's lock object; returns its key (release it with prune_lock_release)."""
     now = now or timezone.now()
     key = f"{_locks(base)}prune-{uuid.uuid4().hex}"
-    store.put(key, json.dumps({"started_at": now.isoformat()}).encode())
+    # Not kept by the target's Object Lock retention: it is gone again within the hour.
+    store.put(key, json.dumps({"started_at": now.isoformat()}).encode(), retain=False)
     return key
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 from backups.storage.errors import InvalidKey
 
@@ -20,6 +20,15 @@ NULL_VERSION = "null"
 
 # S3 DeleteObjects accepts at most this many keys per request.
 DELETE_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Object Lock retention for every object a store writes: S3's mode and a period in days
+    counted from the write."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +80,23 @@ class ObjectStore(Protocol):
         """A human-readable name for messages (bucket and endpoint, or directory); no secrets."""
         ...
 
-    def put(self, key: str, data: bytes | bytearray | BinaryIO) -> None:
+    def put(
+        self,
+        key: str,
+        data: bytes | bytearray | BinaryIO,
+        *,
+        cold: bool = False,
+        retain: bool = True,
+    ) -> None:
         """Store `data` under `key` atomically: readers see the old object or the whole new one.
 
         A file-like `data` is read until EOF and streamed (multipart on S3), so large objects
         never sit in memory whole; if reading it raises, nothing is stored.
+
+        `cold` marks bulk content a restore reads rarely (a repository's data packs): a store
+        configured with a cold storage class writes it there; everything else stays in the
+        default class, because backups read it on every run. `retain=False` marks a short-lived
+        coordination object (a prune lock) that the store's retention must not keep.
         """
         ...
 

@@ -156,8 +156,16 @@ class LocalObjectStore:
 
     # --- writes ---
 
-    def put(self, key: str, data: bytes | bytearray | BinaryIO) -> None:
-        """Store `data` under `key` (see ObjectStore.put). Missing directories are created; a
+    def put(
+        self,
+        key: str,
+        data: bytes | bytearray | BinaryIO,
+        *,
+        cold: bool = False,
+        retain: bool = True,
+    ) -> None:
+        """Store `data` under `key` (see ObjectStore.put; a directory has no storage classes
+        and no retention, so `cold` and `retain` change nothing). Missing directories are created; a
         symlink on the way is refused (InvalidKey) and nothing is written. A symlink at the key
         itself is replaced by the object, like any file there: rename never writes through it."""
         parts = self._parts(key)

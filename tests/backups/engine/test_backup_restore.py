@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -46,13 +46,13 @@ class Spy:
     def describe(self) -> str:
         return "spy on " + self.inner.describe()
 
-    def put(self, key: str, data: bytes | bytearray | BinaryIO) -> None:
+    def put(self, key: str, data: bytes | bytearray | BinaryIO, **kwargs: Any) -> None:
         with self._lock:
             chunk_puts = sum("/chunks/" in k for k in self.put_keys)
             if "/chunks/" in key and self.fail_after is not None and chunk_puts >= self.fail_after:
                 raise RuntimeError("injected failure")
             self.put_keys.append(key)
-        self.inner.put(key, data)
+        self.inner.put(key, data, **kwargs)
 
     def get(self, key: str) -> bytes:
         self.opened.append(key)

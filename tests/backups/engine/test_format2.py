@@ -247,9 +247,9 @@ def _crash_after(store: ObjectStore, writes_allowed: int) -> None:
         if count > writes_allowed:
             raise KeyboardInterrupt
 
-    def put(key: str, data: Any) -> None:
+    def put(key: str, data: Any, **kwargs: Any) -> None:
         guard()
-        real_put(key, data)
+        real_put(key, data, **kwargs)
 
     def delete_versions(items: Any) -> Any:
         guard()
