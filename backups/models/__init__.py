@@ -27,6 +27,7 @@ from backups.models.copies import CopyKind, DataCopy
 from backups.models.core import (
     ACTIVE_RUN_STATES,
     DEFAULT_DRILL_EVERY,
+    MAX_LOCK_DAYS,
     UNLIMITED,
     BackupPolicy,
     BackupRun,
@@ -35,6 +36,7 @@ from backups.models.core import (
     DatasetScopedQuerySet,
     DefaultFor,
     Frequency,
+    LockMode,
     PolicyTarget,
     ProtectionQuerySet,
     RestoreRun,
@@ -49,6 +51,7 @@ from backups.models.core import (
 __all__ = [
     "ACTIVE_RUN_STATES",
     "DEFAULT_DRILL_EVERY",
+    "MAX_LOCK_DAYS",
     "SEVERITY_RANK",
     "UNLIMITED",
     "Alert",
@@ -70,6 +73,7 @@ __all__ = [
     "FixAction",
     "Frequency",
     "LocationScopedQuerySet",
+    "LockMode",
     "NotificationSettings",
     "PolicyTarget",
     "PostureAudit",

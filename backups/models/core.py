@@ -140,20 +140,48 @@ class BackupPolicy(models.Model):
         return " · ".join(parts) or "every snapshot (no rule set)"
 
 
+class LockMode(models.TextChoices):
+    """S3 Object Lock modes: governance can be lifted by a principal allowed to bypass it,
+    compliance by nobody until the date passes."""
+
+    GOVERNANCE = "GOVERNANCE", "Governance"
+    COMPLIANCE = "COMPLIANCE", "Compliance"
+
+
+MAX_LOCK_DAYS = 36_500
+
+
 class PolicyTarget(models.Model):
-    """One ordered backup target of a policy."""
+    """One ordered backup target of a policy, and the Object Lock retention it asks for."""
 
     policy = models.ForeignKey(
         BackupPolicy, on_delete=models.CASCADE, related_name="policy_targets"
     )
     location = models.ForeignKey(StorageLocation, on_delete=models.PROTECT, related_name="+")
     position = models.PositiveSmallIntegerField(default=0)
+    object_lock_mode = models.CharField(max_length=16, choices=LockMode.choices, blank=True)
+    object_lock_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_LOCK_DAYS)],
+        help_text="Every object written is retained this many days, extended while a newer "
+        "snapshot still needs it.",
+    )
 
     class Meta:
         ordering = ["policy", "position", "id"]
         constraints = [
             models.UniqueConstraint(fields=["policy", "location"], name="policy_target_once"),
+            models.CheckConstraint(
+                condition=Q(object_lock_mode="", object_lock_days__isnull=True)
+                | (~Q(object_lock_mode="") & Q(object_lock_days__gte=1)),
+                name="policy_target_lock_complete",
+            ),
         ]
+
+    @property
+    def locked(self) -> bool:
+        return bool(self.object_lock_mode)
 
     def __str__(self) -> str:
         return f"{self.policy} → {self.location}"
@@ -184,6 +212,10 @@ class DatasetProtection(models.Model):
     )
     # The dataset's AES-256 data key, wrapped by the master key. Emptied when crypto-shredded.
     wrapped_key = models.BinaryField(null=True, blank=True, editable=False)
+    # A second random key, wrapped by the master key, that wraps the data key's copy on targets
+    # with Object Lock: that copy outlives a deletion for as long as the lock, so it must not
+    # open with the master key alone. Only here (and in self-backups); emptied with wrapped_key.
+    lock_wrapping_key = models.BinaryField(null=True, blank=True, editable=False)
     key_destroyed_at = models.DateTimeField(null=True, blank=True)
 
     objects = ProtectionQuerySet.as_manager()
@@ -356,6 +388,9 @@ class Snapshot(models.Model):
     bytes = models.BigIntegerField(default=0)
     new_bytes = models.BigIntegerField(default=0)
     forgotten_at = models.DateTimeField(null=True, blank=True)
+    # On a target with Object Lock: every object this snapshot needs is retained at least
+    # until then (the next backup extends the repository's retention from this mark).
+    retained_until = models.DateTimeField(null=True, blank=True)
 
     objects = DatasetScopedQuerySet["Snapshot"].as_manager()
 

@@ -17,11 +17,13 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from backups.models import PolicyTarget, StorageClass
 from backups.storage import (
     AccessDenied,
     CredentialsError,
     LocalObjectStore,
     ObjectStore,
+    Retention,
     S3ObjectStore,
     StorageError,
 )
@@ -59,9 +61,16 @@ def _credentials(location: StorageLocation) -> dict[str, str]:
     return credentials or {}
 
 
-def store_for_location(location: StorageLocation, *, create: bool = False) -> ObjectStore:
+def store_for_location(
+    location: StorageLocation,
+    *,
+    create: bool = False,
+    retention: Retention | None = None,
+    cold_storage_class: str | None = None,
+) -> ObjectStore:
     """An ObjectStore over the location's bucket or directory (keys relative to its prefix for
-    local directories; S3 keys include the location prefix, see `location_key`)."""
+    local directories; S3 keys include the location prefix, see `location_key`). `retention`
+    and `cold_storage_class` apply to what an S3 store writes (see `target_store`)."""
     if location.kind == LocationKind.LOCAL:
         return LocalObjectStore(local_directory(location), create=create)
     credentials = _credentials(location)
@@ -73,6 +82,40 @@ def store_for_location(location: StorageLocation, *, create: bool = False) -> Ob
         secret_access_key=credentials.get("secret_access_key"),
         max_pool_connections=POOL_CONNECTIONS,
         connect=guarded_connect,
+        retention=retention,
+        cold_storage_class=cold_storage_class,
+    )
+
+
+def policy_target(dataset: Dataset, location: StorageLocation) -> PolicyTarget | None:
+    """The dataset's policy's target row for the location (None once it is no target)."""
+    return (
+        PolicyTarget.objects.filter(policy__protections__dataset=dataset, location=location)
+        .select_related("policy")
+        .first()
+    )
+
+
+def target_retention(target: PolicyTarget | None) -> Retention | None:
+    if target is None or not target.locked or not target.object_lock_days:
+        return None
+    if target.object_lock_mode == "COMPLIANCE":
+        return Retention(mode="COMPLIANCE", days=target.object_lock_days)
+    return Retention(mode="GOVERNANCE", days=target.object_lock_days)
+
+
+def target_store(
+    location: StorageLocation, dataset: Dataset, *, create: bool = False
+) -> ObjectStore:
+    """The store a dataset's repository on one of its targets is written through: every
+    object retained as the target asks (Object Lock), file content in the policy's class."""
+    target = policy_target(dataset, location)
+    storage_class = target.policy.storage_class if target is not None else StorageClass.STANDARD
+    return store_for_location(
+        location,
+        create=create,
+        retention=target_retention(target),
+        cold_storage_class=None if storage_class == StorageClass.STANDARD else storage_class,
     )
 
 
