@@ -12,6 +12,8 @@ import sys
 import time
 
 from backups.engine import backup, init_repository, list_snapshots, load_manifest
+from backups.engine.crypto import DatasetKeys
+from backups.engine.packs import load_pack_index
 from backups.storage import LocalObjectStore
 
 BASE = "dataset"
@@ -31,8 +33,11 @@ def main() -> None:
     started = time.monotonic()
     init_repository(store, BASE, master, data_key)
     refs = list_snapshots(store, BASE)
-    parent = load_manifest(store, BASE, data_key, refs[-1].id) if refs else None
-    result = backup(source, "", [(store, BASE)], data_key, parent)
+    keys = DatasetKeys.from_data_key(data_key)
+    # The pack index is read once and serves both the parent's file list and the backup.
+    index = load_pack_index(store, BASE, keys)
+    parent = load_manifest(store, BASE, data_key, refs[-1].id, index=index) if refs else None
+    result = backup(source, "", [(store, BASE)], data_key, parent, indexes=[index])
     seconds = time.monotonic() - started
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -50,6 +50,9 @@ class Manifest:
     # Format 2: the file list is stored as blobs (segments, see backups.engine.segments); the
     # manifest object names them. Empty for format 1 and for a manifest listing no file.
     segments: tuple[str, ...] = ()
+    # How many entries each segment holds, so the next backup can name an unchanged run of
+    # entries by its segment id without serializing it again. Empty when not recorded.
+    segment_sizes: tuple[int, ...] = ()
 
     @property
     def total_size(self) -> int:
@@ -112,6 +115,8 @@ def seal_manifest(keys: DatasetKeys, manifest: Manifest) -> bytes:
     if manifest.segments:
         doc["segments"] = list(manifest.segments)
         doc["file_count"] = len(manifest.files)
+        if manifest.segment_sizes:
+            doc["segment_sizes"] = list(manifest.segment_sizes)
     else:
         doc["files"] = [entry_doc(e) for e in manifest.files]
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
@@ -131,6 +136,7 @@ def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifes
             raise ManifestCorrupt(manifest_id, "unknown format or id mismatch")
         files = tuple(entry_from_doc(f) for f in doc.get("files", ()))
         segments = tuple(str(sid) for sid in doc.get("segments", ()))
+        sizes = tuple(int(n) for n in doc.get("segment_sizes", ()))
         return Manifest(
             id=manifest_id,
             created=datetime.fromisoformat(doc["created"]),
@@ -140,6 +146,8 @@ def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifes
             files=files,
             format=int(doc["format"]),
             segments=segments,
+            # Only a count per segment is usable; anything else is ignored, not trusted.
+            segment_sizes=sizes if len(sizes) == len(segments) else (),
         )
     except (zlib.error, ValueError, KeyError, TypeError) as exc:
         raise ManifestCorrupt(manifest_id, f"does not parse ({type(exc).__name__})") from None

@@ -34,6 +34,7 @@ from backups.engine.packs import (
     DEFAULT_PACK_SIZE,
     BlobLocation,
     PackContents,
+    PackIndex,
     load_pack_index,
     seal_blob,
     store_pack,
@@ -45,10 +46,27 @@ from backups.storage import ObjectInfo, ObjectStore, read_full
 DEFAULT_THREADS = 8
 # Full packs waiting for (or in) upload: each holds up to a pack's worth of sealed bytes.
 _PACKS_IN_FLIGHT = 4
+# A file's new blobs enter the shared open pack in runs of about this many sealed bytes, so
+# they lie back to back and a restore reads a run with one ranged GET instead of one per blob:
+# readers working in parallel would otherwise interleave their files' blobs in every pack.
+_RUN_BYTES = 8 * 1024 * 1024
 
 
 class _Cancelled(Exception):
     """A worker noticed that another one failed and stopped early."""
+
+
+# (blob id, sealed bytes, plaintext length, compressed)
+_Sealed = tuple[str, bytes, int, bool]
+
+
+class _BlobRun:
+    """One file's sealed blobs, for the same targets, not yet in a pack."""
+
+    def __init__(self) -> None:
+        self.needs: tuple[int, ...] = ()
+        self.blobs: list[_Sealed] = []
+        self.size = 0
 
 
 class _PackedRun(RunState):
@@ -95,6 +113,7 @@ class _PackedRun(RunState):
                     pieces = self.chunker.chunks(cast(BinaryIO, _Prefixed(whole, stream)))
             else:
                 pieces = self.chunker.chunks(stream)
+            run = _BlobRun()
             for data in pieces:
                 if self.failed.is_set():
                     raise _Cancelled
@@ -102,13 +121,16 @@ class _PackedRun(RunState):
                 bid = chunk_id(self.keys, data)
                 ids.append(bid)
                 size += len(data)
-                self.add(bid, data)
+                self.add(bid, data, run=run)
+            self.end_run(run)
         with self.lock:
             self.stats.files_read += 1
             self.stats.bytes_read += size
         return FileEntry(path, size, info.mtime, info.etag, digest.hexdigest(), tuple(ids))
 
-    def add(self, bid: str, data: bytes, kind: str = "data") -> None:
+    def add(self, bid: str, data: bytes, kind: str = "data", run: _BlobRun | None = None) -> None:
+        """Seal a blob some target lacks and put it in the open pack of the targets that need
+        it, or first in `run` (one file's blobs, appended together)."""
         with self.lock:
             needs = tuple(i for i, have in enumerate(self.present) if bid not in have)
             fresh = bool(needs) and bid not in self.scheduled
@@ -121,16 +143,46 @@ class _PackedRun(RunState):
                 self.advance(len(data))  # already stored: done now
             return
         sealed, compressed = seal_blob(self.keys, bid, data, self.level)
-        full = None
+        blob = (bid, sealed, len(data), compressed)
+        if run is None:
+            self._append(kind, needs, [blob])
+            return
+        if run.blobs and run.needs != needs:
+            self.end_run(run)
+        run.needs = needs
+        run.blobs.append(blob)
+        run.size += len(sealed)
+        if run.size >= _RUN_BYTES:
+            self.end_run(run)
+
+    def stored_everywhere(self, bid: str) -> bool:
         with self.lock:
-            pack = self.open_packs.setdefault((kind, needs), PackContents.empty())
-            pack.add(bid, sealed, len(data), compressed)
-            self.stats.chunks_uploaded += 1
-            self.stats.bytes_uploaded += len(data)
-            if pack.size >= self.pack_size:
-                full = self.open_packs.pop((kind, needs))
-        if full is not None:
-            self._submit(kind, needs, full)
+            return all(bid in have for have in self.present)
+
+    def count_reused(self) -> None:
+        with self.lock:
+            self.stats.chunks_deduplicated += 1
+
+    def end_run(self, run: _BlobRun) -> None:
+        if run.blobs:
+            self._append("data", run.needs, run.blobs)
+        run.blobs = []
+        run.size = 0
+
+    def _append(self, kind: str, needs: tuple[int, ...], blobs: list[_Sealed]) -> None:
+        # All under one hold of the lock: the blobs lie back to back (a pack that fills up
+        # midway is sent, and the rest starts the next one).
+        full = []
+        with self.lock:
+            for bid, sealed, raw_length, compressed in blobs:
+                pack = self.open_packs.setdefault((kind, needs), PackContents.empty())
+                pack.add(bid, sealed, raw_length, compressed)
+                self.stats.chunks_uploaded += 1
+                self.stats.bytes_uploaded += raw_length
+                if pack.size >= self.pack_size:
+                    full.append(self.open_packs.pop((kind, needs)))
+        for pack in full:
+            self._submit(kind, needs, pack)
 
     def _submit(self, kind: str, needs: tuple[int, ...], pack: PackContents) -> None:
         # Back-pressure: readers wait here while enough packs are already on their way.
@@ -254,6 +306,7 @@ def backup(
     repository_format: int = 2,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_in_flight_bytes: int | None = None,
+    indexes: Sequence[PackIndex] | None = None,
 ) -> BackupResult:
     """Back up every object under `source_prefix` to every target and record one snapshot.
 
@@ -266,7 +319,9 @@ def backup(
     Storage errors propagate with their own types; no snapshot is recorded.
 
     `repository_format=1` writes the fixed-chunk format older releases wrote (with
-    `chunk_size` and `max_in_flight_bytes`): only for tests and the bench.
+    `chunk_size` and `max_in_flight_bytes`): only for tests and the bench. `indexes`, one per
+    target, are the targets' pack indexes when the caller has just read them (loading the
+    parent's file list does), so a run reads every index once, not twice.
     """
     if repository_format == 1:
         return backup_fixed(
@@ -295,7 +350,10 @@ def backup(
     prefix = source_prefix.strip("/") + "/" if source_prefix.strip("/") else ""
 
     listing, skipped = _source_listing(source, prefix, source_prefix, allow_empty=allow_empty)
-    present = [dict(load_pack_index(repo.store, repo.base, keys).blobs) for repo in repos]
+    if indexes is not None and len(indexes) != len(repos):
+        raise ValueError("one pack index per target, or none")
+    loaded = indexes or [load_pack_index(repo.store, repo.base, keys) for repo in repos]
+    present = [dict(index.blobs) for index in loaded]
     previous = (
         {e.path: e for e in parent.files} if parent is not None and parent.format == 2 else {}
     )
@@ -329,12 +387,15 @@ def backup(
             run.advance(sum(entry.size for entry in entries.values()))
             _read_all(run, source, to_read, entries, min(threads, _MAX_READERS))
             files = tuple(entries[path] for path in sorted(entries))
-            segments: list[str] = []
+            segments: list[tuple[str, int]] = []
             if not run.failed.is_set():
                 # The file list goes into packs too, before the manifest that names it.
-                for sid, data in segments_of(keys, files):
-                    segments.append(sid)
-                    run.add(sid, data, "list")
+                for sid, data, count in segments_of(keys, files, parent, run.stored_everywhere):
+                    segments.append((sid, count))
+                    if data is None:
+                        run.count_reused()
+                    else:
+                        run.add(sid, data, "list")
                 run.flush()
         except _Cancelled:
             pass
@@ -354,7 +415,8 @@ def backup(
         parent_id=parent.id if parent is not None else None,
         files=files,
         format=2,
-        segments=tuple(segments),
+        segments=tuple(sid for sid, _ in segments),
+        segment_sizes=tuple(count for _, count in segments),
     )
     for repo in repos:
         store_manifest(repo.store, repo.base, keys, manifest)

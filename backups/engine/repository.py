@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
 from backups.engine.crypto import DatasetKeys, unwrap_data_key, wrap_data_key
 from backups.engine.errors import (
+    KeyUnwrapFailed,
     ManifestCorrupt,
     RepositoryAlreadyInitialized,
     RepositoryNotInitialized,
@@ -66,22 +67,39 @@ def snapshot_object(base: str, manifest_id: str) -> str:
 
 
 def init_repository(
-    store: ObjectStore, base: str, master_key: bytes, data_key: bytes, *, context: bytes = b""
-) -> None:
-    """Store the wrapped data key; the first write to a target, before any chunk.
+    store: ObjectStore,
+    base: str,
+    master_key: bytes,
+    data_key: bytes,
+    *,
+    context: bytes = b"",
+    earlier_keys: Sequence[bytes] = (),
+) -> bool:
+    """Store the data key wrapped by `master_key`; the first write to a target, before any
+    chunk. Returns True when it wrote the key object.
 
     Idempotent for the same data key; refuses to replace a different key, because every chunk
-    already on the target would become unreadable.
+    already on the target would become unreadable. A key object wrapped by one of
+    `earlier_keys` (the wrapping a target used before) is wrapped again by `master_key`.
     """
-    existing = store.head(key_object(base))
-    if existing is not None:
-        current = unwrap_data_key(master_key, store.get(key_object(base)), context=context)
-        if current != data_key:
-            raise RepositoryAlreadyInitialized(
-                f"{store.describe()} already holds a different key at {key_object(base)!r}"
-            )
-        return
+    if store.head(key_object(base)) is not None:
+        sealed = store.get(key_object(base))
+        for number, wrapping in enumerate((master_key, *earlier_keys)):
+            try:
+                current = unwrap_data_key(wrapping, sealed, context=context)
+            except KeyUnwrapFailed:
+                continue
+            if current != data_key:
+                break
+            if number == 0:
+                return False
+            store.put(key_object(base), wrap_data_key(master_key, data_key, context=context))
+            return True
+        raise RepositoryAlreadyInitialized(
+            f"{store.describe()} already holds a different key at {key_object(base)!r}"
+        )
     store.put(key_object(base), wrap_data_key(master_key, data_key, context=context))
+    return True
 
 
 def load_data_key(
@@ -125,9 +143,17 @@ def list_snapshots(store: ObjectStore, base: str) -> list[SnapshotRef]:
     return refs
 
 
-def load_manifest(store: ObjectStore, base: str, data_key: bytes, manifest_id: str) -> Manifest:
-    """Fetch, decrypt and parse one snapshot's manifest."""
-    return _load_manifest(store, base, DatasetKeys.from_data_key(data_key), manifest_id)
+def load_manifest(
+    store: ObjectStore,
+    base: str,
+    data_key: bytes,
+    manifest_id: str,
+    *,
+    index: PackIndex | None = None,
+) -> Manifest:
+    """Fetch, decrypt and parse one snapshot's manifest; `index`, the target's pack index when
+    the caller has read it already (a backup reads it anyway: once is enough)."""
+    return _load_manifest(store, base, DatasetKeys.from_data_key(data_key), manifest_id, index)
 
 
 def _load_manifest(
