@@ -286,6 +286,24 @@ AGENCYOPS_ACCESS_LOG_INLINE = env_bool("AGENCYOPS_ACCESS_LOG_INLINE", default=Fa
 # it when the drill ends. Workers need room for the largest dataset drilled.
 AGENCYOPS_SCRATCH_DIR = Path(env_str("AGENCYOPS_SCRATCH_DIR") or VAR_DIR / "scratch")
 
+# Cold tiers: restores, drills, verifies and downloads first retrieve the file content a policy
+# wrote to an archive class (GLACIER, DEEP_ARCHIVE) with S3 RestoreObject, at this tier
+# (Expedited: minutes, GLACIER only, DEEP_ARCHIVE then takes Standard; Standard: hours; Bulk:
+# up to two days, cheapest), as copies kept for this many days; they check every POLL seconds
+# and fail past MAX_WAIT hours.
+AGENCYOPS_ARCHIVE_RETRIEVAL_TIER = env_str("AGENCYOPS_ARCHIVE_RETRIEVAL_TIER") or "Standard"
+if AGENCYOPS_ARCHIVE_RETRIEVAL_TIER not in ("Standard", "Bulk", "Expedited"):
+    raise ImproperlyConfigured(
+        "AGENCYOPS_ARCHIVE_RETRIEVAL_TIER must be Standard, Bulk or Expedited, not "
+        f"{AGENCYOPS_ARCHIVE_RETRIEVAL_TIER!r}."
+    )
+AGENCYOPS_ARCHIVE_RETRIEVAL_DAYS = env_int("AGENCYOPS_ARCHIVE_RETRIEVAL_DAYS", 2)
+AGENCYOPS_ARCHIVE_POLL_SECONDS = env_int("AGENCYOPS_ARCHIVE_POLL_SECONDS", 300)
+AGENCYOPS_ARCHIVE_MAX_WAIT_HOURS = env_int("AGENCYOPS_ARCHIVE_MAX_WAIT_HOURS", 48)
+for _name in ("RETRIEVAL_DAYS", "POLL_SECONDS", "MAX_WAIT_HOURS"):
+    if globals()[f"AGENCYOPS_ARCHIVE_{_name}"] < 1:
+        raise ImproperlyConfigured(f"AGENCYOPS_ARCHIVE_{_name} must be at least 1.")
+
 # --- self backup ---
 # Where AgencyOps backs up its own database (backups/services/selfbackup/), comma-separated:
 # storage location ids (UUIDs) and directories of the operator's (file:///dir or /dir; refused
@@ -357,6 +375,15 @@ AGENCYOPS_STORAGE_PRICES: dict[str, dict[str, str]] = {
     "ceph": {"STANDARD": "0"},
     "other": {"STANDARD": "0.023"},
     "filesystem": {"STANDARD": "0"},
+}
+# USD per GB read back from an archive class, by provider, class and retrieval tier, for the
+# cost estimate's retrieval line (AWS list prices; DEEP_ARCHIVE has no Expedited tier). Only
+# AWS offers these classes through its S3 API (backups/services/storage_classes.py).
+AGENCYOPS_RETRIEVAL_PRICES: dict[str, dict[str, dict[str, str]]] = {
+    "aws": {
+        "GLACIER": {"Expedited": "0.03", "Standard": "0.01", "Bulk": "0"},
+        "DEEP_ARCHIVE": {"Standard": "0.02", "Bulk": "0.0025"},
+    },
 }
 SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
 

@@ -72,7 +72,7 @@ class DatasetProtectionAdmin(NoDeleteAdmin):
     )
     list_filter = ("pruning_suspended", "policy_pinned")
     # The wrapped key is neither shown nor editable; legal holds set pruning_suspended.
-    exclude = ("wrapped_key",)
+    exclude = ("wrapped_key", "lock_wrapping_key")
     readonly_fields = (
         "public_id",
         "dataset",

@@ -12,7 +12,7 @@ def register_models() -> None:
         if not auditlog.contains(model):
             auditlog.register(model)
     if not auditlog.contains(DatasetProtection):
-        auditlog.register(DatasetProtection, exclude_fields=["wrapped_key"])
+        auditlog.register(DatasetProtection, exclude_fields=["wrapped_key", "lock_wrapping_key"])
     # --- posture fixes: each change an admin applies to a bucket's settings ---
     from backups.models import PostureFix
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from backups import services
 from backups.services.drills import drills_dispatch
@@ -13,6 +14,10 @@ from backups.services.posture import location_audit_by_id, posture_audit_all
 from backups.services.repository_locks import PRUNE_LOCK_STALE_AFTER
 from backups.services.selfbackup import self_backup_run_by_ids
 from backups.services.sweep import assurance_sweep
+
+# A restore (and a drill) may first wait for an archive retrieval, as long as the operator
+# allows (AGENCYOPS_ARCHIVE_MAX_WAIT_HOURS), and then has the five hours any restore gets.
+RESTORE_SECONDS = 5 * 60 * 60 + int(settings.AGENCYOPS_ARCHIVE_MAX_WAIT_HOURS * 60 * 60)
 
 
 @shared_task(
@@ -39,8 +44,8 @@ def backup_run_task(self: Any, run_id: str) -> None:
     retry_backoff_max=300,
     retry_jitter=True,
     max_retries=3,
-    soft_time_limit=5 * 60 * 60,
-    time_limit=5 * 60 * 60 + 300,
+    soft_time_limit=RESTORE_SECONDS,
+    time_limit=RESTORE_SECONDS + 300,
 )
 def restore_run_task(self: Any, restore_id: str) -> None:
     final = self.request.retries >= self.max_retries

@@ -165,6 +165,11 @@ class CostSerializer(serializers.Serializer[Any]):
     by_client = CostLineSerializer(many=True, read_only=True)
     by_target = CostLineSerializer(many=True, read_only=True)
     by_tier = CostLineSerializer(many=True, read_only=True)
+    retrieval = CostLineSerializer(
+        read_only=True,
+        help_text="Reading archived content back for the month's drills (bytes retrieved); "
+        "counted in total.",
+    )
     series = MonthCostSerializer(many=True, read_only=True)
 
 
@@ -220,6 +225,7 @@ class CostViewSet(_ComputedViewSet):
             "by_client": _lines(report, report.by_client),
             "by_target": _lines(report, report.by_target),
             "by_tier": _lines(report, report.by_tier),
+            "retrieval": _lines(report, [report.retrieval])[0],
             "series": [
                 {"month": m.month, "bytes_by_tier": m.bytes_by_tier, "total": cents(m.total)}
                 for m in series

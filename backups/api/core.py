@@ -18,9 +18,11 @@ from rest_framework.response import Response
 from backups import selectors, services
 from backups.engine.errors import EngineError
 from backups.models import (
+    MAX_LOCK_DAYS,
     BackupPolicy,
     BackupRun,
     Frequency,
+    LockMode,
     RestoreRun,
     Snapshot,
     StorageClass,
@@ -34,6 +36,12 @@ from kernel.exceptions import Conflict
 from kernel.http import request_origin
 
 # --- policies ---
+
+
+class TargetRetentionSerializer(serializers.Serializer[Any]):
+    location = VisibleRelatedField(StorageLocation, help_text="One of the policy's targets.")
+    mode = serializers.ChoiceField(choices=LockMode.choices)
+    days = serializers.IntegerField(min_value=1, max_value=MAX_LOCK_DAYS)
 
 
 class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
@@ -54,6 +62,15 @@ class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
         write_only=True,  # written as ids; read back, in order, by to_representation
         max_length=10,
         help_text="Ordered backup targets (storage location ids).",
+    )
+    target_retention = serializers.ListField(
+        child=TargetRetentionSerializer(),
+        required=False,
+        max_length=10,
+        help_text="Object Lock retention per target (S3 buckets with Object Lock): every "
+        "object written there is retained `days` days in `mode`, extended while a newer "
+        "snapshot needs it. Given, it replaces the retention of every target; targets not "
+        "listed ask for none.",
     )
 
     class Meta:
@@ -78,6 +95,7 @@ class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
             "compression_level",
             "next_review_at",
             "targets",
+            "target_retention",
             "created_at",
             "updated_at",
         )
@@ -85,7 +103,17 @@ class PolicySerializer(serializers.ModelSerializer[BackupPolicy]):
 
     def to_representation(self, instance: BackupPolicy) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["targets"] = [str(t.location.public_id) for t in instance.policy_targets.all()]
+        rows = list(instance.policy_targets.all())
+        data["targets"] = [str(t.location.public_id) for t in rows]
+        data["target_retention"] = [
+            {
+                "location": str(t.location.public_id),
+                "mode": t.object_lock_mode,
+                "days": t.object_lock_days,
+            }
+            for t in rows
+            if t.locked
+        ]
         return data
 
 
@@ -98,11 +126,27 @@ class PolicyViewSet(clients_api._WriteThroughServices):
 
     def create_with(self, data: dict[str, Any]) -> BackupPolicy:
         targets = data.pop("targets", [])
-        return services.policy_create(actor=self.actor, targets=targets, **data)
+        retention = _retention(data.pop("target_retention", None)) or []
+        return services.policy_create(
+            actor=self.actor, targets=targets, target_retention=retention, **data
+        )
 
     def update_with(self, instance: BackupPolicy, data: dict[str, Any]) -> BackupPolicy:
         targets = data.pop("targets", None)
-        return services.policy_update(actor=self.actor, policy=instance, targets=targets, **data)
+        retention = _retention(data.pop("target_retention", None))
+        return services.policy_update(
+            actor=self.actor,
+            policy=instance,
+            targets=targets,
+            target_retention=retention,
+            **data,
+        )
+
+
+def _retention(rows: list[dict[str, Any]] | None) -> list[services.TargetRetention] | None:
+    if rows is None:
+        return None
+    return [services.TargetRetention(r["location"], r["mode"], r["days"]) for r in rows]
 
 
 # --- datasets, with their backup side ---
@@ -306,6 +350,15 @@ class RestoreRunSerializer(serializers.ModelSerializer[RestoreRun]):
         slug_field="username", read_only=True
     )
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    retrieval_duration = FlexibleDurationField(
+        read_only=True,
+        allow_null=True,
+        help_text="Waiting for archived content to be retrieved before the restore read it.",
+    )
+    retrieval_status = serializers.CharField(
+        read_only=True,
+        help_text='While waiting: "waiting for archive retrieval, N of M objects".',
+    )
 
     class Meta:
         model = RestoreRun
@@ -324,6 +377,8 @@ class RestoreRunSerializer(serializers.ModelSerializer[RestoreRun]):
             "started_at",
             "finished_at",
             "duration_seconds",
+            "retrieval_duration",
+            "retrieval_status",
             "files",
             "bytes",
             "bytes_done",

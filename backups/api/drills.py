@@ -43,7 +43,15 @@ class DrillSerializer(serializers.ModelSerializer[RestoreRun]):
         help_text="The scratch directory the drill restored into (deleted when it ended).",
     )
     measured_duration = FlexibleDurationField(
-        read_only=True, allow_null=True, help_text="Start to verified copy (ISO 8601)."
+        read_only=True,
+        allow_null=True,
+        help_text="Start to verified copy (ISO 8601), without the archive retrieval.",
+    )
+    retrieval_duration = FlexibleDurationField(
+        read_only=True,
+        allow_null=True,
+        help_text="Waiting for archived content to be retrieved first; null: none needed. "
+        "rto_met compares the sum of both with the RTO.",
     )
     rto = FlexibleDurationField(read_only=True, allow_null=True)
     recovery_point_age = FlexibleDurationField(
@@ -74,6 +82,8 @@ class DrillSerializer(serializers.ModelSerializer[RestoreRun]):
             "files_verified",
             "bytes",
             "measured_duration",
+            "retrieval_duration",
+            "retrieval_status",
             "rto",
             "rto_met",
             "recovery_point_age",

@@ -3,17 +3,19 @@
 Public entry points (what services call):
   init_repository, load_data_key, generate_data_key, wrap_data_key, unwrap_data_key
   backup, restore, verify
+  cold_objects, objects_to_read (what a read of archived content must retrieve first)
   list_snapshots, load_manifest
   select_snapshots_to_keep, forget, garbage_collect
 """
 
+from backups.engine.archive import cold_objects, objects_to_read
 from backups.engine.backup import (
     DEFAULT_CHUNK_SIZE,
     BackupResult,
     BackupStats,
     ProgressCallback,
 )
-from backups.engine.crypto import generate_data_key, unwrap_data_key, wrap_data_key
+from backups.engine.crypto import DatasetKeys, generate_data_key, unwrap_data_key, wrap_data_key
 from backups.engine.errors import (
     ChunkCorrupt,
     EngineError,
@@ -28,11 +30,18 @@ from backups.engine.errors import (
 )
 from backups.engine.manifest import FileEntry, Manifest
 from backups.engine.packed_backup import backup
-from backups.engine.packs import DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE, pack_opens
+from backups.engine.packs import (
+    DEFAULT_COMPRESSION_LEVEL,
+    DEFAULT_PACK_SIZE,
+    PackIndex,
+    load_pack_index,
+    pack_opens,
+)
 from backups.engine.repository import (
     SnapshotRef,
     Target,
     init_repository,
+    key_object,
     list_snapshots,
     load_data_key,
     load_manifest,
@@ -55,6 +64,7 @@ __all__ = [
     "BackupResult",
     "BackupStats",
     "ChunkCorrupt",
+    "DatasetKeys",
     "EngineError",
     "FileEntry",
     "FileIntegrityError",
@@ -62,6 +72,7 @@ __all__ = [
     "KeyUnwrapFailed",
     "Manifest",
     "ManifestCorrupt",
+    "PackIndex",
     "ProgressCallback",
     "RepositoryAlreadyInitialized",
     "RepositoryNotInitialized",
@@ -76,13 +87,17 @@ __all__ = [
     "VerifyReport",
     "backup",
     "check_manifest_path",
+    "cold_objects",
     "forget",
     "garbage_collect",
     "generate_data_key",
     "init_repository",
+    "key_object",
     "list_snapshots",
     "load_data_key",
     "load_manifest",
+    "load_pack_index",
+    "objects_to_read",
     "pack_opens",
     "restore",
     "select_snapshots_to_keep",

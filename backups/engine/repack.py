@@ -47,6 +47,8 @@ class PackCollectResult:
     packs_written: int = 0
     blobs_copied: int = 0
     packs_too_young: int = 0
+    # Mostly unreferenced, but in an archive class: left as they are (see collect_packs).
+    packs_archived_kept: int = 0
     bytes_deleted: int = 0
     deleted: DeleteResult = field(default_factory=DeleteResult)
 
@@ -90,6 +92,11 @@ def collect_packs(
         if pack_id not in packs or used == 0:
             doomed.append(pack_id)
         elif used / total < min_used:
+            if packs[pack_id].archived:
+                # Copying its live blobs would need a retrieval (hours, and billed per GB), and
+                # an archive class bills early deletion besides: cheaper to keep it whole.
+                result.packs_archived_kept += 1
+                continue
             repack.append(pack_id)
     orphans = [
         pack_id

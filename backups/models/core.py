@@ -41,6 +41,8 @@ class StorageClass(models.TextChoices):
     STANDARD = "STANDARD", "Standard"
     STANDARD_IA = "STANDARD_IA", "Infrequent access"
     GLACIER_IR = "GLACIER_IR", "Archive (instant retrieval)"
+    # These two are read only after a retrieval (hours): restores wait for it (services/archive).
+    GLACIER = "GLACIER", "Archive (flexible retrieval)"
     DEEP_ARCHIVE = "DEEP_ARCHIVE", "Deep archive"
 
 
@@ -179,12 +181,12 @@ class PolicyTarget(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.policy} → {self.location}"
+
     @property
     def locked(self) -> bool:
         return bool(self.object_lock_mode)
-
-    def __str__(self) -> str:
-        return f"{self.policy} → {self.location}"
 
 
 class ProtectionQuerySet(TenantQuerySet["DatasetProtection"]):
@@ -434,7 +436,14 @@ class RestoreRun(WorkRecord):
     # Drill record: what was checked, how long it took against the RTO, how old the recovery
     # point was against the RPO, and who looked at the result.
     files_verified = models.PositiveIntegerField(default=0)
+    # Without the archive retrieval, which is kept apart (its tier, not the restore, sets it);
+    # the RTO is compared with their sum.
     measured_duration = models.DurationField(null=True, blank=True)
+    retrieval_duration = models.DurationField(
+        null=True, blank=True, help_text="Waiting for archived content to be retrieved."
+    )
+    # What the run waits for while it retrieves archived content, then how that went.
+    retrieval_status = models.CharField(max_length=255, blank=True)
     rto = models.DurationField("RTO", null=True, blank=True)
     rto_met = models.BooleanField(null=True, blank=True)
     recovery_point_age = models.DurationField(null=True, blank=True)

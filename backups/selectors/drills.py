@@ -190,6 +190,7 @@ class DrillRecord:
     finished_at: datetime | None
     snapshot_taken_at: datetime
     measured_duration: timedelta | None
+    retrieval_duration: timedelta | None
     rto: timedelta | None
     rto_met: bool | None
     recovery_point_age: timedelta | None
@@ -207,6 +208,7 @@ _RECORD_FIELDS = (
     "finished_at",
     "snapshot__taken_at",
     "measured_duration",
+    "retrieval_duration",
     "rto",
     "rto_met",
     "recovery_point_age",

@@ -1,6 +1,7 @@
 """Every write and side effect of the backup app. Split by sub-domain; public names here."""
 
 from backups.services.downloads import DownloadedFile, snapshot_file_download
+from backups.services.object_lock import repository_keys_left
 from backups.services.policies import (
     DEFAULT_POLICIES,
     ProtectionMissing,
@@ -17,6 +18,7 @@ from backups.services.policies import (
     protection_get,
     schedules_sync,
 )
+from backups.services.policy_targets import TargetRetention
 from backups.services.restores import (
     restore_default_path,
     restore_destination_check,
@@ -56,6 +58,7 @@ __all__ = [
     "ProtectionMissing",
     "PruneReport",
     "RunInProgress",
+    "TargetRetention",
     "TransientFailure",
     "backup_run_create",
     "backup_run_execute",
@@ -78,6 +81,7 @@ __all__ = [
     "protection_get",
     "pruning_suspend",
     "repository_base",
+    "repository_keys_left",
     "restore_default_path",
     "restore_destination_check",
     "restore_request",

@@ -13,7 +13,9 @@ after D + N days. Local directories have one class, STANDARD.
 
 Prices are USD per GB-month (GB = 2**30 bytes, as AWS bills): the organization's StoragePrice
 rows, else the AGENCYOPS_STORAGE_PRICES setting; a class a provider does not list costs what its
-STANDARD class costs. A month's estimate is what the bytes stored now cost for a month.
+STANDARD class costs. A month's estimate is what the bytes stored now cost for a month, plus
+what the month's restore drills pay to read archived content back (retrieval_cost.py), shown as
+its own line and counted in the client and target totals.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from backups.models import Snapshot, StorageClass, StoragePrice
+from backups.services.retrieval_cost import RETRIEVAL_KEY, RETRIEVAL_NAME, retrieval_shares
 from clients.models import Client, LocationKind, Organization, Provider
 from kernel.exceptions import ValidationFailed
 from kernel.tenancy import Actor
@@ -44,6 +47,7 @@ TIER_ORDER: tuple[str, ...] = (
     StorageClass.STANDARD,
     StorageClass.STANDARD_IA,
     StorageClass.GLACIER_IR,
+    StorageClass.GLACIER,
     StorageClass.DEEP_ARCHIVE,
 )
 
@@ -67,6 +71,8 @@ class CostReport:
     total_bytes: int = 0
     # key of a line -> what a person calls it (client name, target name, class label)
     names: dict[str, str] = field(default_factory=dict)
+    # Reading archived content back for the month's drills (bytes retrieved, not stored).
+    retrieval: CostLine = field(default_factory=lambda: CostLine(RETRIEVAL_KEY, 0, Decimal(0)))
 
 
 @dataclass(frozen=True)
@@ -281,14 +287,15 @@ def _gb_cost(stored: int, price: Decimal) -> Decimal:
 
 
 def _stored_at_now(actor: Actor, client: Client | None, now: datetime) -> list[dict[str, Any]]:
-    """Restorable snapshots at `now`, summed per client, target, tiering and day taken."""
+    """Restorable snapshots at `now`, summed per dataset, target, tiering and day taken, with
+    the day's largest snapshot and the drill period (what the retrieval line needs)."""
     alive = Q(forgotten_at__isnull=True) | Q(forgotten_at__gt=now)
     return list(
         _visible_snapshots(actor, client)
         .filter(alive, taken_at__lte=now)
         .annotate(taken_on=TruncDate("taken_at", tzinfo=UTC))
-        .values(*_GROUP)
-        .annotate(stored=Sum("new_bytes"))
+        .values(*_GROUP, "dataset_id", "dataset__protection__policy__drill_every")
+        .annotate(stored=Sum("new_bytes"), largest=Max("bytes"))
         .order_by()
     )
 
@@ -319,7 +326,8 @@ def _estimate(actor: Actor, client: Client | None, now: datetime, prices: PriceT
         "tier": defaultdict(lambda: [0, Decimal(0)]),
     }
     names: dict[str, str] = {}
-    for row in _stored_at_now(actor, client, now):
+    rows = _stored_at_now(actor, client, now)
+    for row in rows:
         stored = int(row["stored"] or 0)
         tier = tier_on(
             kind=row["location__kind"], tiering=_tiering(row), taken_on=row["taken_on"], on=today
@@ -334,6 +342,17 @@ def _estimate(actor: Actor, client: Client | None, now: datetime, prices: PriceT
             totals[group][key][0] += stored
             totals[group][key][1] += usd
 
+    retrieval = CostLine(RETRIEVAL_KEY, 0, Decimal(0))
+    for share in retrieval_shares(rows):
+        names[share.client_key] = share.client_name
+        names[share.target_key] = share.target_name
+        for group, key in (("client", share.client_key), ("target", share.target_key)):
+            totals[group][key][1] += share.usd
+        retrieval = CostLine(
+            RETRIEVAL_KEY, retrieval.bytes + share.bytes, retrieval.usd + share.usd
+        )
+    names[RETRIEVAL_KEY] = RETRIEVAL_NAME
+
     def lines(group: str) -> list[CostLine]:
         found = [CostLine(key, int(b), usd) for key, (b, usd) in totals[group].items()]
         return sorted(found, key=lambda line: (-line.usd, -line.bytes, names.get(line.key, "")))
@@ -342,12 +361,13 @@ def _estimate(actor: Actor, client: Client | None, now: datetime, prices: PriceT
     return CostReport(
         month=_month_start(now.astimezone(UTC)),
         currency=CURRENCY,
-        total=sum((line.usd for line in by_tier), Decimal(0)),
+        total=sum((line.usd for line in by_tier), retrieval.usd),
         by_client=lines("client"),
         by_target=lines("target"),
         by_tier=by_tier,
         total_bytes=sum(line.bytes for line in by_tier),
         names=names,
+        retrieval=retrieval,
     )
 
 

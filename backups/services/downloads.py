@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from backups import engine, signals
 from backups.models import CopyKind, DataCopy, Snapshot
+from backups.services.archive import archive_retrieve_for_read
 from backups.services.policies import dataset_data_key
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import LocalObjectStore
@@ -58,7 +59,9 @@ def snapshot_file_download(
 ) -> DownloadedFile:
     """One file of a snapshot for a person with `restore` on the dataset. The file is restored
     through the engine (every chunk authenticated, the whole file's sha256 checked) into a
-    private temporary directory, and the read is recorded in the access log (`download`)."""
+    private temporary directory, and the read is recorded in the access log (`download`).
+    Content in an archive class is retrieved first; while that is under way the download is
+    refused (ArchiveRetrievalPending names how many objects are still archived)."""
     dataset = snapshot.dataset
     actor.require_level(
         "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="download data"
@@ -79,6 +82,16 @@ def snapshot_file_download(
     entry = next((e for e in manifest.files if e.path == clean), None)
     if entry is None:
         raise NotFound(f"No file {clean!r} in this snapshot.")
+    # A request cannot wait hours: archived content is asked for and checked once; until it
+    # is retrieved the download is refused, saying so (ArchiveRetrievalPending, 409 in the API).
+    archive_retrieve_for_read(
+        store=store,
+        base=base,
+        data_key=data_key,
+        manifest_ids=[snapshot.manifest_id],
+        path_prefix=clean,
+        max_wait_seconds=0,
+    )
     directory = Path(tempfile.mkdtemp(prefix="agencyops-download-"))
     try:
         engine.restore(

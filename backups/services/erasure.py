@@ -28,8 +28,10 @@ def dataset_keys_destroy(*, datasets: Sequence[Dataset], now: datetime) -> None:
     )
     for protection in protections.order_by("pk"):
         protection.wrapped_key = None
+        # The key that wraps the data key's copy on locked targets goes with it.
+        protection.lock_wrapping_key = None
         protection.key_destroyed_at = now
-        protection.save(update_fields=["wrapped_key", "key_destroyed_at"])
+        protection.save(update_fields=["wrapped_key", "lock_wrapping_key", "key_destroyed_at"])
 
 
 def copies_forget(*, datasets: Sequence[Dataset], removal: str, now: datetime) -> None:

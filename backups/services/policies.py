@@ -20,6 +20,8 @@ from backups.models import (
     Snapshot,
     StorageClass,
 )
+from backups.services.policy_targets import TargetRetention, classes_check, targets_set
+from backups.services.policy_targets import covers_repositories as covers_repositories
 from backups.services.schedules import next_due as next_due
 from backups.services.schedules import policy_targets_for as policy_targets_for
 from backups.services.schedules import schedules_sync as schedules_sync
@@ -211,16 +213,6 @@ def protection_follow_state(dataset: Dataset) -> None:
 # --- policies ---
 
 
-def covers_repositories(dataset: Dataset, location: StorageLocation) -> bool:
-    """Whether the dataset's primary copy would contain the organization's backup repositories
-    on this location (its whole location, or a path into the repositories' folder)."""
-    if dataset.location_id != location.pk:
-        return False
-    path = dataset.path.strip("/")
-    folder = str(location.organization.public_id)
-    return not path or path == folder or path.startswith(folder + "/")
-
-
 def holds_repositories(location: StorageLocation) -> bool:
     """Whether backup repositories are, or will be, kept on the location."""
     return (
@@ -238,32 +230,6 @@ def primary_path_guard(*, location: StorageLocation, path: str) -> None:
             f"{location.name} holds AgencyOps' backup repositories; a dataset cannot be all of it.",
             fields={"path": "Give a folder: the whole location holds backup repositories."},
         )
-
-
-def _set_targets(policy: BackupPolicy, targets: Sequence[StorageLocation]) -> None:
-    if len({t.pk for t in targets}) != len(targets):
-        raise ValidationFailed("A target is listed twice.", fields={"targets": "Listed twice."})
-    for location in targets:
-        covering = [
-            d
-            for d in Dataset.objects.filter(location=location).exclude(
-                lifecycle_state=LifecycleState.DELETED
-            )
-            if covers_repositories(d, location)
-        ]
-        if covering:
-            raise ValidationFailed(
-                f"{location.name} is the whole primary copy of {covering[0].name}; its backups "
-                "cannot live inside it.",
-                fields={"targets": f"{location.name} holds a dataset's whole primary copy."},
-            )
-    PolicyTarget.objects.filter(policy=policy).delete()
-    PolicyTarget.objects.bulk_create(
-        PolicyTarget(policy=policy, location=location, position=index)
-        for index, location in enumerate(targets)
-    )
-    for protection in DatasetProtection.objects.filter(policy=policy).select_related("dataset"):
-        schedules_sync(protection.dataset, protection)
 
 
 @transaction.atomic
@@ -286,6 +252,7 @@ def policy_create(
     drill_every: timedelta | None = DEFAULT_DRILL_EVERY,
     compression_level: int = 3,
     targets: Sequence[StorageLocation] = (),
+    target_retention: Sequence[TargetRetention] = (),
 ) -> BackupPolicy:
     """An admin's own policy; the defaults are the model's. Targets are checked as in
     `policy_update` (never a location that is a dataset's whole primary copy)."""
@@ -310,7 +277,7 @@ def policy_create(
     )
     policy.full_clean()
     policy.save()
-    _set_targets(policy, targets)
+    targets_set(policy, targets, target_retention)
     return policy
 
 
@@ -320,6 +287,7 @@ def policy_update(
     actor: Actor,
     policy: BackupPolicy,
     targets: Sequence[StorageLocation] | None = None,
+    target_retention: Sequence[TargetRetention] | None = None,
     name: str | Unchanged = UNCHANGED,
     frequency: str | Unchanged = UNCHANGED,
     time_of_day: time | Unchanged = UNCHANGED,
@@ -338,7 +306,7 @@ def policy_update(
 ) -> BackupPolicy:
     """Change the fields given (the others keep their value) and, with `targets`, replace the
     ordered targets. A new schedule (frequency, time) moves the next run of every dataset on
-    the policy."""
+    the policy. `target_retention` replaces the Object Lock retention of the targets."""
     actor.require_admin("manage backup policies")
     changes: dict[str, object] = {
         "name": name,
@@ -362,9 +330,13 @@ def policy_update(
             setattr(policy, field, value)
     policy.full_clean()
     policy.save()
-    if targets is not None:
-        _set_targets(policy, targets)
-    elif frequency is not UNCHANGED or time_of_day is not UNCHANGED:
+    if targets is not None or target_retention is not None:
+        targets_set(policy, targets, target_retention)
+        return policy
+    if storage_class is not UNCHANGED:
+        current = policy.policy_targets.select_related("location")
+        classes_check(policy, [t.location for t in current])
+    if frequency is not UNCHANGED or time_of_day is not UNCHANGED:
         for protection in DatasetProtection.objects.filter(policy=policy).select_related("dataset"):
             schedules_sync(protection.dataset, protection, reschedule=True)
     return policy

@@ -4,7 +4,7 @@ and verifying a snapshot. Claims, heartbeats and failure rules are the runs' (ru
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.db import transaction
@@ -12,9 +12,15 @@ from django.utils import timezone
 
 from backups import engine, signals
 from backups.models import CopyKind, DataCopy, RestoreRun, RunStatus, Snapshot
+from backups.services.archive import (
+    ArchiveProgress,
+    archive_retrieve_for_read,
+    retrieval_done_message,
+)
 from backups.services.policies import dataset_data_key
 from backups.services.runs import (
     RUN_ERRORS,
+    _beat,
     _claim,
     _enqueue_restore,
     _failed,
@@ -226,6 +232,7 @@ def _restore_claimed(
                 # with other writers (backups, other restores) whose files are not ours.
                 destination.discard_temporary_files(prefix.rstrip("/") + "/")
         base = repository_base(snapshot.location, dataset)
+        _retrieve_archived(restore, store, base, data_key, snapshot.manifest_id)
         result = _with_progress(
             lambda progress: engine.restore(
                 store,
@@ -267,6 +274,35 @@ def _restore_claimed(
     return RestoreRun.objects.get(pk=restore.pk)
 
 
+def _retrieval_reporter(restore: RestoreRun) -> ArchiveProgress:
+    """Write the retrieval's progress on the run, as its heartbeat too."""
+
+    def report(message: str) -> None:
+        _beat(RestoreRun, restore.pk, {"retrieval_status": message[:255]})
+
+    return report
+
+
+def _retrieve_archived(
+    restore: RestoreRun, store: ObjectStore, base: str, data_key: bytes, manifest_id: str
+) -> None:
+    """Retrieve the archived content this restore reads, first; the wait is recorded apart
+    (a drill compares restore plus retrieval with the RTO)."""
+    seconds = archive_retrieve_for_read(
+        store=store,
+        base=base,
+        data_key=data_key,
+        manifest_ids=[manifest_id],
+        path_prefix=restore.path_prefix,
+        progress=_retrieval_reporter(restore),
+    )
+    if seconds:
+        RestoreRun.objects.filter(pk=restore.pk).update(
+            retrieval_duration=timedelta(seconds=seconds),
+            retrieval_status=retrieval_done_message(seconds),
+        )
+
+
 def restored_copy_record(
     restore: RestoreRun, *, files: int, at: datetime, removed: str = ""
 ) -> DataCopy:
@@ -300,15 +336,29 @@ def restored_copy_record(
     return copy
 
 
-def snapshot_verify(snapshot: Snapshot, *, read_data_subset: float = 1.0) -> engine.VerifyReport:
-    """Re-read and authenticate a snapshot's chunks (all, or a random fraction)."""
+def snapshot_verify(
+    snapshot: Snapshot,
+    *,
+    read_data_subset: float = 1.0,
+    progress: ArchiveProgress | None = None,
+) -> engine.VerifyReport:
+    """Re-read and authenticate a snapshot's chunks (all, or a random fraction). Reading any
+    of them retrieves the snapshot's archived content first (`progress` hears the wait); a
+    check of the listing alone (fraction 0) reads nothing and retrieves nothing."""
     if not 0.0 <= read_data_subset <= 1.0:
         raise ValidationFailed("The subset is a fraction between 0 and 1.")
     store = store_for_location(snapshot.location)
+    base = repository_base(snapshot.location, snapshot.dataset)
+    data_key = dataset_data_key(snapshot.dataset)
+    if read_data_subset > 0:
+        # The sample is drawn inside the engine, among every blob: retrieve them all.
+        archive_retrieve_for_read(
+            store=store,
+            base=base,
+            data_key=data_key,
+            manifest_ids=[snapshot.manifest_id],
+            progress=progress,
+        )
     return engine.verify(
-        store,
-        repository_base(snapshot.location, snapshot.dataset),
-        dataset_data_key(snapshot.dataset),
-        snapshot.manifest_id,
-        read_data_subset=read_data_subset,
+        store, base, data_key, snapshot.manifest_id, read_data_subset=read_data_subset
     )

@@ -12,7 +12,7 @@ from backups import engine
 from backups.models import UNLIMITED, BackupPolicy, DatasetProtection, RunTarget, Snapshot
 from backups.services.policies import dataset_data_key, protection_get
 from backups.services.repository_locks import prune_lock_acquire, prune_lock_release
-from backups.services.stores import repository_base, store_for_location
+from backups.services.stores import repository_base, target_store
 from backups.storage import ObjectStore, StorageError
 from clients.models import Dataset, LifecycleState, StorageLocation
 
@@ -81,7 +81,8 @@ def dataset_prune(dataset: Dataset, location: StorageLocation) -> PruneReport:
     if rules is None:
         report.skipped = "policy keeps every snapshot"
         return report
-    store = store_for_location(location)
+    # Repacking writes: the target's retention and classes apply as in a backup.
+    store = target_store(location, dataset)
     base = repository_base(location, dataset)
     try:
         # Announce the prune first, then look for a backup (see repository_locks).

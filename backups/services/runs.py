@@ -24,10 +24,10 @@ from backups.models import (
     Snapshot,
     Trigger,
 )
+from backups.services.object_lock import repository_key_store, retention_extend
 from backups.services.policies import (
     covers_repositories,
     dataset_data_key,
-    dataset_key_context,
     next_due,
     policy_targets_for,
     protection_get,
@@ -36,7 +36,7 @@ from backups.services.repository_locks import RepositoryBusy, prune_lock_check
 from backups.services.stores import (
     dataset_source,
     repository_base,
-    store_for_location,
+    target_store,
 )
 from backups.storage import (
     EndpointUnreachable,
@@ -45,7 +45,6 @@ from backups.storage import (
 )
 from clients.models import Dataset, LifecycleState, StorageLocation
 from kernel import claims
-from kernel.crypto import master_key
 from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
 
@@ -297,7 +296,11 @@ def _failed(
 
 
 def _parent_manifest(
-    dataset: Dataset, targets: Sequence[StorageLocation], data_key: bytes
+    dataset: Dataset,
+    targets: Sequence[StorageLocation],
+    repos: Sequence[tuple[ObjectStore, str]],
+    indexes: Sequence[engine.PackIndex],
+    data_key: bytes,
 ) -> engine.Manifest | None:
     """The newest snapshot on one of these targets, so unchanged files are not read again."""
     latest = (
@@ -307,11 +310,10 @@ def _parent_manifest(
     )
     if latest is None:
         return None
-    store = store_for_location(latest.location)
+    at = next(i for i, location in enumerate(targets) if location.pk == latest.location_id)
+    store, base = repos[at]
     try:
-        return engine.load_manifest(
-            store, repository_base(latest.location, dataset), data_key, latest.manifest_id
-        )
+        return engine.load_manifest(store, base, data_key, latest.manifest_id, index=indexes[at])
     except (StorageError, engine.EngineError):
         logger.warning("parent manifest of %s unreadable; doing a full read", dataset.public_id)
         return None
@@ -341,15 +343,16 @@ def backup_run_execute(
         source, prefix = dataset_source(dataset)
         repos: list[tuple[ObjectStore, str]] = []
         for location in targets:
-            store = store_for_location(location, create=True)
+            store = target_store(location, dataset, create=True)
             base = repository_base(location, dataset)
-            engine.init_repository(
-                store, base, master_key(), data_key, context=dataset_key_context(dataset)
-            )
+            repository_key_store(store=store, base=base, dataset=dataset, data_key=data_key)
             # Our RunTarget rows are already active; now step back if a prune got here first.
             prune_lock_check(store, base)
             repos.append((store, base))
-        parent = _parent_manifest(dataset, targets, data_key)
+        # Each target's pack index is read once: for the parent's file list and the backup.
+        keys = engine.DatasetKeys.from_data_key(data_key)
+        indexes = [engine.load_pack_index(store, base, keys) for store, base in repos]
+        parent = _parent_manifest(dataset, targets, repos, indexes, data_key)
         # Read here: the engine runs in a thread of its own, outside this task's scope.
         level = _compression_level(dataset)
         result = _with_progress(
@@ -361,19 +364,31 @@ def backup_run_execute(
                 parent,
                 progress=progress,
                 compression_level=level,
+                indexes=indexes,
             ),
             BackupRun,
             run.pk,
             on_progress,
         )
+        # Before the snapshot is recorded: a snapshot whose retention is not assured fails the
+        # run, and the retry (which re-uses every stored pack) extends it again.
+        retained = {
+            location.pk: retention_extend(
+                store=store, base=base, dataset=dataset, location=location, now=timezone.now()
+            )
+            for location, (store, base) in zip(targets, repos, strict=True)
+        }
     except RUN_ERRORS as exc:
         return _failed(BackupRun, run.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
-    return _record_success(run, targets, result)
+    return _record_success(run, targets, result, retained)
 
 
 @transaction.atomic
 def _record_success(
-    run: BackupRun, targets: Sequence[StorageLocation], result: engine.BackupResult
+    run: BackupRun,
+    targets: Sequence[StorageLocation],
+    result: engine.BackupResult,
+    retained: dict[int, datetime | None],
 ) -> BackupRun:
     stats = result.stats
     now = timezone.now()
@@ -390,6 +405,7 @@ def _record_success(
                 "files": len(result.manifest.files),
                 "bytes": stats.bytes_seen,
                 "new_bytes": stats.bytes_uploaded // max(1, len(targets)),
+                "retained_until": retained.get(location.pk),
             },
         )
     BackupRun.objects.filter(pk=run.pk).update(

@@ -1,8 +1,10 @@
 """Object-store interface (`ObjectStore`) and its S3 and local-directory implementations."""
 
 from backups.storage.base import (
+    ARCHIVE_CLASSES,
     DELETE_BATCH_SIZE,
     NULL_VERSION,
+    ArchiveState,
     DeleteError,
     DeleteResult,
     ObjectInfo,
@@ -15,9 +17,11 @@ from backups.storage.base import (
 )
 from backups.storage.errors import (
     AccessDenied,
+    ArchiveRetrievalPending,
     CredentialsError,
     EndpointUnreachable,
     InvalidKey,
+    ObjectArchived,
     ObjectNotFound,
     StorageError,
     StoreNotFound,
@@ -26,15 +30,19 @@ from backups.storage.local import LocalObjectStore
 from backups.storage.s3 import S3ObjectStore
 
 __all__ = [
+    "ARCHIVE_CLASSES",
     "DELETE_BATCH_SIZE",
     "NULL_VERSION",
     "AccessDenied",
+    "ArchiveRetrievalPending",
+    "ArchiveState",
     "CredentialsError",
     "DeleteError",
     "DeleteResult",
     "EndpointUnreachable",
     "InvalidKey",
     "LocalObjectStore",
+    "ObjectArchived",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",

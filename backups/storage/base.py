@@ -20,6 +20,9 @@ NULL_VERSION = "null"
 
 # S3 DeleteObjects accepts at most this many keys per request.
 DELETE_BATCH_SIZE = 1000
+# Storage classes whose objects cannot be read until they are retrieved (S3 RestoreObject):
+# a GET answers InvalidObjectState. The other classes (STANDARD_IA, GLACIER_IR, ...) read at once.
+ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,31 @@ class ObjectInfo:
     size: int
     mtime: datetime
     etag: str
+    # S3 names it in listings and heads (STANDARD when it says nothing); local files have none.
+    storage_class: str = "STANDARD"
+
+    @property
+    def archived(self) -> bool:
+        """Whether the object's class needs a retrieval before it can be read."""
+        return self.storage_class in ARCHIVE_CLASSES
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveState:
+    """An object's storage class and where its retrieval stands, as S3's HEAD reports them:
+    `restore` is "none" (never asked, or the retrieved copy expired), "ongoing" or "done"."""
+
+    key: str
+    storage_class: str
+    restore: Literal["none", "ongoing", "done"]
+
+    @property
+    def archived(self) -> bool:
+        return self.storage_class in ARCHIVE_CLASSES
+
+    @property
+    def readable(self) -> bool:
+        return not self.archived or self.restore == "done"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,3 +40,13 @@ class IncompleteBody(StorageError):
 
 class InvalidKey(StorageError):
     """A key is malformed or would escape the store's root ('..', absolute, NUL, empty part)."""
+
+
+class ObjectArchived(StorageError):
+    """The object sits in an archive storage class (GLACIER, DEEP_ARCHIVE): it must be
+    retrieved (S3 RestoreObject) before it can be read."""
+
+
+class ArchiveRetrievalPending(StorageError):
+    """Archived objects a read needs were not retrieved within the time allowed; the message
+    says how many are still archived."""

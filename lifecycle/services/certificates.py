@@ -47,9 +47,12 @@ STATEMENT = (
     "backup target's repository, and every folder AgencyOps' own restores wrote) was deleted "
     "with batched multi-object deletes, the dataset keys were destroyed in the database and on "
     "every target, and a fresh listing of every prefix (all versions) found nothing but the "
-    "versions listed as retained by object lock, which cannot be decrypted because their key was "
-    "destroyed. Copies handed out (files downloaded, the operator's restores into directories) "
-    "are listed: AgencyOps cannot recall them. Restore drills' scratch folders are listed with "
+    "versions listed as retained by object lock: a backup repository's cannot be decrypted "
+    "because every copy of their key was destroyed (on a locked target the key's copy is "
+    "wrapped by a key that only the database held); a primary or restored copy's stay readable "
+    "until their lock ends, are marked readable, and are deleted then. Copies handed out "
+    "(files downloaded, the operator's restores into directories) are listed: AgencyOps "
+    "cannot recall them. Restore drills' scratch folders are listed with "
     "their removal."
 )
 HANDED_OUT = ("download", "directory")
@@ -63,9 +66,26 @@ def _user(user: Any) -> str | None:
     return user.get_username() if user is not None else None
 
 
-def _location_entry(item: DeletionItem) -> dict[str, Any]:
-    """One deleted prefix: where, what was found and deleted, what object lock retained."""
+def _location_entry(item: DeletionItem, verification: dict[str, Any]) -> dict[str, Any]:
+    """One deleted prefix: where, what was found and deleted, what object lock retained and
+    whether verification found it readable (unknown counts as readable: fail closed)."""
     loc = item.location
+    checked: dict[str, Any] = next(
+        (
+            e
+            for e in verification.get("locations", [])
+            if e.get("prefix") == item.prefix and e.get("location") == loc.name
+        ),
+        {},
+    )
+    readable = {
+        (r["key"], r["version_id"]): bool(r.get("readable", True))
+        for r in checked.get("retained_by_lock", [])
+    }
+    statuses = {
+        (r["key"], r["version_id"]): str(r.get("status", ""))
+        for r in checked.get("retained_by_lock", [])
+    }
     return {
         "location": str(loc.public_id),
         "name": loc.name,
@@ -84,7 +104,8 @@ def _location_entry(item: DeletionItem) -> dict[str, Any]:
                 "key": r["key"],
                 "version_id": r["version_id"],
                 "retained_until": r["retain_until"],
-                "readable": False,
+                "readable": readable.get((r["key"], r["version_id"]), True),
+                "status": statuses.get((r["key"], r["version_id"]), ""),
             }
             for r in item.retained
         ],
@@ -160,7 +181,7 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
         "scope": request.scope,
         "reason": request.reason,
         "datasets": _datasets_listed(request),
-        "locations": [_location_entry(item) for item in items],
+        "locations": [_location_entry(item, request.verification or {}) for item in items],
         "method": "delete all versions + crypto-erase",
         "keys": _keys_section(request),
         "tool": {"name": TOOL, "version": TOOL_VERSION},

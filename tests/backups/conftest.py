@@ -116,6 +116,7 @@ class Agency:
         create_bucket: bool = True,
         credentials: Mapping[str, str] | None = None,
         prefix: str = "backups",
+        provider: str = "minio",
     ) -> StorageLocation:
         """A bucket on moto (or on `endpoint`), credentials sealed by `location_create`."""
         bucket = bucket or f"bucket-{uuid.uuid4().hex[:16]}"
@@ -126,7 +127,7 @@ class Agency:
             actor=self.actor,
             name=name,
             kind="s3",
-            provider="minio",
+            provider=provider,
             endpoint_url=endpoint,
             region=TEST_REGION,
             bucket=bucket,

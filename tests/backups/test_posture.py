@@ -126,7 +126,8 @@ def test_unversioned_bucket_is_critical_and_enable_versioning_fixes_it(agency: A
 def test_apply_lifecycle_reads_back_the_policy_tiering_and_keeps_other_rules(
     agency: Agency,
 ) -> None:
-    location = agency.s3_location("Backups", prefix="backups")
+    # AWS has both classes the rule moves to (a MinIO location has neither: see test_cold_tiers).
+    location = agency.s3_location("Backups", prefix="backups", provider="aws")
     s3 = _s3(agency, location)
     other = {
         "ID": "someone-elses",
@@ -154,13 +155,13 @@ def test_apply_lifecycle_reads_back_the_policy_tiering_and_keeps_other_rules(
     assert ours["Status"] == "Enabled"
     assert [(t["Days"], t["StorageClass"]) for t in ours["Transitions"]] == [
         (30, "STANDARD_IA"),
-        (90, "GLACIER"),
+        (90, "GLACIER_IR"),
     ]
     assert [
         (t["NoncurrentDays"], t["StorageClass"]) for t in ours["NoncurrentVersionTransitions"]
     ] == [
         (30, "STANDARD_IA"),
-        (90, "GLACIER"),
+        (90, "GLACIER_IR"),
     ]
     assert ours["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     assert "NoncurrentVersionExpiration" not in ours  # tiering never deletes versions

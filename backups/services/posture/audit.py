@@ -16,6 +16,7 @@ from backups.models import (
     Alert,
     AlertKind,
     AuditTrigger,
+    PolicyTarget,
     PostureAudit,
     PostureCheck,
     PostureFinding,
@@ -132,6 +133,26 @@ def _alerts_follow(
             )
 
 
+def _policy_retention(location: StorageLocation) -> list[dict[str, Any]]:
+    """The Object Lock retention the policies ask of this location, beside what the bucket
+    itself sets: posture and evidence show both."""
+    rows = (
+        PolicyTarget.objects.filter(location=location)
+        .exclude(object_lock_mode="")
+        .select_related("policy")
+        .order_by("policy__name", "policy_id")
+    )
+    return [
+        {
+            "policy": str(t.policy.public_id),
+            "policy_name": t.policy.name,
+            "mode": t.object_lock_mode,
+            "days": t.object_lock_days,
+        }
+        for t in rows
+    ]
+
+
 def location_audit(
     location: StorageLocation,
     *,
@@ -157,10 +178,15 @@ def location_audit(
         raise ValidationFailed("Unknown audit trigger.", fields={"trigger": "Unknown trigger."})
     # The storage service is asked outside any transaction: no row waits on the network.
     reading = _read(location)
+    facts = (
+        {**reading.facts, "policy_retention": _policy_retention(location)}
+        if reading.reachable
+        else reading.facts
+    )
     findings = posture_findings(
         reachable=reading.reachable,
         error=reading.error,
-        facts=reading.facts,
+        facts=facts,
         prefix=location.prefix,
     )
     with transaction.atomic():
@@ -173,7 +199,7 @@ def location_audit(
             requested_by=actor.user if actor is not None else None,
             reachable=reading.reachable,
             error=reading.error,
-            facts=reading.facts,
+            facts=facts,
         )
         PostureFinding.objects.bulk_create(
             PostureFinding(

@@ -104,10 +104,21 @@ def _mfa_delete(facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str
 def _object_lock(
     facts: Mapping[str, Any], errors: Mapping[str, str], prefix: str
 ) -> Finding | None:
-    """Object lock off: medium; on without a default retention: low."""
+    """A policy asks for retention the bucket cannot give: high; object lock off: medium; on
+    without a default retention and no policy asking for one: low."""
     lock = facts.get(PostureCheck.OBJECT_LOCK)
+    asked = facts.get("policy_retention") or []
     if PostureCheck.OBJECT_LOCK in errors:
         return _unreadable(PostureCheck.OBJECT_LOCK, errors["object_lock"], Severity.MEDIUM)
+    if (not lock or not lock.get("enabled")) and asked:
+        names = ", ".join(sorted({str(a["policy_name"]) for a in asked}))
+        return Finding(
+            PostureCheck.OBJECT_LOCK,
+            Severity.HIGH,
+            f"The policy {names} asks for Object Lock retention on this bucket, but the bucket "
+            "has Object Lock off: every backup to it fails. Object Lock is chosen when a bucket "
+            "is created; move the target to a bucket created with it.",
+        )
     if not lock or not lock.get("enabled"):
         return Finding(
             PostureCheck.OBJECT_LOCK,
@@ -116,12 +127,13 @@ def _object_lock(
             "version of a backup. Object lock keeps versions for a retention period; it is "
             "chosen when a bucket is created, so it means moving to a new bucket.",
         )
-    if not (lock.get("days") or lock.get("years")):
+    if not (lock.get("days") or lock.get("years") or asked):
         return Finding(
             PostureCheck.OBJECT_LOCK,
             Severity.LOW,
-            "Object lock is on but sets no default retention, so new backup objects are not "
-            "locked. Set a default retention period on the bucket.",
+            "Object lock is on but sets no default retention and no policy asks for one, so "
+            "new backup objects are not locked. Set a retention on the policy's target (or a "
+            "default retention on the bucket).",
         )
     return None
 

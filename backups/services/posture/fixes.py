@@ -22,6 +22,11 @@ from backups.models import (
 )
 from backups.services.posture.audit import location_audit
 from backups.services.posture.reading import _ABSENT, _call, _jsonable
+from backups.services.storage_classes import (
+    INFREQUENT_ACCESS_CLASS,
+    INSTANT_ARCHIVE_CLASS,
+    provider_classes,
+)
 from backups.services.stores import bucket_settings_store, location_key
 from backups.storage import S3ObjectStore, StorageError
 from clients.models import ClientNamespace, Dataset, LocationKind, Provider, StorageLocation
@@ -36,10 +41,6 @@ TIERING_RULE_ID = "agencyops-tiering"
 DEFAULT_INFREQUENT_ACCESS_DAYS = 30
 DEFAULT_ARCHIVE_DAYS = 90
 ABORT_MULTIPART_AFTER_DAYS = 7
-# The archive class each provider supports for lifecycle transitions (AWS: instant retrieval,
-# so a restore never waits hours); others take the classic class name.
-_ARCHIVE_CLASS: dict[str, str] = {Provider.AWS: "GLACIER_IR"}
-_DEFAULT_ARCHIVE_CLASS = "GLACIER"
 DEFAULT_LOG_PREFIX = "_logs"
 LOGGING_SERVICE = "logging.s3.amazonaws.com"
 
@@ -63,8 +64,11 @@ def _tiering_policy(location: StorageLocation) -> BackupPolicy | None:
 
 def tiering_rule(location: StorageLocation, policy: BackupPolicy | None) -> dict[str, Any]:
     """The lifecycle rule that applies the policy's tiering under the location's prefix:
-    current and noncurrent versions to infrequent access, then to the archive class, and
-    incomplete multipart uploads aborted. Versions are never expired by it."""
+    current and noncurrent versions to infrequent access, then to the archive class that reads
+    at once, and incomplete multipart uploads aborted. Versions are never expired by it. Only
+    classes the location's provider has are used (services/storage_classes.py); a provider with
+    neither
+    is refused (400 on `location`) rather than sent a class it would reject."""
     ia_days = (policy.infrequent_access_after_days if policy else None) or (
         DEFAULT_INFREQUENT_ACCESS_DAYS
     )
@@ -75,11 +79,22 @@ def tiering_rule(location: StorageLocation, policy: BackupPolicy | None) -> dict
             fields={"policy": "The policy's archive days must exceed its infrequent-access days."},
         )
     uploaded_as = policy.storage_class if policy else StorageClass.STANDARD
+    offered = provider_classes(location.provider)
+    if not offered & {INFREQUENT_ACCESS_CLASS, INSTANT_ARCHIVE_CLASS}:
+        name = Provider(location.provider).label if location.provider in Provider.values else ""
+        raise ValidationFailed(
+            f"{name or 'This provider'} offers no infrequent-access or archive storage class "
+            "through its S3 API: there is nothing to tier to.",
+            fields={"location": "Its provider has only the standard class; nothing to tier."},
+        )
     steps: list[tuple[int, str]] = []
-    if uploaded_as == StorageClass.STANDARD:
-        steps.append((ia_days, StorageClass.STANDARD_IA.value))
-    if uploaded_as in (StorageClass.STANDARD, StorageClass.STANDARD_IA):
-        steps.append((archive_days, _ARCHIVE_CLASS.get(location.provider, _DEFAULT_ARCHIVE_CLASS)))
+    if uploaded_as == StorageClass.STANDARD and INFREQUENT_ACCESS_CLASS in offered:
+        steps.append((ia_days, INFREQUENT_ACCESS_CLASS))
+    if (
+        uploaded_as in (StorageClass.STANDARD, StorageClass.STANDARD_IA)
+        and INSTANT_ARCHIVE_CLASS in offered
+    ):
+        steps.append((archive_days, INSTANT_ARCHIVE_CLASS))
     if not steps:
         raise ValidationFailed(
             "The policy already stores its backups in an archive class: there is nothing to tier.",

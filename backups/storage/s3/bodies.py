@@ -16,6 +16,7 @@ from backups.storage.errors import (
     EndpointUnreachable,
     IncompleteBody,
     InvalidKey,
+    ObjectArchived,
     ObjectNotFound,
     StorageError,
     StoreNotFound,
@@ -73,8 +74,9 @@ def _read_by_readinto(readinto: Callable[[memoryview], int], size: int, remainin
 
 
 # Failures that say nothing about the rest of the object: reading again from where the body
-# broke off can succeed. A missing object, a refusal or a bad key will not change on retry.
-_FINAL_READ_ERRORS = (ObjectNotFound, StoreNotFound, AccessDenied, InvalidKey)
+# broke off can succeed. A missing object, a refusal, a bad key or an archived object will not
+# change on retry.
+_FINAL_READ_ERRORS = (ObjectNotFound, StoreNotFound, AccessDenied, InvalidKey, ObjectArchived)
 _RESUME_ATTEMPTS = 4
 _RESUME_BACKOFF_SECONDS = 0.2
 

@@ -38,6 +38,7 @@ from backups.storage.errors import (
     ObjectNotFound,
     StorageError,
 )
+from backups.storage.s3.archive import ArchiveMixin
 from backups.storage.s3.bodies import MIB, DirectBody, ResumingReader, TranslatingReader
 from backups.storage.s3.egress import GuardedConnect, guarded_pool_classes, refusal_not_retried
 from backups.storage.s3.translate import NOT_FOUND, botocore_errors_translated
@@ -56,8 +57,9 @@ _MAX_PARTS = 10_000
 _PART_GROWTH_EVERY = 1_000
 
 
-class S3ObjectStore:
-    """A bucket on an S3-compatible endpoint (AWS, MinIO, Ceph, B2, Wasabi, GCS interop)."""
+class S3ObjectStore(ArchiveMixin):
+    """A bucket on an S3-compatible endpoint (AWS, MinIO, Ceph, B2, Wasabi, GCS interop).
+    Objects in archive classes are read after a retrieval (`ArchiveMixin`)."""
 
     def __init__(
         self,
@@ -327,8 +329,11 @@ class S3ObjectStore:
             # botocore repeats the request, with its retries and error reports.
             return None
         if response.status_code != (206 if byte_range else 200):
+            # An archived object answers 403 InvalidObjectState: about the object, not the
+            # path, which stays fine for every other one (the error body is a few hundred bytes).
+            archived = response.status_code == 403 and b"InvalidObjectState" in response.content
             response.raw.close()
-            if response.status_code not in (404, 429, 500, 502, 503, 504):
+            if not archived and response.status_code not in (404, 429, 500, 502, 503, 504):
                 # E.g. a region redirect or a signing mismatch: leave it to botocore for good.
                 self._direct_enabled = False
             return None
@@ -387,29 +392,35 @@ class S3ObjectStore:
             size=resp["ContentLength"],
             mtime=resp["LastModified"],
             etag=resp["ETag"].strip('"'),
+            storage_class=str(resp.get("StorageClass") or "STANDARD"),
         )
 
     def extend_retention(
         self, keys: Iterable[str], until: datetime, mode: str, *, threads: int = 8
     ) -> int:
-        """Move the Object Lock retention of each key's current version to `until`; how many
-        were extended. Only ever called with a date later than the one the keys were written
-        with (S3 refuses to shorten a compliance-mode lock, and a governance one without a
-        bypass this store never asks for)."""
+        """Move the Object Lock retention of each key's current version to `until`; returns how
+        many were extended. A key already retained longer (written under a longer period) is
+        left as it is: S3 refuses to shorten a lock, and that refusal is no failure."""
 
-        def extend(key: str) -> None:
-            with self.translate_errors("extend retention", key):
-                self._client.put_object_retention(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Retention={"Mode": cast(Any, mode), "RetainUntilDate": until},
-                )
+        def extend(key: str) -> bool:
+            try:
+                with self.translate_errors("extend retention", key):
+                    self._client.put_object_retention(
+                        Bucket=self.bucket,
+                        Key=key,
+                        Retention={"Mode": cast(Any, mode), "RetainUntilDate": until},
+                    )
+            except StorageError:
+                with self.translate_errors("head", key):
+                    head = self._client.head_object(Bucket=self.bucket, Key=key)
+                current = head.get("ObjectLockRetainUntilDate")
+                if isinstance(current, datetime) and current >= until:
+                    return False
+                raise
+            return True
 
-        count = 0
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            for _ in pool.map(extend, keys):
-                count += 1
-        return count
+            return sum(pool.map(extend, keys))
 
     def list(
         self, prefix: str = "", *, skipped: builtins.list[str] | None = None
@@ -424,6 +435,7 @@ class S3ObjectStore:
                         size=item["Size"],
                         mtime=item["LastModified"],
                         etag=item["ETag"].strip('"'),
+                        storage_class=str(item.get("StorageClass") or "STANDARD"),
                     )
 
     def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:

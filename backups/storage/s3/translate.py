@@ -13,6 +13,7 @@ from backups.storage.errors import (
     AccessDenied,
     CredentialsError,
     EndpointUnreachable,
+    ObjectArchived,
     ObjectNotFound,
     StorageError,
     StoreNotFound,
@@ -32,6 +33,8 @@ BAD_CREDENTIALS = {
     "TokenRefreshRequired",
 }
 DENIED = {"AccessDenied", "Forbidden", "403", "AllAccessDisabled", "AccountProblem"}
+# A read of an object in an archive class (GLACIER, DEEP_ARCHIVE) that was not retrieved.
+ARCHIVED = {"InvalidObjectState"}
 
 
 @contextlib.contextmanager
@@ -55,6 +58,11 @@ def botocore_errors_translated(
             raise CredentialsError(text) from None
         if code in DENIED:
             raise AccessDenied(text) from None
+        if code in ARCHIVED:
+            raise ObjectArchived(
+                f"{text}: the object is in an archive storage class and must be retrieved "
+                "(S3 RestoreObject) before it can be read"
+            ) from None
         raise StorageError(text) from None
     except (
         botocore.exceptions.NoCredentialsError,

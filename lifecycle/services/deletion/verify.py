@@ -10,26 +10,41 @@ from typing import Any
 from backups import engine
 from backups.engine.crypto import DatasetKeys, decrypt_chunk
 from backups.models import DatasetProtection
-from backups.services import store_for_location
-from backups.services.policies import dataset_key_context
+from backups.services import repository_keys_left, store_for_location
 from backups.storage import ObjectStore, StorageError
-from clients.models import Dataset
-from kernel.crypto import master_key
 from lifecycle.models import DeletionItem, DeletionRequest, ItemRole
 from lifecycle.services.deletion.common import request_datasets
 from lifecycle.services.deletion.plan import _versions_under
 
 
-def _key_readable(dataset: Dataset, store: ObjectStore, base: str) -> bool:
-    """Whether any copy of the dataset key still opens (database or the target's `key`)."""
-    protection = DatasetProtection.objects.filter(dataset=dataset).first()
-    if protection is not None and protection.wrapped_key:
+def _keys_left(item: DeletionItem, store: ObjectStore, base: str) -> list[bytes]:
+    """The dataset keys whatever is left still opens (see repository_keys_left)."""
+    key = engine.key_object(base)
+    versions = [r["version_id"] for r in item.retained if r["key"] == key and r["version_id"]]
+    return repository_keys_left(
+        location=item.location,
+        store=store,
+        base=base,
+        dataset=item.dataset,
+        retained_key_versions=versions,
+    )
+
+
+def _retained_readable(item: DeletionItem, entry: dict[str, Any]) -> bool:
+    """A backup's retained versions are ciphertext: readable only while a key copy opens. A
+    primary or restored copy is the data itself, which AgencyOps never encrypted."""
+    if item.role != ItemRole.BACKUP:
         return True
-    try:
-        engine.load_data_key(store, base, master_key(), context=dataset_key_context(dataset))
-    except (engine.EngineError, StorageError):
-        return False
-    return True
+    return bool(entry.get("key_readable") or entry.get("key_check_error"))
+
+
+def _status(item: DeletionItem, entry: dict[str, Any], retained: dict[str, Any]) -> str:
+    until = f"retained by lock until {retained['retain_until']}"
+    if item.role != ItemRole.BACKUP:
+        return f"{until} — readable: not encrypted by AgencyOps; deleted when the lock ends"
+    if _retained_readable(item, entry):
+        return f"{until} — READABLE: a copy of the key still opens"
+    return f"{until} — unreadable: key destroyed"
 
 
 def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> dict[str, Any]:
@@ -47,27 +62,29 @@ def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> 
             "prefix": item.prefix,
             "versions_remaining": len(remaining),
             "unexpected": [f"{v.key}@{v.version_id}" for v in unexpected[:20]],
-            "retained_by_lock": [
-                {
-                    **r,
-                    "status": "retained by lock until "
-                    + r["retain_until"]
-                    + ", unreadable: key destroyed",
-                }
-                for r in item.retained
-            ],
         }
         if item.role == ItemRole.BACKUP:
             base = item.prefix.rstrip("/")
-            entry["key_readable"] = _key_readable(item.dataset, store, base)
+            try:
+                keys = _keys_left(item, store, base)
+            except StorageError as exc:
+                # A retained copy of the key that cannot be read proves nothing: fail closed.
+                keys = []
+                entry["key_check_error"] = str(exc)
+                report["ok"] = False
+            entry["key_readable"] = bool(keys)
             # A chunk (format 1) or a pack (format 2) an object lock keeps must not open.
             chunk = next(
                 (r for r in item.retained if "/chunks/" in r["key"] or "/data/" in r["key"]), None
             )
             if chunk is not None:
-                entry["retained_chunk_decrypts"] = _chunk_decrypts(item.dataset, store, base, chunk)
+                entry["retained_chunk_decrypts"] = _chunk_decrypts(keys, store, base, chunk)
             if entry["key_readable"] or entry.get("retained_chunk_decrypts"):
                 report["ok"] = False
+        entry["retained_by_lock"] = [
+            {**r, "readable": _retained_readable(item, entry), "status": _status(item, entry, r)}
+            for r in item.retained
+        ]
         if unexpected:
             report["ok"] = False
         report["locations"].append(entry)
@@ -79,17 +96,19 @@ def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> 
     return report
 
 
-def _chunk_decrypts(dataset: Dataset, store: ObjectStore, base: str, chunk: dict[str, Any]) -> bool:
-    """Try to open a retained chunk with whatever key is left: it must fail."""
-    try:
-        data_key = engine.load_data_key(
-            store, base, master_key(), context=dataset_key_context(dataset)
-        )
-        if "/data/" in chunk["key"]:
-            return engine.pack_opens(store, base, data_key, chunk["key"].rsplit("/", 1)[-1])
-        sealed = store.get(chunk["key"])
-        keys = DatasetKeys.from_data_key(data_key)
-        decrypt_chunk(keys, chunk["key"].rsplit("/", 1)[-1], sealed)
-    except (engine.EngineError, StorageError, ValueError):
-        return False
-    return True
+def _chunk_decrypts(
+    keys: list[bytes], store: ObjectStore, base: str, chunk: dict[str, Any]
+) -> bool:
+    """Try to open a retained chunk with every key left: it must fail."""
+    name = chunk["key"].rsplit("/", 1)[-1]
+    for data_key in keys:
+        try:
+            if "/data/" in chunk["key"]:
+                if engine.pack_opens(store, base, data_key, name):
+                    return True
+                continue
+            decrypt_chunk(DatasetKeys.from_data_key(data_key), name, store.get(chunk["key"]))
+        except (engine.EngineError, StorageError, ValueError):
+            continue
+        return True
+    return False

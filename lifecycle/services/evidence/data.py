@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from backups.models import BackupPolicy, PolicyTarget
@@ -184,21 +184,40 @@ def inventory_section(
 # --- how it is protected ---
 
 
-def policy_targets(policy_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
-    """Policy pk -> its targets in order, as (location pk, location public id)."""
-    targets: dict[int, list[tuple[int, str]]] = {}
+class PolicyTargets(NamedTuple):
+    """Policy pk -> its targets in order, as (location pk, location public id); and the
+    Object Lock retention each policy asks of its targets."""
+
+    order: dict[int, list[tuple[int, str]]]
+    retention: dict[int, list[dict[str, Any]]]
+
+
+def policy_targets(policy_ids: Iterable[int]) -> PolicyTargets:
+    found = PolicyTargets({}, {})
     rows = (
         PolicyTarget.objects.filter(policy_id__in=set(policy_ids))
         .order_by("policy_id", "position", "id")
-        .values_list("policy_id", "location_id", "location__public_id")
+        .values_list(
+            "policy_id",
+            "location_id",
+            "location__public_id",
+            "object_lock_mode",
+            "object_lock_days",
+        )
     )
-    for policy_id, location_id, location_ref in rows:
-        targets.setdefault(policy_id, []).append((location_id, str(location_ref)))
-    return targets
+    for policy_id, location_id, location_ref, mode, days in rows:
+        found.order.setdefault(policy_id, []).append((location_id, str(location_ref)))
+        if mode:
+            found.retention.setdefault(policy_id, []).append(
+                {"location": str(location_ref), "mode": mode, "days": days}
+            )
+    return found
 
 
 def policies_section(
-    policy_ids: Iterable[int], targets: Mapping[int, list[tuple[int, str]]]
+    policy_ids: Iterable[int],
+    targets: Mapping[int, list[tuple[int, str]]],
+    retention: Mapping[int, list[dict[str, Any]]],
 ) -> tuple[list[dict[str, Any]], dict[int, str]]:
     """The policies the datasets follow, and their public ids by pk."""
     policies = list(BackupPolicy.objects.filter(pk__in=set(policy_ids)).order_by("name", "id"))
@@ -223,6 +242,7 @@ def policies_section(
             "archive_after_days": p.archive_after_days,
             "drill_every_seconds": seconds(p.drill_every),
             "targets": [location_ref for _, location_ref in targets.get(p.pk, [])],
+            "target_retention": retention.get(p.pk, []),
         }
         for p in policies
     ]
@@ -245,6 +265,10 @@ def _posture(audit: Any) -> dict[str, Any] | None:
             "mode": lock.get("mode"),
             "days": lock.get("days"),
             "years": lock.get("years"),
+            "policy_retention": [
+                {"policy": r["policy"], "mode": r["mode"], "days": r["days"]}
+                for r in facts.get("policy_retention") or []
+            ],
         },
         "replication_rules": len(facts.get("replication") or []),
         "lifecycle_rules": len(facts.get("lifecycle") or []),

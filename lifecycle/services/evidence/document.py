@@ -89,9 +89,9 @@ def evidence_document(client: Client, *, now: datetime | None = None) -> dict[st
     drills = drill_summary_many(scope, now=now)
     policy_ids = [p.policy_id for p in protections.values() if p.policy_id is not None]
     targets = data.policy_targets(policy_ids)
-    policies, policy_refs = data.policies_section(policy_ids, targets)
+    policies, policy_refs = data.policies_section(policy_ids, targets.order, targets.retention)
     locations, findings, location_refs = data.locations_section(
-        client, datasets, protections, targets, statuses
+        client, datasets, protections, targets.order, statuses
     )
     certificates = people.certificates_section(client)
     return {

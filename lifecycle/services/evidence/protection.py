@@ -97,6 +97,7 @@ def _drill(drill: DrillRecord | None) -> dict[str, Any] | None:
         "finished_at": iso(drill.finished_at),
         "snapshot_taken_at": iso(drill.snapshot_taken_at),
         "measured_seconds": seconds(drill.measured_duration),
+        "retrieval_seconds": seconds(drill.retrieval_duration),
         "rto_seconds": seconds(drill.rto),
         "rto_met": drill.rto_met,
         "recovery_point_age_seconds": seconds(drill.recovery_point_age),

@@ -106,6 +106,17 @@ _POSTURE = _obj(
                 ),
                 "days": _int("Default retention in days.", nullable=True),
                 "years": _int("Default retention in years.", nullable=True),
+                "policy_retention": _arr(
+                    "Retention policies ask of this bucket as a backup target.",
+                    _obj(
+                        "One policy's retention on this target.",
+                        {
+                            "policy": _uuid("The policy (policies)."),
+                            "mode": _enum("Object Lock mode.", ["GOVERNANCE", "COMPLIANCE"]),
+                            "days": _int("Days each object is retained after it is written."),
+                        },
+                    ),
+                ),
             },
         ),
         "replication_rules": _int("Number of replication rules."),
@@ -175,6 +186,18 @@ POLICY = _obj(
             "How often each dataset is restored in a drill; null: by hand only", nullable=True
         ),
         "targets": _arr("Backup targets, in order.", _uuid("A location id (storage_locations).")),
+        "target_retention": _arr(
+            "Object Lock retention the policy asks of its targets (none listed: none asked).",
+            _obj(
+                "Retention on one target: every object written there is kept this long, "
+                "extended while a newer snapshot needs it.",
+                {
+                    "location": _uuid("The target (storage_locations)."),
+                    "mode": _enum("Object Lock mode.", ["GOVERNANCE", "COMPLIANCE"]),
+                    "days": _int("Days each object is retained after it is written."),
+                },
+            ),
+        ),
     },
 )
 
@@ -235,7 +258,14 @@ _DRILL = _obj(
         "started_at": _when("When the restore started", nullable=True),
         "finished_at": _when("When the restored copy was verified", nullable=True),
         "snapshot_taken_at": _when("When the restored snapshot was taken"),
-        "measured_seconds": _secs("Time to a verified copy", nullable=True),
+        "measured_seconds": _secs(
+            "Time to a verified copy, without any archive retrieval", nullable=True
+        ),
+        "retrieval_seconds": _secs(
+            "Time spent waiting for archived content to be retrieved first (null: none was "
+            "needed); the RTO is compared with its sum with measured_seconds",
+            nullable=True,
+        ),
         "rto_seconds": _secs("The RTO it was measured against", nullable=True),
         "rto_met": _bool("Whether it finished within the RTO.", nullable=True),
         "recovery_point_age_seconds": _secs("How old the restored snapshot was", nullable=True),
