@@ -1,8 +1,10 @@
-"""A restored file's verified plaintext as a stream, for the destination store's `put`."""
+"""Streams the engine builds: a restored file's verified plaintext, for the destination store's
+`put`; a source file whose first bytes were already read, for the chunker."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import BinaryIO
 
 
 class FileStream:
@@ -46,3 +48,19 @@ class FileStream:
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
+
+
+class PrefixedStream:
+    """A stream whose first bytes were already read: those, then the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if len(self._head):
+            n = len(self._head) if size < 0 else min(size, len(self._head))
+            piece = bytes(self._head[:n])
+            self._head = self._head[n:]
+            return piece
+        return self._rest.read(size)

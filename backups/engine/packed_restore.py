@@ -44,7 +44,7 @@ _READ_MAX = 16 * 1024 * 1024
 # beyond the first no more than this many sealed bytes, so a few big files restored at once
 # keep memory bounded.
 _PREFETCH = 4
-_AHEAD_BYTES = 16 * 1024 * 1024
+_AHEAD_BYTES = 8 * 1024 * 1024
 
 _Run = list[tuple[str, BlobLocation]]
 

@@ -34,7 +34,7 @@ from backups.services import (
     repository_base,
     restore_run_execute,
 )
-from backups.services import runs as runs_module
+from backups.services.runs import work as runs_module
 from backups.services.drills import (
     drill_review,
     drill_start,

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from backups.models import BackupRun
 from backups.services import RunInProgress, runs_recover
-from backups.services import runs as runs_module
+from backups.services.runs import work as runs_module
 from kernel.claims import STALE_AFTER
 from tests.conftest import World
 

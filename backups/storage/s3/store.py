@@ -10,11 +10,9 @@ refuses (PermissionError) is neither retried nor described beyond "refused".
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import urllib.parse
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
@@ -25,12 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 
 from backups.storage.base import (
-    DELETE_BATCH_SIZE,
-    NULL_VERSION,
-    DeleteError,
-    DeleteResult,
     ObjectInfo,
-    ObjectVersion,
     Retention,
     read_full,
 )
@@ -41,7 +34,8 @@ from backups.storage.errors import (
 from backups.storage.s3.archive import ArchiveMixin
 from backups.storage.s3.bodies import MIB, DirectBody, ResumingReader, TranslatingReader
 from backups.storage.s3.egress import GuardedConnect, guarded_pool_classes, refusal_not_retried
-from backups.storage.s3.translate import NOT_FOUND, botocore_errors_translated
+from backups.storage.s3.listing import ListingMixin
+from backups.storage.s3.translate import botocore_errors_translated
 
 # Every write carries a checksum of its body: buckets with Object Lock (a default retention)
 # refuse puts without one, and a body damaged on the way is refused rather than stored. CRC32
@@ -57,7 +51,7 @@ _MAX_PARTS = 10_000
 _PART_GROWTH_EVERY = 1_000
 
 
-class S3ObjectStore(ArchiveMixin):
+class S3ObjectStore(ArchiveMixin, ListingMixin):
     """A bucket on an S3-compatible endpoint (AWS, MinIO, Ceph, B2, Wasabi, GCS interop).
     Objects in archive classes are read after a retrieval (`ArchiveMixin`)."""
 
@@ -276,11 +270,25 @@ class S3ObjectStore(ArchiveMixin):
         if length == 0:
             return b""
         # Resumed like whole reads: a reset or truncated response asks for the rest of the range.
+        # Read into one buffer of the range's size: a restore holds several 16 MiB ranges at
+        # once, and joining the pieces a socket returns would hold each one twice.
         body = ResumingReader(self, key, offset, offset + length)
+        buffer = bytearray(length)
+        view = memoryview(buffer)
+        filled = 0
         try:
-            return read_full(cast(BinaryIO, body), length)
+            while filled < length:
+                count = body.readinto(view[filled:])
+                if not count:
+                    break
+                filled += count
         finally:
+            view.release()
             body.close()
+        if filled < length:
+            del buffer[filled:]
+        # A bytearray is bytes-like for every caller (slicing, AES-GCM, hashing).
+        return cast(bytes, buffer)
 
     def _direct_url_base(self) -> str:
         """Where objects of this bucket live, as botocore addresses them (asked once)."""
@@ -394,112 +402,3 @@ class S3ObjectStore(ArchiveMixin):
             etag=resp["ETag"].strip('"'),
             storage_class=str(resp.get("StorageClass") or "STANDARD"),
         )
-
-    def extend_retention(
-        self, keys: Iterable[str], until: datetime, mode: str, *, threads: int = 8
-    ) -> int:
-        """Move the Object Lock retention of each key's current version to `until`; returns how
-        many were extended. A key already retained longer (written under a longer period) is
-        left as it is: S3 refuses to shorten a lock, and that refusal is no failure."""
-
-        def extend(key: str) -> bool:
-            try:
-                with self.translate_errors("extend retention", key):
-                    self._client.put_object_retention(
-                        Bucket=self.bucket,
-                        Key=key,
-                        Retention={"Mode": cast(Any, mode), "RetainUntilDate": until},
-                    )
-            except StorageError:
-                with self.translate_errors("head", key):
-                    head = self._client.head_object(Bucket=self.bucket, Key=key)
-                current = head.get("ObjectLockRetainUntilDate")
-                if isinstance(current, datetime) and current >= until:
-                    return False
-                raise
-            return True
-
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return sum(pool.map(extend, keys))
-
-    def list(
-        self, prefix: str = "", *, skipped: builtins.list[str] | None = None
-    ) -> Iterator[ObjectInfo]:
-        # `skipped` stays untouched: every S3 key is an object, nothing is declined.
-        paginator = self._client.get_paginator("list_objects_v2")
-        with self.translate_errors("list", prefix):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(
-                        key=item["Key"],
-                        size=item["Size"],
-                        mtime=item["LastModified"],
-                        etag=item["ETag"].strip('"'),
-                        storage_class=str(item.get("StorageClass") or "STANDARD"),
-                    )
-
-    def list_versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        paginator = self._client.get_paginator("list_object_versions")
-        with self.translate_errors("list versions", prefix):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                found = [
-                    ObjectVersion(
-                        key=item["Key"],
-                        version_id=item.get("VersionId") or NULL_VERSION,
-                        is_delete_marker=False,
-                        size=item.get("Size", 0),
-                        last_modified=item["LastModified"],
-                    )
-                    for item in page.get("Versions", [])
-                ]
-                found.extend(
-                    ObjectVersion(
-                        key=item["Key"],
-                        version_id=item.get("VersionId") or NULL_VERSION,
-                        is_delete_marker=True,
-                        size=0,
-                        last_modified=item["LastModified"],
-                    )
-                    for item in page.get("DeleteMarkers", [])
-                )
-                found.sort(key=lambda v: (v.key, -v.last_modified.timestamp()))
-                yield from found
-
-    def delete_versions(self, items: Iterable[tuple[str, str | None]]) -> DeleteResult:
-        result = DeleteResult()
-        batch: list[tuple[str, str | None]] = []
-        for item in items:
-            batch.append(item)
-            if len(batch) == DELETE_BATCH_SIZE:
-                result.extend(self._delete_batch(batch))
-                batch = []
-        if batch:
-            result.extend(self._delete_batch(batch))
-        return result
-
-    def _delete_batch(self, batch: builtins.list[tuple[str, str | None]]) -> DeleteResult:
-        objects: list[dict[str, str]] = []
-        for key, version_id in batch:
-            entry = {"Key": key}
-            if version_id is not None:
-                entry["VersionId"] = version_id
-            objects.append(entry)
-        with self.translate_errors("delete objects"):
-            resp = self._client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": cast(Any, objects), "Quiet": False}
-            )
-        result = DeleteResult()
-        for item in resp.get("Deleted", []):
-            result.deleted.append((item["Key"], item.get("VersionId")))
-        for err in resp.get("Errors", []):
-            code = err.get("Code", "Unknown")
-            if code in NOT_FOUND:
-                # Already gone is what a resumed deletion expects.
-                result.deleted.append((err["Key"], err.get("VersionId")))
-            else:
-                result.errors.append(
-                    DeleteError(
-                        err["Key"], err.get("VersionId"), code, self._clean(err.get("Message", ""))
-                    )
-                )
-        return result
