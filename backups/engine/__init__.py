@@ -29,6 +29,7 @@ from backups.engine.errors import (
     UnsafePath,
 )
 from backups.engine.manifest import FileEntry, Manifest
+from backups.engine.memory import large_buffers_mapped
 from backups.engine.packed_backup import backup
 from backups.engine.packs import (
     DEFAULT_COMPRESSION_LEVEL,
@@ -56,6 +57,10 @@ from backups.engine.retention import (
     select_snapshots_to_keep,
 )
 from backups.engine.verify import VerifyReport, verify
+
+# Every process that runs the engine (workers, the command line, the bench) returns its large
+# buffers to the system once freed (see memory.py).
+large_buffers_mapped()
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

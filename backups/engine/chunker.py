@@ -36,7 +36,7 @@ AVG_PARAMETER = 512 * KIB
 MAX_SIZE = 8 * 1024 * KIB
 AVERAGE_SIZE = MIN_SIZE + AVG_PARAMETER
 # The streaming window: a whole maximum-size chunk plus room to read ahead.
-_WINDOW = MAX_SIZE + 4 * 1024 * KIB
+_WINDOW = MAX_SIZE + 2 * 1024 * KIB
 
 
 class Chunker:

@@ -102,7 +102,10 @@ class _PackedRun(RunState):
         # blobs (normally just one set: all). File lists get packs of their own, so damage to
         # a data pack loses those files, never the list of what a snapshot holds.
         self.open_packs: dict[tuple[str, tuple[int, ...]], PackContents] = {}
-        self.in_flight = threading.BoundedSemaphore(_PACKS_IN_FLIGHT)
+        # Full packs handed to the uploaders and not yet stored; readers wait for room before
+        # adding more (see _append), so no reader sits on a full pack of its own meanwhile.
+        self.outstanding = 0
+        self.room = threading.Condition(self.lock)
         self.bytes_stored = 0
 
     def read_file(self, source: ObjectStore, info: ObjectInfo, path: str) -> FileEntry:
@@ -176,9 +179,14 @@ class _PackedRun(RunState):
 
     def _append(self, kind: str, needs: tuple[int, ...], blobs: list[_Sealed]) -> None:
         # All under one hold of the lock: the blobs lie back to back (a pack that fills up
-        # midway is sent, and the rest starts the next one).
+        # midway is sent, and the rest starts the next one). Back-pressure first: while enough
+        # full packs are on their way, readers wait here, holding at most their current run.
         full = []
-        with self.lock:
+        with self.room:
+            while self.outstanding >= _PACKS_IN_FLIGHT:
+                if self.failed.is_set():
+                    raise _Cancelled
+                self.room.wait(timeout=0.5)
             for bid, sealed, raw_length, compressed in blobs:
                 pack = self.open_packs.setdefault((kind, needs), PackContents.empty())
                 pack.add(bid, sealed, raw_length, compressed)
@@ -186,15 +194,9 @@ class _PackedRun(RunState):
                 self.stats.bytes_uploaded += raw_length
                 if pack.size >= self.pack_size:
                     full.append(self.open_packs.pop((kind, needs)))
+                    self.outstanding += 1
         for pack in full:
-            self._submit(kind, needs, pack)
-
-    def _submit(self, kind: str, needs: tuple[int, ...], pack: PackContents) -> None:
-        # Back-pressure: readers wait here while enough packs are already on their way.
-        while not self.in_flight.acquire(timeout=0.5):
-            if self.failed.is_set():
-                raise _Cancelled
-        self.uploaders.submit(self._upload, kind, needs, pack)
+            self.uploaders.submit(self._upload, kind, needs, pack)
 
     def _upload(self, kind: str, needs: tuple[int, ...], pack: PackContents) -> None:
         try:
@@ -212,16 +214,18 @@ class _PackedRun(RunState):
         except BaseException as exc:
             self.fail(exc)
         finally:
-            self.in_flight.release()
+            with self.room:
+                self.outstanding -= 1
+                self.room.notify_all()
 
     def flush(self) -> None:
         """Send the packs still open (the last, partly filled ones)."""
-        with self.lock:
-            remaining = list(self.open_packs.items())
+        with self.room:
+            remaining = [(key, pack) for key, pack in self.open_packs.items() if pack.entries]
             self.open_packs.clear()
+            self.outstanding += len(remaining)
         for (kind, needs), pack in remaining:
-            if pack.entries:
-                self._submit(kind, needs, pack)
+            self.uploaders.submit(self._upload, kind, needs, pack)
 
     def read_task(self, source: ObjectStore, info: ObjectInfo, path: str) -> FileEntry | None:
         try:
@@ -264,7 +268,7 @@ def _read_all(
 
 # Readers hash, compress and seal (CPU work that releases the GIL); more of them than this adds
 # memory (a chunking window each) rather than speed. Uploads use every thread asked for.
-_MAX_READERS = 6
+_MAX_READERS = 5
 
 
 def _unchanged(
