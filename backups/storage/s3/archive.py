@@ -8,16 +8,16 @@ copy is made, then `ongoing-request="false", expiry-date="…"` while it lasts.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import botocore.exceptions
 
 from backups.storage.base import ArchiveState
 from backups.storage.errors import ObjectNotFound
+from backups.storage.s3.parts import StoreParts
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.client import S3Client
+    pass
 
 RetrievalTier = Literal["Standard", "Bulk", "Expedited"]
 RETRIEVAL_TIERS: tuple[RetrievalTier, ...] = ("Standard", "Bulk", "Expedited")
@@ -39,16 +39,8 @@ def restore_status(header: str | None) -> Literal["none", "ongoing", "done"]:
     return "none"
 
 
-class ArchiveMixin:
-    """The archive calls of `S3ObjectStore` (its client, bucket and error translation)."""
-
-    bucket: str
-    _client: S3Client
-
-    def translate_errors(
-        self, operation: str, key: str | None = None
-    ) -> AbstractContextManager[None]:
-        raise NotImplementedError
+class ArchiveMixin(StoreParts):
+    """The archive calls of `S3ObjectStore`."""
 
     def archive_state(self, key: str) -> ArchiveState | None:
         """The object's class and retrieval state from one HEAD; None when it does not exist."""

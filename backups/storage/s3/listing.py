@@ -7,7 +7,6 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,26 +19,15 @@ from backups.storage.base import (
     ObjectVersion,
 )
 from backups.storage.errors import StorageError
+from backups.storage.s3.parts import StoreParts
 from backups.storage.s3.translate import NOT_FOUND
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.client import S3Client
+    pass
 
 
-class ListingMixin:
-    """The listing, deletion and retention calls of `S3ObjectStore` (its client, bucket, error
-    translation and scrubbing)."""
-
-    bucket: str
-    _client: S3Client
-
-    def translate_errors(
-        self, operation: str, key: str | None = None
-    ) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def _clean(self, text: str) -> str:
-        raise NotImplementedError
+class ListingMixin(StoreParts):
+    """The listing, deletion and retention calls of `S3ObjectStore`."""
 
     def extend_retention(
         self, keys: Iterable[str], until: datetime, mode: str, *, threads: int = 8
