@@ -34,7 +34,6 @@ from backups.services import (
     repository_base,
     restore_run_execute,
 )
-from backups.services.runs import work as runs_module
 from backups.services.drills import (
     drill_review,
     drill_start,
@@ -42,6 +41,7 @@ from backups.services.drills import (
     drills_dispatch,
 )
 from backups.services.drills import run as drills_module
+from backups.services.runs import work as runs_module
 from clients import services as clients_services
 from clients.models import Dataset, LifecycleState, StorageLocation
 from kernel.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
