@@ -33,6 +33,7 @@ from clients import api as clients_api
 from clients.models import Dataset, StorageLocation
 from kernel.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
 from kernel.exceptions import Conflict
+from kernel.filters import UtcDateTimeFilter
 from kernel.http import request_origin
 
 # --- policies ---
@@ -307,7 +308,7 @@ class BackupRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
 class SnapshotFilter(django_filters.FilterSet):
     dataset = django_filters.UUIDFilter(field_name="dataset__public_id")
     target = django_filters.UUIDFilter(field_name="location__public_id")
-    as_of = django_filters.IsoDateTimeFilter(
+    as_of = UtcDateTimeFilter(
         field_name="taken_at",
         lookup_expr="lte",
         label="Only snapshots taken at or before this time (point in time).",

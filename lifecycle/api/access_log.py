@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from kernel.api import TenantViewSet
 from kernel.exceptions import Forbidden
+from kernel.filters import UtcDateTimeFilter
 from lifecycle import selectors, services
 from lifecycle.models import AccessAction, AccessEvent
 
@@ -71,8 +72,8 @@ class AccessEventFilter(django_filters.FilterSet):
     dataset = django_filters.UUIDFilter(field_name="dataset_ref")
     actor = django_filters.CharFilter(field_name="actor_label", max_length=300)
     action = django_filters.ChoiceFilter(choices=AccessAction.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = AccessEvent

@@ -308,3 +308,15 @@ def test_a_policy_class_its_targets_provider_lacks_is_refused(agency: Agency) ->
     back = api.patch(url, {"targets": [str(minio.public_id)]}, format="json")
     assert back.status_code == 400
     assert [t.location for t in PolicyTarget.objects.filter(policy=policy)] == [aws]
+
+
+def test_an_as_of_with_any_iso_offset_is_compared_in_utc(agency: Agency) -> None:
+    # PostgreSQL refuses offsets past ±15:59 in a query: the filter converts to UTC first.
+    api = APIClient()
+    api.force_authenticate(agency.admin)
+    far = api.get("/api/v1/snapshots/", {"as_of": "1158-04-07T14:29:22.8145-23:43"})
+    assert far.status_code == 200, far.content
+    assert far.json()["results"] == []
+    edge = api.get("/api/v1/snapshots/", {"as_of": "0001-01-01T00:00:00+05:00"})
+    assert edge.status_code == 400
+    assert "as_of" in edge.json()["fields"]
