@@ -6,7 +6,6 @@ only retained ciphertext whose every key is gone."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 import pytest
@@ -33,18 +32,11 @@ from kernel.tenancy import actor_for_user
 from lifecycle import services as lifecycle_services
 from tests.backups.conftest import Agency, sample_files
 from tests.factories import UserFactory
-from tests.lifecycle.deletion_support import all_versions, s3_client
+from tests.lifecycle.deletion_support import all_versions, s3_client, versioned_bucket
 
 
 def _lock_bucket(agency: Agency, *, enabled: bool = True) -> str:
-    bucket = f"locked-{uuid.uuid4().hex[:12]}"
-    client = s3_client(agency.s3_endpoint)
-    if enabled:
-        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    else:
-        client.create_bucket(Bucket=bucket)
-    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    return bucket
+    return versioned_bucket(agency, "locked", object_lock=enabled)
 
 
 def _locked_setup(

@@ -66,7 +66,7 @@ class Scene:
         return location_key(self.primary, dataset.path) + "/"
 
 
-def _versioned_bucket(agency: Agency, name: str, *, object_lock: bool = False) -> str:
+def versioned_bucket(agency: Agency, name: str, *, object_lock: bool = False) -> str:
     import uuid
 
     bucket = f"{name}-{uuid.uuid4().hex[:12]}"
@@ -108,10 +108,10 @@ def build_scene(root: Path, endpoint: str, *, locked_target: bool = False) -> Sc
     clients_services.grant_create(
         actor=agency.actor, grantee=lead, client=agency.client, permission="manage", reason="lead"
     )
-    primary_bucket = _versioned_bucket(agency, "primary")
+    primary_bucket = versioned_bucket(agency, "primary")
     target_buckets = [
-        _versioned_bucket(agency, "target-a", object_lock=locked_target),
-        _versioned_bucket(agency, "target-b"),
+        versioned_bucket(agency, "target-a", object_lock=locked_target),
+        versioned_bucket(agency, "target-b"),
     ]
     primary = agency.s3_location(
         "Primary bucket", bucket=primary_bucket, create_bucket=False, prefix="live"

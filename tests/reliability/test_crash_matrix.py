@@ -81,9 +81,9 @@ from tests.backups.conftest import Agency, write_files
 from tests.backups.integration.support import Cluster, digest_files
 from tests.factories import UserFactory
 from tests.lifecycle.deletion_support import (
-    _versioned_bucket,
     all_versions,
     backup_now,
+    versioned_bucket,
     write_versions,
 )
 from tests.reliability.crash_support import (
@@ -106,9 +106,9 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED)
 # --- shared checks ---
 
 
-
 def _packs(store: ObjectStore, base: str) -> int:
     return sum(1 for _ in store.list(data_prefix(base)))
+
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -619,7 +619,7 @@ class _DeletionScene:
             permission="manage",
             reason="lead",
         )
-        self.buckets = [_versioned_bucket(agency, name) for name in ("primary", "ta", "tb")]
+        self.buckets = [versioned_bucket(agency, name) for name in ("primary", "ta", "tb")]
         self.primary = agency.s3_location(
             "Primary bucket",
             endpoint=proxy.url,
