@@ -287,15 +287,12 @@ class LocalObjectStore:
         self, prefix: str = "", *, skipped: builtins.list[str] | None = None
     ) -> Iterator[ObjectInfo]:
         """Every regular file whose key starts with `prefix`, in key order. Symlinks, FIFOs,
-        sockets and devices are neither followed nor opened; their keys go to `skipped`."""
-        found = [
-            object_info(key, st)
-            for _dir, _name, key, st in self._files(
-                key_start(prefix), prefix, temporary=False, skipped=skipped
-            )
-        ]
-        found.sort(key=lambda info: info.key)
-        yield from found
+        sockets and devices are neither followed nor opened; their keys go to `skipped`.
+        Streamed: the walk yields in key order, so a tree of a million files is never held."""
+        for _dir, _name, key, st in self._files(
+            key_start(prefix), prefix, temporary=False, skipped=skipped
+        ):
+            yield object_info(key, st)
 
     def list_versions(
         self, prefix: str = "", *, skipped: builtins.list[str] | None = None

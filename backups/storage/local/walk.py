@@ -190,7 +190,8 @@ def walk_files(
     fd: int, rel: str, prefix: str, *, temporary: bool, declined: Callable[[str], None]
 ) -> Iterator[tuple[int, str, str, os.stat_result]]:
     """(directory fd, name, key, lstat) of every regular file below the listable directory
-    `fd` (key `rel`; this walk closes it) whose key starts with `prefix`; the fd is valid until
+    `fd` (key `rel`; this walk closes it) whose key starts with `prefix`, in key order (one
+    directory's entries held at a time); the fd is valid until
     the next item. Directories are opened with O_NOFOLLOW one by one, so a symlink swapped in
     mid-walk is refused, not entered; what is declined goes to `declined`. Iterative, holding
     one descriptor per level: a deep tree cannot exhaust the stack."""
@@ -198,7 +199,12 @@ def walk_files(
     try:
         while True:
             with os.scandir(fd) as scan:
-                entries = list(scan)
+                # In key order: a directory sorts as its name plus "/", which is where its
+                # files' keys fall among its siblings ("a-b" < "a.txt" < "a/x"), so the walk
+                # yields keys already sorted without holding the whole tree.
+                entries = sorted(
+                    scan, key=lambda e: e.name + "/" if e.is_dir(follow_symlinks=False) else e.name
+                )
             levels.append((fd, rel, iter(entries)))
             fd = -1
             while levels and fd < 0:
