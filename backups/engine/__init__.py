@@ -41,6 +41,7 @@ from backups.engine.packs import (
 from backups.engine.repository import (
     SnapshotRef,
     Target,
+    find_entry,
     init_repository,
     key_object,
     list_snapshots,
@@ -93,6 +94,7 @@ __all__ = [
     "backup",
     "check_manifest_path",
     "cold_objects",
+    "find_entry",
     "forget",
     "garbage_collect",
     "generate_data_key",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -309,16 +309,13 @@ def _unchanged(entry: FileEntry | None, info: ObjectInfo, present: list[set[str]
     )
 
 
-def _source_listing(
-    source: ObjectStore, prefix: str, source_prefix: str, *, allow_empty: bool
-) -> tuple[list[tuple[str, ObjectInfo]], list[str]]:
-    """(path, info) of every object to back up, and the keys skipped: unsafe to restore, or
-    declined by the source. An empty source is refused (SourceEmpty) unless `allow_empty`."""
-    skipped: list[str] = []
-    # Entries the source declined (a local directory's symlinks and special files): named on
-    # the run like unsafe keys, and never read.
-    declined: list[str] = []
-    listing: list[tuple[str, ObjectInfo]] = []
+def source_items(
+    source: ObjectStore, prefix: str, skipped: list[str], declined: list[str]
+) -> Iterator[tuple[str, ObjectInfo]]:
+    """(path, info) of every object to back up, as the source lists it (in key order). Keys
+    unsafe to restore go to `skipped` as they come; those the source declined (a local
+    directory's symlinks and special files: named on the run like unsafe keys, never read) to
+    `declined`, and to `skipped` at the end."""
     for info in source.list(prefix, skipped=declined):
         if info.key.endswith("/"):
             continue  # "folder" placeholder objects carry no data
@@ -328,11 +325,25 @@ def _source_listing(
         except InvalidKey:
             skipped.append(info.key)
             continue
-        listing.append((path, info))
+        yield path, info
     skipped.extend(declined)
+
+
+def source_empty(source: ObjectStore, source_prefix: str, declined: list[str]) -> SourceEmpty:
+    refused = f" (not followed: {', '.join(declined[:5])})" if declined else ""
+    return SourceEmpty(f"no objects under {source_prefix!r} in {source.describe()}{refused}")
+
+
+def _source_listing(
+    source: ObjectStore, prefix: str, source_prefix: str, *, allow_empty: bool
+) -> tuple[list[tuple[str, ObjectInfo]], list[str]]:
+    """(path, info) of every object to back up, and the keys skipped: unsafe to restore, or
+    declined by the source. An empty source is refused (SourceEmpty) unless `allow_empty`."""
+    skipped: list[str] = []
+    declined: list[str] = []
+    listing = list(source_items(source, prefix, skipped, declined))
     if not listing and not allow_empty:
-        refused = f" (not followed: {', '.join(declined[:5])})" if declined else ""
-        raise SourceEmpty(f"no objects under {source_prefix!r} in {source.describe()}{refused}")
+        raise source_empty(source, source_prefix, declined)
     return listing, skipped
 
 

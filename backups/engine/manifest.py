@@ -53,14 +53,33 @@ class Manifest:
     # How many entries each segment holds, so the next backup can name an unchanged run of
     # entries by its segment id without serializing it again. Empty when not recorded.
     segment_sizes: tuple[int, ...] = ()
+    # A format-2 manifest read without its file list (a backup's parent, a restore: they stream
+    # the segments instead of holding every entry) has `files` empty and these set from what
+    # the manifest recorded when it was written. None when the files are loaded.
+    listed_files: int | None = None
+    listed_bytes: int | None = None
+
+    @property
+    def files_loaded(self) -> bool:
+        return self.listed_files is None
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files) if self.listed_files is None else self.listed_files
 
     @property
     def total_size(self) -> int:
+        """Bytes of all files; for a manifest read without its file list, what it recorded
+        (-1 when it predates that record)."""
+        if self.listed_files is not None:
+            return -1 if self.listed_bytes is None else self.listed_bytes
         return sum(entry.size for entry in self.files)
 
     def chunk_ids(self) -> set[str]:
         """Every chunk (or blob) this snapshot needs, its file list's segments included: what
         garbage collection must never delete."""
+        if not self.files_loaded:
+            raise ValueError(f"manifest {self.id} was read without its file list")
         return {cid for entry in self.files for cid in entry.chunks} | set(self.segments)
 
 
@@ -114,7 +133,8 @@ def seal_manifest(keys: DatasetKeys, manifest: Manifest) -> bytes:
     }
     if manifest.segments:
         doc["segments"] = list(manifest.segments)
-        doc["file_count"] = len(manifest.files)
+        doc["file_count"] = manifest.file_count
+        doc["bytes"] = manifest.total_size
         if manifest.segment_sizes:
             doc["segment_sizes"] = list(manifest.segment_sizes)
     else:
@@ -137,6 +157,8 @@ def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifes
         files = tuple(entry_from_doc(f) for f in doc.get("files", ()))
         segments = tuple(str(sid) for sid in doc.get("segments", ()))
         sizes = tuple(int(n) for n in doc.get("segment_sizes", ()))
+        listed = int(doc.get("file_count", 0)) if segments else None
+        listed_bytes = doc.get("bytes") if segments else None
         return Manifest(
             id=manifest_id,
             created=datetime.fromisoformat(doc["created"]),
@@ -148,6 +170,10 @@ def open_manifest(keys: DatasetKeys, manifest_id: str, sealed: bytes) -> Manifes
             segments=segments,
             # Only a count per segment is usable; anything else is ignored, not trusted.
             segment_sizes=sizes if len(sizes) == len(segments) else (),
+            listed_files=listed,
+            listed_bytes=listed_bytes
+            if isinstance(listed_bytes, int) and listed_bytes >= 0
+            else None,
         )
     except (zlib.error, ValueError, KeyError, TypeError) as exc:
         raise ManifestCorrupt(manifest_id, f"does not parse ({type(exc).__name__})") from None

@@ -21,7 +21,7 @@ import math
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, cast
 
@@ -264,33 +264,73 @@ def _work_items(
     return items
 
 
+# Work items queued ahead of the restore workers, counted in files: the file list is read
+# segment by segment as the workers catch up, so a restore of a million files holds a few
+# segments' entries, not all of them.
+_QUEUED_FILES = 16384
+
+
+class _WorkQueue:
+    """Work items of the segments read so far, bounded by the files they hold."""
+
+    def __init__(self, failed: threading.Event) -> None:
+        self._items: deque[tuple[int, list[FileEntry] | FileEntry]] = deque()
+        self._files = 0
+        self._closed = False
+        self._failed = failed
+        self._changed = threading.Condition()
+
+    def put(self, items: list[tuple[int, list[FileEntry] | FileEntry]]) -> None:
+        with self._changed:
+            while self._files >= _QUEUED_FILES and not self._failed.is_set():
+                self._changed.wait(0.5)
+            for item in items:
+                self._items.append(item)
+                self._files += len(item[1]) if isinstance(item[1], list) else 1
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def take(self) -> list[FileEntry] | FileEntry | None:
+        """The next item; None once the queue is closed and empty, or the restore failed."""
+        with self._changed:
+            while not self._items and not self._closed and not self._failed.is_set():
+                self._changed.wait(0.5)
+            if not self._items or self._failed.is_set():
+                return None
+            _, item = self._items.popleft()
+            self._files -= len(item) if isinstance(item, list) else 1
+            self._changed.notify_all()
+            return item
+
+
 def restore_packed(
     store: ObjectStore,
     base: str,
     keys: DatasetKeys,
     index: PackIndex,
-    entries: list[FileEntry],
+    batches: Iterable[list[FileEntry]],
+    total: int,
     destination: ObjectStore,
     destination_prefix: str,
     *,
     threads: int,
     progress: ProgressCallback | None,
 ) -> int:
-    """Restore `entries` (paths already checked); returns the bytes restored."""
+    """Restore the entries of `batches` (one per file-list segment, paths already checked;
+    `total` bytes in all); returns the bytes restored. Each batch is planned on its own (small
+    files that lie together in a pack share one read; the rest largest first) and queued as
+    the workers catch up."""
     prefetcher = ThreadPoolExecutor(threads, thread_name_prefix="restore-prefetch")
-    restorer = PackedRestorer(
-        store, base, keys, index, progress, sum(e.size for e in entries), prefetcher
-    )
-    queue = deque(_work_items(entries, index))
-    lock = threading.Lock()
+    restorer = PackedRestorer(store, base, keys, index, progress, total, prefetcher)
+    queue = _WorkQueue(restorer.failed)
 
-    def work(smallest: bool) -> None:
+    def work() -> None:
         try:
-            while not restorer.failed.is_set():
-                with lock:
-                    if not queue:
-                        return
-                    _, item = queue.pop() if smallest else queue.popleft()
+            while (item := queue.take()) is not None:
                 if isinstance(item, list):
                     restorer.restore_span(item, destination, destination_prefix)
                 elif not item.chunks:
@@ -306,7 +346,16 @@ def restore_packed(
             restorer.fail(exc)
 
     with prefetcher, ThreadPoolExecutor(threads, thread_name_prefix="restore") as pool:
-        futures = [pool.submit(work, i % 2 == 1) for i in range(threads)]
+        futures = [pool.submit(work) for _ in range(threads)]
+        try:
+            for batch in batches:
+                if restorer.failed.is_set():
+                    break
+                queue.put(_work_items(batch, index))
+        except BaseException as exc:
+            restorer.fail(exc)  # e.g. a segment that does not open: the workers stop too
+        finally:
+            queue.close()
         try:
             for future in futures:
                 future.exception()
@@ -335,6 +384,8 @@ def verify_packed(
     pack's stored size differs from what the index says, or (for the sampled fraction) it
     does not authenticate, decompress or hash to its id.
     """
+    if index.partial:
+        raise ValueError("verify needs the full pack index (read with packs=True)")
     needed = sorted(manifest.chunk_ids())
     stored = {
         info.key: info.size

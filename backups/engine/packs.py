@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import zstandard
 
@@ -168,60 +168,180 @@ def store_pack(
     return pack_id, {b: BlobLocation(pack_id, o, n, r, c) for b, o, n, r, c in contents.entries}
 
 
+_BITS32 = (1 << 32) - 1
+_BITS40 = (1 << 40) - 1
+
+
+class BlobTable(MutableMapping[str, BlobLocation]):
+    """Blob id -> location, compact: a backup or restore holds one entry per blob of the
+    repository (200,000 small files are 200,000 blobs), so each is a 32-byte key and one
+    integer packing the location, about 150 bytes in all instead of 330 for a dict of strings
+    and tuples. Ids are hex strings outside (what every caller uses), bytes inside."""
+
+    def __init__(self) -> None:
+        self._table: dict[bytes, int] = {}
+        self._packs: list[str] = []
+        self._pack_numbers: dict[str, int] = {}
+
+    @staticmethod
+    def _key(blob_id: str) -> bytes | None:
+        try:
+            return bytes.fromhex(blob_id) if len(blob_id) == 64 else None
+        except (ValueError, TypeError):
+            return None
+
+    def _pack(self, location: BlobLocation) -> int:
+        if location.offset > _BITS40 or max(location.length, location.raw_length) > _BITS32:
+            raise ValueError("blob location out of range")
+        number = self._pack_numbers.get(location.pack)
+        if number is None:
+            number = self._pack_numbers[location.pack] = len(self._packs)
+            self._packs.append(location.pack)
+        return (
+            number
+            | location.offset << 32
+            | location.length << 72
+            | location.raw_length << 104
+            | int(location.compressed) << 136
+        )
+
+    def _unpack(self, value: int) -> BlobLocation:
+        return BlobLocation(
+            self._packs[value & _BITS32],
+            (value >> 32) & _BITS40,
+            (value >> 72) & _BITS32,
+            (value >> 104) & _BITS32,
+            bool(value >> 136),
+        )
+
+    def __getitem__(self, blob_id: str) -> BlobLocation:
+        key = self._key(blob_id)
+        if key is None or key not in self._table:
+            raise KeyError(blob_id)
+        return self._unpack(self._table[key])
+
+    def __contains__(self, blob_id: object) -> bool:
+        key = self._key(blob_id) if isinstance(blob_id, str) else None
+        return key is not None and key in self._table
+
+    def __setitem__(self, blob_id: str, location: BlobLocation) -> None:
+        key = self._key(blob_id)
+        if key is None:
+            raise ValueError(f"not a blob id: {blob_id!r}")
+        self._table[key] = self._pack(location)
+
+    def __delitem__(self, blob_id: str) -> None:
+        key = self._key(blob_id)
+        if key is None or key not in self._table:
+            raise KeyError(blob_id)
+        del self._table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.hex() for key in self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
 class PackIndex(NamedTuple):
     """What one target's indexes say: blob -> where, pack -> its blobs, and the indexes that
-    did not open (their packs' blobs count as absent)."""
+    did not open (their packs' blobs count as absent). `partial`: read without `packs` (see
+    load_pack_index), which garbage collection and verify refuse."""
 
-    blobs: dict[str, BlobLocation]
+    blobs: BlobTable
     packs: dict[str, list[tuple[str, BlobLocation]]]
     unreadable: list[str]
     kinds: dict[str, str]  # pack -> DATA_PACK or LIST_PACK
+    partial: bool = False
+
+
+def _index_plaintext(keys: DatasetKeys, pack_id: str, sealed: bytes) -> bytes | None:
+    """An index's JSON, decrypted and decompressed; None when it does not open."""
+    plaintext = decrypt_index(keys, pack_id, sealed)
+    if plaintext is None:
+        return None
+    try:
+        return bytes(_decompressor().decompress(plaintext, max_output_size=1 << 30))
+    except zstandard.ZstdError:
+        return None
+
+
+def _index_rows(pack_id: str, raw: bytes) -> tuple[str, Iterator[tuple[str, BlobLocation]]] | None:
+    """(kind, rows) of an index's JSON; None when it does not parse. Rows are built as they
+    are taken, so a caller keeping only the blob table never holds them all."""
+    try:
+        doc: dict[str, Any] = json.loads(raw)
+        if doc.get("format") != 2 or not isinstance(doc.get("blobs"), list):
+            return None
+        for row in doc["blobs"]:
+            if not isinstance(row, list) or len(row) != 5:
+                return None
+    except ValueError:
+        return None
+
+    def rows() -> Iterator[tuple[str, BlobLocation]]:
+        for b, o, n, r, c in doc["blobs"]:
+            yield str(b), BlobLocation(pack_id, int(o), int(n), int(r), bool(c))
+
+    return str(doc.get("kind", DATA_PACK)), rows()
 
 
 def _parse_index(
     keys: DatasetKeys, pack_id: str, sealed: bytes
 ) -> tuple[str, list[tuple[str, BlobLocation]]] | None:
-    plaintext = decrypt_index(keys, pack_id, sealed)
-    if plaintext is None:
+    raw = _index_plaintext(keys, pack_id, sealed)
+    parsed = _index_rows(pack_id, raw) if raw is not None else None
+    if parsed is None:
         return None
     try:
-        doc: dict[str, Any] = json.loads(
-            _decompressor().decompress(plaintext, max_output_size=1 << 30)
-        )
-        if doc.get("format") != 2:
-            return None
-        return str(doc.get("kind", DATA_PACK)), [
-            (str(b), BlobLocation(pack_id, int(o), int(n), int(r), bool(c)))
-            for b, o, n, r, c in doc["blobs"]
-        ]
-    except (zstandard.ZstdError, ValueError, KeyError, TypeError):
+        return parsed[0], list(parsed[1])
+    except (ValueError, TypeError):
         return None
 
 
-def load_pack_index(store: ObjectStore, base: str, keys: DatasetKeys) -> PackIndex:
-    """Read every index of the repository (in parallel: one small GET per pack)."""
+def load_pack_index(
+    store: ObjectStore, base: str, keys: DatasetKeys, *, packs: bool = True
+) -> PackIndex:
+    """Read every index of the repository (in parallel: one small GET per pack). `packs=False`
+    keeps only blob -> location (what a backup or restore needs), not each pack's list too.
+
+    The fetch threads only download, decrypt and decompress; indexes are parsed here one at a
+    time, so the load's peak is the table plus one index's rows, not every index's at once."""
     prefix = index_prefix(base)
     ids = [
         info.key[len(prefix) :] for info in store.list(prefix) if "/" not in info.key[len(prefix) :]
     ]
 
-    def fetch(pack_id: str) -> tuple[str, tuple[str, list[tuple[str, BlobLocation]]] | None]:
-        return pack_id, _parse_index(keys, pack_id, store.get(index_object(base, pack_id)))
+    def fetch(pack_id: str) -> tuple[str, bytes | None]:
+        return pack_id, _index_plaintext(keys, pack_id, store.get(index_object(base, pack_id)))
 
-    index = PackIndex({}, {}, [], {})
+    index = PackIndex(BlobTable(), {}, [], {}, partial=not packs)
     if not ids:
         return index
+    table = index.blobs
     with ThreadPoolExecutor(min(_INDEX_LOAD_THREADS, len(ids)), thread_name_prefix="index") as pool:
-        for pack_id, parsed in pool.map(fetch, ids):
-            if parsed is None:
+        for pack_id, raw in pool.map(fetch, ids):
+            parsed = _index_rows(pack_id, raw) if raw is not None else None
+            try:
+                if parsed is None:
+                    raise ValueError
+                kind, rows = parsed
+                blobs = list(rows) if packs else rows
+                added: list[str] = []
+                for blob_id, location in blobs:
+                    # A blob in two packs (a repack interrupted before the old pack went):
+                    # either copy serves; the first one listed is kept.
+                    if blob_id not in table:
+                        table[blob_id] = location
+                        added.append(blob_id)
+            except (ValueError, TypeError):
+                for blob_id in added if parsed is not None else ():
+                    del table[blob_id]
                 index.unreadable.append(pack_id)
                 continue
-            index.kinds[pack_id], blobs = parsed
-            index.packs[pack_id] = blobs
-            for blob_id, location in blobs:
-                # A blob in two packs (a repack interrupted before the old pack went): either
-                # copy serves; the first one listed is kept.
-                index.blobs.setdefault(blob_id, location)
+            index.kinds[pack_id] = kind
+            if packs:
+                index.packs[pack_id] = cast(list[tuple[str, BlobLocation]], blobs)
     return index
 
 

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -37,12 +37,13 @@ from backups.engine.crypto import (
     DatasetKeys,
     decrypt_chunk,
 )
-from backups.engine.errors import ChunkCorrupt, FileIntegrityError, UnsafePath
+from backups.engine.errors import ChunkCorrupt, FileIntegrityError, ManifestCorrupt, UnsafePath
 from backups.engine.filestream import FileStream
-from backups.engine.manifest import FileEntry
+from backups.engine.manifest import FileEntry, Manifest
 from backups.engine.packed_restore import restore_packed
-from backups.engine.packs import load_pack_index
+from backups.engine.packs import PackIndex, load_pack_index
 from backups.engine.repository import _load_manifest, chunk_object
+from backups.engine.segments import iter_segments
 from backups.storage import InvalidKey, ObjectStore, join_key, validate_key
 from backups.storage.base import readinto_of
 
@@ -78,7 +79,7 @@ def check_manifest_path(path: str) -> str:
         raise UnsafePath(f"refusing to restore unsafe path {path!r}: {exc}") from None
 
 
-def _selected(entries: tuple[FileEntry, ...], path_prefix: str) -> list[FileEntry]:
+def _selected(entries: Sequence[FileEntry], path_prefix: str) -> list[FileEntry]:
     prefix = path_prefix.strip("/")
     if not prefix:
         return list(entries)
@@ -365,8 +366,21 @@ def restore(
         raise ValueError("threads must be positive")
     keys = DatasetKeys.from_data_key(data_key)
     # Format 2 needs the pack indexes for the file list and the data: read them once.
-    index = load_pack_index(store, base, keys)
-    manifest = _load_manifest(store, base, keys, manifest_id, index)
+    index = load_pack_index(store, base, keys, packs=False)
+    manifest = _load_manifest(store, base, keys, manifest_id, index, files=False)
+    if not manifest.files_loaded:
+        return _restore_streamed(
+            store,
+            base,
+            keys,
+            index,
+            manifest,
+            destination,
+            destination_prefix,
+            path_prefix=path_prefix,
+            threads=threads,
+            progress=progress,
+        )
     entries = _selected(manifest.files, path_prefix)
     for entry in entries:
         check_manifest_path(entry.path)
@@ -376,7 +390,8 @@ def restore(
             base,
             keys,
             index,
-            entries,
+            [entries],
+            sum(e.size for e in entries),
             destination,
             destination_prefix,
             threads=threads,
@@ -414,3 +429,49 @@ def restore(
         raise restorer.error
     restored = restorer.done
     return RestoreResult(manifest_id, files_restored=len(entries), bytes_restored=restored)
+
+
+def _restore_streamed(
+    store: ObjectStore,
+    base: str,
+    keys: DatasetKeys,
+    index: PackIndex,
+    manifest: Manifest,
+    destination: ObjectStore,
+    destination_prefix: str,
+    *,
+    path_prefix: str,
+    threads: int,
+    progress: ProgressCallback | None,
+) -> RestoreResult:
+    """A format-2 snapshot restored without holding its file list: a first pass over the
+    segments checks every path (nothing is written before all are safe) and counts the bytes
+    for progress; the second restores segment by segment."""
+
+    def batches() -> Iterator[list[FileEntry]]:
+        for _, entries in iter_segments(store, base, keys, manifest, index):
+            selected = _selected(entries, path_prefix)
+            if selected:
+                yield selected
+
+    files = total = 0
+    for batch in batches():
+        for entry in batch:
+            check_manifest_path(entry.path)
+            files += 1
+            total += entry.size
+    if not path_prefix.strip("/") and files != manifest.file_count:
+        raise ManifestCorrupt(manifest.id, "its file list does not hold the files it counts")
+    restored = restore_packed(
+        store,
+        base,
+        keys,
+        index,
+        batches(),
+        total,
+        destination,
+        destination_prefix,
+        threads=threads,
+        progress=progress,
+    )
+    return RestoreResult(manifest.id, files_restored=files, bytes_restored=restored)

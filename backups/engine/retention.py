@@ -17,7 +17,7 @@ from backups.engine.repository import (
     chunk_object,
     chunks_prefix,
     list_snapshots,
-    load_manifests,
+    referenced_ids,
     snapshot_object,
 )
 from backups.storage import DeleteResult, ObjectStore
@@ -187,10 +187,7 @@ def garbage_collect(
     snapshots = list_snapshots(store, base)
     # Per format: a small file's format-1 chunk and format-2 blob share an id (the same keyed
     # hash of the same bytes), but not a place.
-    referenced: set[str] = set()
-    referenced_blobs: set[str] = set()
-    for manifest in load_manifests(store, base, keys, (ref.id for ref in snapshots)):
-        (referenced if manifest.format == 1 else referenced_blobs).update(manifest.chunk_ids())
+    referenced, referenced_blobs = referenced_ids(store, base, keys, (ref.id for ref in snapshots))
 
     cutoff = (now or datetime.now(UTC)) - min_age
     prefix = chunks_prefix(base)

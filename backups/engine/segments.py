@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 from backups.engine.crypto import DatasetKeys, chunk_id
-from backups.engine.errors import ManifestCorrupt
+from backups.engine.errors import EngineError, ManifestCorrupt
 from backups.engine.manifest import FileEntry, Manifest, entry_doc, entry_from_doc
 from backups.engine.packs import PackIndex, blob_get, load_pack_index
-from backups.storage import ObjectStore
+from backups.storage import ObjectNotFound, ObjectStore
 
 _CUT_ONE_IN = 256
 _MAX_ENTRIES = 4096
@@ -29,69 +30,169 @@ def _cut_after(keys: DatasetKeys, path: str) -> bool:
     return int.from_bytes(digest[:4], "big") % _CUT_ONE_IN == 0
 
 
-def segments_of(
-    keys: DatasetKeys,
-    files: Sequence[FileEntry],
-    parent: Manifest | None = None,
-    stored: Callable[[str], bool] = lambda sid: False,
-) -> Iterator[tuple[str, bytes | None, int]]:
-    """(blob id, plaintext, entry count) of each segment of `files` (sorted by path).
+class ParentList:
+    """A parent snapshot's file list read forward, one segment at a time, for a backup that
+    walks the source in the same (path) order: `lookup` finds the parent's entry of each path
+    and `matching` names a segment the new list repeats. Segments stay in memory only between
+    the writer's position and the lookup's (a bounded window apart), never the whole list.
 
-    A run of entries identical to one of the parent's segments, which would be cut the same
-    way, is named by that segment's id without being serialized again (plaintext None), if
-    `stored` says every target holds it: a no-change rerun of 200,000 files then builds no
-    file list at all."""
-    reusable = _reusable(parent)
-    group: list[dict[str, object]] = []
-    i = 0
-    while i < len(files):
-        if not group and reusable:
-            found = reusable.get(files[i].path)
-            if found is not None and stored(found[0]) and _same(keys, files, i, found[1]):
-                yield found[0], None, len(found[1])
-                i += len(found[1])
-                continue
-        entry = files[i]
-        i += 1
-        group.append(entry_doc(entry))
-        if len(group) >= _MAX_ENTRIES or _cut_after(keys, entry.path):
-            yield *_sealed_form(keys, group), len(group)
-            group = []
-    if group:
-        yield *_sealed_form(keys, group), len(group)
+    A segment that cannot be read ends the parent's use from there on: the files after it are
+    read again (as with an unreadable parent), never lost."""
+
+    def __init__(self, segments: Iterator[tuple[str, Sequence[FileEntry]]]) -> None:
+        self._segments = segments
+        self._retained: deque[tuple[str, Sequence[FileEntry]]] = deque()
+        self._current: Sequence[FileEntry] = ()
+        self._position = 0
+        self._ended = False
+        self.unreadable: str | None = None
+
+    @classmethod
+    def empty(cls) -> ParentList:
+        return cls(iter(()))
+
+    def lookup(self, path: str) -> FileEntry | None:
+        """The parent's entry for `path`; paths must be asked in increasing order."""
+        while True:
+            current = self._current
+            while self._position < len(current) and current[self._position].path < path:
+                self._position += 1
+            if self._position < len(current):
+                found = current[self._position]
+                return found if found.path == path else None
+            if not self._advance():
+                return None
+
+    def _advance(self) -> bool:
+        if self._ended:
+            return False
+        try:
+            sid, entries = next(self._segments)
+        except StopIteration:
+            self._ended = True
+            return False
+        except (EngineError, ObjectNotFound) as exc:
+            self._ended = True
+            self.unreadable = str(exc)
+            return False
+        self._current, self._position = entries, 0
+        if sid and entries:
+            self._retained.append((sid, entries))
+        return True
+
+    def matching(self, group: Sequence[FileEntry]) -> str | None:
+        """The id of the parent's segment holding exactly `group`, whose serialized form (and
+        so blob id) is then the same; segments before the group are released."""
+        first = group[0].path
+        while self._retained and self._retained[0][1][-1].path < first:
+            self._retained.popleft()
+        for sid, entries in self._retained:
+            if entries[0].path > first:
+                return None
+            if (
+                entries[0].path == first
+                and len(entries) == len(group)
+                and all(a is b or a == b for a, b in zip(entries, group, strict=True))
+            ):
+                return sid
+        return None
 
 
-def _reusable(parent: Manifest | None) -> dict[str, tuple[str, Sequence[FileEntry]]]:
-    """The parent's segments by their first path: (id, entries)."""
-    if parent is None or not parent.segment_sizes:
-        return {}
-    sizes = parent.segment_sizes
-    if len(sizes) != len(parent.segments) or sum(sizes) != len(parent.files):
-        return {}
-    found: dict[str, tuple[str, Sequence[FileEntry]]] = {}
-    start = 0
-    for sid, count in zip(parent.segments, sizes, strict=True):
-        if count > 0:
-            found[parent.files[start].path] = (sid, parent.files[start : start + count])
-        start += count
-    return found
+class FileListWriter:
+    """Cuts a snapshot's entries, given in path order, into segments as they come (see the
+    module docstring), so the list is never held whole. A segment equal to one of the parent's
+    that every target holds is named by its id without being serialized again: a no-change
+    rerun of 200,000 files builds no file list at all."""
 
+    def __init__(
+        self,
+        keys: DatasetKeys,
+        parent: ParentList,
+        *,
+        stored: Callable[[str], bool],
+        store_blob: Callable[[str, bytes], None],
+        reused: Callable[[], None],
+    ) -> None:
+        self._keys = keys
+        self._parent = parent
+        self._stored = stored
+        self._store_blob = store_blob
+        self._reused = reused
+        self._group: list[FileEntry] = []
+        self.segments: list[tuple[str, int]] = []
+        self.files = 0
+        self.bytes = 0
+        self._last: str | None = None
 
-def _same(keys: DatasetKeys, files: Sequence[FileEntry], i: int, old: Sequence[FileEntry]) -> bool:
-    """Whether files[i:] starts with `old` and a segment starting at i would end after it."""
-    end = i + len(old)
-    if end > len(files) or any(
-        a is not b and a != b for a, b in zip(files[i:end], old, strict=True)
-    ):
-        return False
-    # Same paths from the same start: no cut inside. The cut after the last entry happens for
-    # the same reason as in the parent, unless the parent's list simply ended there.
-    return end == len(files) or len(old) >= _MAX_ENTRIES or _cut_after(keys, old[-1].path)
+    def add(self, entry: FileEntry) -> None:
+        if self._last is not None and entry.path <= self._last:
+            raise ValueError(f"file list out of order at {entry.path!r}")
+        self._last = entry.path
+        self._group.append(entry)
+        self.files += 1
+        self.bytes += entry.size
+        if len(self._group) >= _MAX_ENTRIES or _cut_after(self._keys, entry.path):
+            self._close()
+
+    def finish(self) -> list[tuple[str, int]]:
+        if self._group:
+            self._close()
+        return self.segments
+
+    def _close(self) -> None:
+        group, self._group = self._group, []
+        sid = self._parent.matching(group)
+        if sid is not None and self._stored(sid):
+            self._reused()
+        else:
+            sid, data = _sealed_form(self._keys, [entry_doc(e) for e in group])
+            self._store_blob(sid, data)
+        self.segments.append((sid, len(group)))
 
 
 def _sealed_form(keys: DatasetKeys, group: list[dict[str, object]]) -> tuple[str, bytes]:
     data = json.dumps({"files": group}, ensure_ascii=False, separators=(",", ":")).encode()
     return chunk_id(keys, data), data
+
+
+def segment_entries(
+    store: ObjectStore, base: str, keys: DatasetKeys, manifest_id: str, sid: str, index: PackIndex
+) -> tuple[FileEntry, ...]:
+    """One segment's entries; ManifestCorrupt if it is missing or does not parse."""
+    location = index.blobs.get(sid)
+    if location is None:
+        raise ManifestCorrupt(manifest_id, f"file list segment {sid} is missing")
+    try:
+        doc = json.loads(blob_get(store, base, keys, sid, location))
+        return tuple(entry_from_doc(f) for f in doc["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ManifestCorrupt(
+            manifest_id, f"segment does not parse ({type(exc).__name__})"
+        ) from None
+
+
+def iter_segments(
+    store: ObjectStore, base: str, keys: DatasetKeys, manifest: Manifest, index: PackIndex | None
+) -> Iterator[tuple[str, tuple[FileEntry, ...]]]:
+    """(segment id, entries) of the manifest's file list in path order, one segment fetched
+    at a time, so a caller that streams holds a few thousand entries, not all of them. A
+    manifest whose files are loaded (or inline) yields them as one run with an empty id."""
+    if manifest.files_loaded or not manifest.segments:
+        sizes = manifest.segment_sizes
+        consistent = len(sizes) == len(manifest.segments) and sum(sizes) == len(manifest.files)
+        if manifest.segments and consistent:
+            start = 0
+            for sid, count in zip(manifest.segments, sizes, strict=True):
+                yield sid, manifest.files[start : start + count]
+                start += count
+            return
+        if manifest.files:
+            yield "", manifest.files
+        return
+    if index is None:
+        index = load_pack_index(store, base, keys)
+    for sid in manifest.segments:
+        yield sid, segment_entries(store, base, keys, manifest.id, sid, index)
 
 
 def files_load(
@@ -100,18 +201,7 @@ def files_load(
     """Fetch and parse every segment of the manifest; ManifestCorrupt if one is unreadable."""
     if not manifest.segments:
         return manifest.files
-    if index is None:
-        index = load_pack_index(store, base, keys)
     files: list[FileEntry] = []
-    for sid in manifest.segments:
-        location = index.blobs.get(sid)
-        if location is None:
-            raise ManifestCorrupt(manifest.id, f"file list segment {sid} is missing")
-        try:
-            doc = json.loads(blob_get(store, base, keys, sid, location))
-            files.extend(entry_from_doc(f) for f in doc["files"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ManifestCorrupt(
-                manifest.id, f"segment does not parse ({type(exc).__name__})"
-            ) from None
+    for _, entries in iter_segments(store, base, keys, manifest, index):
+        files.extend(entries)
     return tuple(files)

@@ -78,8 +78,7 @@ def snapshot_file_download(
     store = store_for_location(snapshot.location)
     base = repository_base(snapshot.location, dataset)
     data_key = dataset_data_key(dataset)
-    manifest = engine.load_manifest(store, base, data_key, snapshot.manifest_id)
-    entry = next((e for e in manifest.files if e.path == clean), None)
+    entry = engine.find_entry(store, base, data_key, snapshot.manifest_id, clean)
     if entry is None:
         raise NotFound(f"No file {clean!r} in this snapshot.")
     # A request cannot wait hours: archived content is asked for and checked once; until it

@@ -92,7 +92,7 @@ def _snapshot_at(repo: dict[str, Any], when: datetime, content: str) -> Snapshot
         location=target,
         manifest_id=result.manifest_id,
         taken_at=manifest_time(result.manifest_id),
-        files=len(result.manifest.files),
+        files=result.manifest.file_count,
     )
 
 

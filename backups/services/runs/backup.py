@@ -152,7 +152,10 @@ def _parent_manifest(
     at = next(i for i, location in enumerate(targets) if location.pk == latest.location_id)
     store, base = repos[at]
     try:
-        return engine.load_manifest(store, base, data_key, latest.manifest_id, index=indexes[at])
+        # Its file list stays in the repository: the backup streams it segment by segment.
+        return engine.load_manifest(
+            store, base, data_key, latest.manifest_id, index=indexes[at], files=False
+        )
     except (StorageError, engine.EngineError):
         logger.warning("parent manifest of %s unreadable; doing a full read", dataset.public_id)
         return None
@@ -190,7 +193,7 @@ def backup_run_execute(
             repos.append((store, base))
         # Each target's pack index is read once: for the parent's file list and the backup.
         keys = engine.DatasetKeys.from_data_key(data_key)
-        indexes = [engine.load_pack_index(store, base, keys) for store, base in repos]
+        indexes = [engine.load_pack_index(store, base, keys, packs=False) for store, base in repos]
         parent = _parent_manifest(dataset, targets, repos, indexes, data_key)
         # Read here: the engine runs in a thread of its own, outside this task's scope.
         level = _compression_level(dataset)
@@ -241,7 +244,7 @@ def _record_success(
                 "dataset": run.dataset,
                 "run": run,
                 "taken_at": taken_at,
-                "files": len(result.manifest.files),
+                "files": result.manifest.file_count,
                 "bytes": stats.bytes_seen,
                 "new_bytes": stats.bytes_uploaded // max(1, len(targets)),
                 "retained_until": retained.get(location.pk),

@@ -97,19 +97,26 @@ def test_a_damaged_blob_inside_a_coalesced_read_is_refused(
     assert "big.bin" not in read_tree(destination, "")
 
 
+@pytest.mark.parametrize("parent_files", [True, False], ids=["parent-loaded", "parent-streamed"])
 def test_a_no_change_rerun_reuses_the_parent_segments_and_loads_the_same_files(
     tmp_path_factory: pytest.TempPathFactory,
     init_target: Callable[[ObjectStore, str], None],
     data_key: bytes,
+    parent_files: bool,
 ) -> None:
     store = LocalObjectStore(tmp_path_factory.mktemp("repo"), fsync=False)
     init_target(store, BASE)
     source = LocalObjectStore(tmp_path_factory.mktemp("src"), fsync=False)
     write_tree(source, "", {f"d/{i:05d}.txt": os.urandom(8) for i in range(3000)})
     first = backup(source, "", [(store, BASE)], data_key)
-    parent = load_manifest(store, BASE, data_key, first.manifest_id)
-    assert len(parent.segments) > 2
-    assert sum(parent.segment_sizes) == len(parent.files)
+    full = load_manifest(store, BASE, data_key, first.manifest_id)
+    assert len(full.segments) > 2
+    assert sum(full.segment_sizes) == len(full.files) == first.manifest.file_count == 3000
+    # A scheduled run streams its parent's list (files=False); both must reuse the same way.
+    parent = load_manifest(store, BASE, data_key, first.manifest_id, files=parent_files)
+    assert parent.files_loaded is parent_files
+    assert parent.file_count == 3000
+    assert parent.total_size == 3000 * 8
 
     again = backup(source, "", [(store, BASE)], data_key, parent)
     source.put("d/00042.txt", b"changed")
@@ -117,8 +124,14 @@ def test_a_no_change_rerun_reuses_the_parent_segments_and_loads_the_same_files(
 
     assert again.manifest.segments == parent.segments
     assert again.stats.chunks_uploaded == 0
+    assert again.stats.files_reused == 3000
+    assert changed.stats.files_reused == 2999
     # One edited file rewrites its own segment only.
     assert len(set(changed.manifest.segments) - set(parent.segments)) == 1
-    for result in (again, changed):
-        loaded = load_manifest(store, BASE, data_key, result.manifest_id)
-        assert loaded.files == result.manifest.files
+    assert load_manifest(store, BASE, data_key, again.manifest_id).files == full.files
+    edited = load_manifest(store, BASE, data_key, changed.manifest_id).files
+    assert [e.path for e in edited] == [e.path for e in full.files]
+    assert [e for e in edited if e not in full.files] == [
+        next(e for e in edited if e.path == "d/00042.txt")
+    ]
+    assert next(e for e in edited if e.path == "d/00042.txt").size == len(b"changed")
