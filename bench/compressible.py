@@ -4,8 +4,10 @@ A compressible, agency-shaped data set made here (seeded): CSV exports, JSONL lo
 dump, model weights (incompressible) and 20,000 small JSON label files. Measured for each tool:
 bytes stored after the first backup, bytes added by a small edit set (a line inserted near the
 start of the largest CSV, a line appended to a log, one label file changed), and, for the label
-files alone, the time and the number of objects (files in the repository) written. Then a
-tree of 200,000 small files: the no-change rerun's time and our peak RSS.
+files alone, the time and the number of objects (files in the repository) written. Then trees
+of 50,000 and 200,000 small files, ours beside restic: first backup, no-change rerun and full
+restore, each with its time and peak RSS, so the memory that grows with the file count shows
+as bytes per added file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from bench import tools
 
 LABELS = 20_000
 MANY = 200_000
+FEWER = 50_000
 TIMEOUT = 600.0
 
 
@@ -104,9 +108,27 @@ def _du(path: Path) -> tuple[int, int]:
 
 
 def _run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    return _run_rss(argv, env, cwd)[0]
+
+
+def _run_rss(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one command: GNU time's %M, the child's own maximum."""
+    handle, name = tempfile.mkstemp(prefix="bench-rss-")
+    os.close(handle)
+    report = Path(name)
     started = time.monotonic()
-    subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True, timeout=TIMEOUT)
-    return time.monotonic() - started
+    subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", str(report), *argv],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    seconds = time.monotonic() - started
+    rss_kb = float(report.read_text().strip().splitlines()[-1])
+    report.unlink()
+    return seconds, rss_kb / 1024
 
 
 class Ours:
@@ -120,8 +142,17 @@ class Ours:
         pass
 
     def backup(self, source: Path) -> float:
+        return self.backup_rss(source)[0]
+
+    def backup_rss(self, source: Path) -> tuple[float, float]:
+        return self._child(str(source), str(self.repo))
+
+    def restore_rss(self, target: Path) -> tuple[float, float]:
+        return self._child("--restore", str(self.repo), str(target))
+
+    def _child(self, *args: str) -> tuple[float, float]:
         out = subprocess.run(
-            [sys.executable, "-m", "bench.format2_child", str(source), str(self.repo)],
+            [sys.executable, "-m", "bench.format2_child", *args],
             check=True,
             capture_output=True,
             text=True,
@@ -129,7 +160,7 @@ class Ours:
         )
         report = json.loads(out.stdout.strip().splitlines()[-1])
         self.rss_mb = max(self.rss_mb, float(report["maxrss_mb"]))
-        return float(report["seconds"])
+        return float(report["seconds"]), float(report["maxrss_mb"])
 
 
 class Restic:
@@ -148,7 +179,13 @@ class Restic:
         _run(["restic", "init"], self.env)
 
     def backup(self, source: Path) -> float:
-        return _run(["restic", "backup", ".", "--host", "bench"], self.env, cwd=source)
+        return self.backup_rss(source)[0]
+
+    def backup_rss(self, source: Path) -> tuple[float, float]:
+        return _run_rss(["restic", "backup", ".", "--host", "bench"], self.env, cwd=source)
+
+    def restore_rss(self, target: Path) -> tuple[float, float]:
+        return _run_rss(["restic", "restore", "latest", "--target", str(target)], self.env)
 
 
 class Borg:
@@ -221,25 +258,53 @@ def section_format2(work: Path) -> dict[str, Any]:
     return results
 
 
-def _many_small_files(work: Path) -> dict[str, Any]:
-    root = work / "many"
+def _small_tree(root: Path, count: int) -> None:
     rng = random.Random(7)
-    for i in range(MANY):
+    for i in range(count):
         folder = root / f"{i // 2000:03d}"
         if i % 2000 == 0:
             folder.mkdir(parents=True)
         (folder / f"{i:06d}.txt").write_bytes(b"label %d %d\n" % (i, rng.randrange(1000)))
-    out: dict[str, Any] = {"files": MANY}
-    for tool in _tools(work, "many"):
-        if isinstance(tool, Borg):
-            continue
-        tool.init()
-        first = tool.backup(root)
-        rerun = tool.backup(root)
-        out[tool.name] = {"first_seconds": round(first, 2), "rerun_seconds": round(rerun, 2)}
-        if isinstance(tool, Ours):
-            out[tool.name]["peak_rss_mb"] = round(tool.rss_mb, 1)
-    shutil.rmtree(root, ignore_errors=True)
+
+
+def _many_small_files(work: Path) -> dict[str, Any]:
+    """Per tree size and tool: first backup, no-change rerun and restore, time and peak RSS."""
+    out: dict[str, Any] = {"files": MANY, "sizes": {}}
+    for count in (FEWER, MANY):
+        root = work / f"many-{count}"
+        _small_tree(root, count)
+        sized: dict[str, Any] = {}
+        for tool in _tools(work, f"many-{count}"):
+            if isinstance(tool, Borg):
+                continue
+            tool.init()
+            first, first_rss = tool.backup_rss(root)
+            rerun, rerun_rss = tool.backup_rss(root)
+            target = work / f"restored-{tool.name}-{count}"
+            restore, restore_rss = tool.restore_rss(target)
+            restored = sum(1 for p in target.rglob("*") if p.is_file())
+            if restored != count:
+                raise RuntimeError(f"{tool.name} restored {restored} of {count} files")
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(tool.repo, ignore_errors=True)
+            sized[tool.name] = {
+                "first_seconds": round(first, 2),
+                "rerun_seconds": round(rerun, 2),
+                "restore_seconds": round(restore, 2),
+                "first_rss_mb": round(first_rss, 1),
+                "rerun_rss_mb": round(rerun_rss, 1),
+                "restore_rss_mb": round(restore_rss, 1),
+                "peak_rss_mb": round(max(first_rss, rerun_rss, restore_rss), 1),
+            }
+        out["sizes"][str(count)] = sized
+        shutil.rmtree(root, ignore_errors=True)
+    # The 200,000-file figures at the top level, as the goals and tables read them.
+    out.update(out["sizes"][str(MANY)])
+    for name in out["sizes"][str(MANY)]:
+        small, large = out["sizes"][str(FEWER)][name], out["sizes"][str(MANY)][name]
+        out[name]["rss_bytes_per_added_file"] = round(
+            (large["peak_rss_mb"] - small["peak_rss_mb"]) * 1024 * 1024 / (MANY - FEWER)
+        )
     return out
 
 

@@ -149,14 +149,21 @@ def format2_table(result: dict[str, Any]) -> str:
         row("20,000 small files: time", "labels_seconds", lambda v: f"{v:.1f} s"),
         row("20,000 small files: objects (files) written", "labels_objects", str),
         "",
-        f"{many['files']:,} small files: first backup / no-change rerun — ours "
-        f"{many['ours']['first_seconds']:.1f} s / {many['ours']['rerun_seconds']:.1f} s "
-        f"(peak RSS {many['ours']['peak_rss_mb']:.0f} MB)"
-        + (
-            f", restic {many['restic']['first_seconds']:.1f} s / "
-            f"{many['restic']['rerun_seconds']:.1f} s"
-            if "restic" in many
-            else ""
+        "| small files | tool | first backup | no-change rerun | restore | peak RSS "
+        "(backup / rerun / restore) |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {int(count):,} | {name} | {r['first_seconds']:.1f} s | "
+            f"{r['rerun_seconds']:.1f} s | {r['restore_seconds']:.1f} s | "
+            f"{r['first_rss_mb']:.0f} / {r['rerun_rss_mb']:.0f} / {r['restore_rss_mb']:.0f} MB |"
+            for count, tools_at in many["sizes"].items()
+            for name, r in tools_at.items()
+        ],
+        "",
+        "Peak RSS growth per added file, 50,000 → 200,000 files: "
+        + ", ".join(
+            f"{name} {many[name]['rss_bytes_per_added_file']} B"
+            for name in many["sizes"][str(many["files"])]
         ),
     ]
     return "\n".join(lines)
