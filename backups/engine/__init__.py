@@ -47,6 +47,7 @@ from backups.engine.repository import (
     list_snapshots,
     load_data_key,
     load_manifest,
+    snapshot_files,
 )
 from backups.engine.restore import RestoreResult, check_manifest_path, restore
 from backups.engine.retention import (
@@ -108,6 +109,7 @@ __all__ = [
     "pack_opens",
     "restore",
     "select_snapshots_to_keep",
+    "snapshot_files",
     "unwrap_data_key",
     "verify",
     "wrap_data_key",

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
@@ -24,7 +24,7 @@ from backups.engine.errors import (
 )
 from backups.engine.manifest import FileEntry, Manifest, manifest_time, open_manifest, seal_manifest
 from backups.engine.packs import PackIndex, load_pack_index
-from backups.engine.segments import files_load, segment_entries
+from backups.engine.segments import files_load, iter_segments, segment_entries
 from backups.storage import ObjectNotFound, ObjectStore, join_key
 
 KEY_NAME = "key"
@@ -184,6 +184,19 @@ def _load_manifest(
             raise ManifestCorrupt(manifest_id, "its file list does not hold the files it counts")
         manifest = replace(manifest, files=loaded, listed_files=None, listed_bytes=None)
     return manifest
+
+
+def snapshot_files(
+    store: ObjectStore, base: str, data_key: bytes, manifest_id: str
+) -> Iterator[FileEntry]:
+    """Every file of a snapshot in path order, its list read one segment at a time (a drill's
+    check of 200,000 restored files holds one segment of entries). Errors of the manifest or
+    of a segment are raised as they are reached."""
+    keys = DatasetKeys.from_data_key(data_key)
+    index = load_pack_index(store, base, keys, packs=False)
+    manifest = _load_manifest(store, base, keys, manifest_id, index, files=False)
+    for _, entries in iter_segments(store, base, keys, manifest, index):
+        yield from entries
 
 
 def find_entry(

@@ -200,32 +200,36 @@ def _verify_scratch(drill: RestoreRun, scratch: Path) -> _Checked:
     backed up (the engine checked the stream; this checks the copy a person would use)."""
     dataset = drill.dataset
     snapshot = Snapshot.objects.select_related("location").get(pk=drill.snapshot_id)
-    try:
-        manifest = engine.load_manifest(
-            store_for_location(snapshot.location),
-            repository_base(snapshot.location, dataset),
-            dataset_data_key(dataset),
-            snapshot.manifest_id,
-        )
-    except (StorageError, engine.EngineError) as exc:
-        return _Checked(0, 0, (f"The manifest could not be read to verify the files: {exc}",))
-    problems = []
-    verified = 0
+    files = verified = failed = 0
+    problems: list[str] = []
     beat_at = time.monotonic()
-    for entry in manifest.files:
-        if time.monotonic() - beat_at >= HEARTBEAT_SECONDS:
-            # Still running: a heartbeat keeps recovery from taking the drill for abandoned.
-            RestoreRun.objects.filter(pk=drill.pk).update(heartbeat_at=timezone.now())
-            beat_at = time.monotonic()
-        problem = _file_matches(scratch.joinpath(*entry.path.split("/")), entry)
-        if problem is None:
-            verified += 1
-        else:
-            problems.append(problem)
-    issues = problems[:MAX_FILE_ISSUES]
-    if len(problems) > MAX_FILE_ISSUES:
-        issues.append(f"… and {len(problems) - MAX_FILE_ISSUES} more files")
-    return _Checked(len(manifest.files), verified, tuple(issues))
+    entries = engine.snapshot_files(
+        store_for_location(snapshot.location),
+        repository_base(snapshot.location, dataset),
+        dataset_data_key(dataset),
+        snapshot.manifest_id,
+    )
+    try:
+        # Streamed: the file list is read a segment at a time, never held whole.
+        for entry in entries:
+            if time.monotonic() - beat_at >= HEARTBEAT_SECONDS:
+                # Still running: a heartbeat keeps recovery from taking the drill for abandoned.
+                RestoreRun.objects.filter(pk=drill.pk).update(heartbeat_at=timezone.now())
+                beat_at = time.monotonic()
+            files += 1
+            problem = _file_matches(scratch.joinpath(*entry.path.split("/")), entry)
+            if problem is None:
+                verified += 1
+            else:
+                failed += 1
+                if len(problems) < MAX_FILE_ISSUES:
+                    problems.append(problem)
+    except (StorageError, engine.EngineError) as exc:
+        problems.append(f"The manifest could not be read to verify the files: {exc}")
+        return _Checked(files, verified, tuple(problems))
+    if failed > MAX_FILE_ISSUES:
+        problems.append(f"… and {failed - MAX_FILE_ISSUES} more files")
+    return _Checked(files, verified, tuple(problems))
 
 
 def _drill_record(

@@ -22,6 +22,7 @@ from backups.engine import (
     list_snapshots,
     load_manifest,
     restore,
+    snapshot_files,
 )
 from backups.engine.crypto import DatasetKeys, chunk_id
 from backups.engine.errors import ManifestCorrupt
@@ -90,6 +91,7 @@ def test_a_rerun_with_a_streamed_parent_reuses_every_file_and_restores_the_same_
     # Only the segments around the three changes are new.
     assert len(set(second.manifest.segments) - set(first.manifest.segments)) <= 4
     loaded = load_manifest(store, BASE, data_key, second.manifest_id)
+    assert list(snapshot_files(store, BASE, data_key, second.manifest_id)) == list(loaded.files)
     assert [e.path for e in loaded.files] == sorted(
         loaded_path for loaded_path in read_tree(source, "")
     )
