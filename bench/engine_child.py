@@ -35,19 +35,10 @@ from backups.engine import (
 )
 from backups.storage import LocalObjectStore, S3ObjectStore
 from backups.storage.s3 import GuardedConnect
+from bench.tools import vm_hwm_mb
 from tests.s3server import TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY
 
 BASE = "agencyops/org/client/dataset"
-
-
-def _vm_hwm_mb() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def raw_put(endpoint: str, directory: str, threads: int) -> dict[str, object]:
@@ -152,7 +143,7 @@ def main() -> None:
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "maxrss_mb": maxrss_mb,
-        "hwm_mb": _vm_hwm_mb(),
+        "hwm_mb": vm_hwm_mb(),
         "stats": stats,
     }
     json.dump(report, sys.stdout)

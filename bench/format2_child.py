@@ -16,14 +16,16 @@ from backups.engine import backup, init_repository, list_snapshots, load_manifes
 from backups.engine.crypto import DatasetKeys
 from backups.engine.packs import load_pack_index
 from backups.storage import LocalObjectStore
+from bench.tools import vm_hwm_mb
 
 BASE = "dataset"
 
 
 def _report(started: float, stats: dict[str, object]) -> None:
-    """The one JSON line the bench reads: seconds since `started`, this process's peak RSS."""
+    """The one JSON line the bench reads: seconds since `started`, this process's own peak RSS
+    (VmHWM: ru_maxrss would carry the benchmark process's peak across the fork)."""
     seconds = time.monotonic() - started
-    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    maxrss_mb = vm_hwm_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "maxrss_mb": maxrss_mb, "stats": stats}))
 
 

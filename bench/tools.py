@@ -11,6 +11,19 @@ from pathlib import Path
 
 from tests.s3server import TEST_ACCESS_KEY_ID, TEST_REGION, TEST_SECRET_ACCESS_KEY
 
+
+def vm_hwm_mb() -> float | None:
+    """This process image's peak RSS (VmHWM). Unlike ru_maxrss it is not inherited across
+    fork and exec, so a child started by a large benchmark process reports its own peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 # Both tools get the same parallelism as our engine.
 TRANSFERS = 16
 # No tool run may take longer than this (the whole benchmark must finish in ~10 minutes).
