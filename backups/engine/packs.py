@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import zstandard
 
@@ -266,37 +266,25 @@ def _index_plaintext(keys: DatasetKeys, pack_id: str, sealed: bytes) -> bytes | 
         return None
 
 
-def _index_rows(pack_id: str, raw: bytes) -> tuple[str, Iterator[tuple[str, BlobLocation]]] | None:
-    """(kind, rows) of an index's JSON; None when it does not parse. Rows are built as they
-    are taken, so a caller keeping only the blob table never holds them all."""
+def _index_rows(pack_id: str, raw: bytes) -> tuple[str, list[tuple[str, BlobLocation]]] | None:
+    """(kind, rows) of an index's JSON; None when it does not parse."""
     try:
         doc: dict[str, Any] = json.loads(raw)
-        if doc.get("format") != 2 or not isinstance(doc.get("blobs"), list):
+        if doc.get("format") != 2:
             return None
-        for row in doc["blobs"]:
-            if not isinstance(row, list) or len(row) != 5:
-                return None
-    except ValueError:
+        return str(doc.get("kind", DATA_PACK)), [
+            (str(b), BlobLocation(pack_id, int(o), int(n), int(r), bool(c)))
+            for b, o, n, r, c in doc["blobs"]
+        ]
+    except (ValueError, KeyError, TypeError):
         return None
-
-    def rows() -> Iterator[tuple[str, BlobLocation]]:
-        for b, o, n, r, c in doc["blobs"]:
-            yield str(b), BlobLocation(pack_id, int(o), int(n), int(r), bool(c))
-
-    return str(doc.get("kind", DATA_PACK)), rows()
 
 
 def _parse_index(
     keys: DatasetKeys, pack_id: str, sealed: bytes
 ) -> tuple[str, list[tuple[str, BlobLocation]]] | None:
     raw = _index_plaintext(keys, pack_id, sealed)
-    parsed = _index_rows(pack_id, raw) if raw is not None else None
-    if parsed is None:
-        return None
-    try:
-        return parsed[0], list(parsed[1])
-    except (ValueError, TypeError):
-        return None
+    return _index_rows(pack_id, raw) if raw is not None else None
 
 
 def load_pack_index(
@@ -322,26 +310,17 @@ def load_pack_index(
     with ThreadPoolExecutor(min(_INDEX_LOAD_THREADS, len(ids)), thread_name_prefix="index") as pool:
         for pack_id, raw in pool.map(fetch, ids):
             parsed = _index_rows(pack_id, raw) if raw is not None else None
-            try:
-                if parsed is None:
-                    raise ValueError
-                kind, rows = parsed
-                blobs = list(rows) if packs else rows
-                added: list[str] = []
-                for blob_id, location in blobs:
-                    # A blob in two packs (a repack interrupted before the old pack went):
-                    # either copy serves; the first one listed is kept.
-                    if blob_id not in table:
-                        table[blob_id] = location
-                        added.append(blob_id)
-            except (ValueError, TypeError):
-                for blob_id in added if parsed is not None else ():
-                    del table[blob_id]
+            if parsed is None:
                 index.unreadable.append(pack_id)
                 continue
-            index.kinds[pack_id] = kind
+            index.kinds[pack_id], blobs = parsed
             if packs:
-                index.packs[pack_id] = cast(list[tuple[str, BlobLocation]], blobs)
+                index.packs[pack_id] = blobs
+            for blob_id, location in blobs:
+                # A blob in two packs (a repack interrupted before the old pack went): either
+                # copy serves; the first one listed is kept.
+                if blob_id not in table:
+                    table[blob_id] = location
     return index
 
 

@@ -186,15 +186,23 @@ def _load_manifest(
     return manifest
 
 
+def _head(
+    store: ObjectStore, base: str, data_key: bytes, manifest_id: str
+) -> tuple[DatasetKeys, PackIndex, Manifest]:
+    """The keys, the blob locations and the manifest without its file list: what reading the
+    list a segment at a time starts from."""
+    keys = DatasetKeys.from_data_key(data_key)
+    index = load_pack_index(store, base, keys, packs=False)
+    return keys, index, _load_manifest(store, base, keys, manifest_id, index, files=False)
+
+
 def snapshot_files(
     store: ObjectStore, base: str, data_key: bytes, manifest_id: str
 ) -> Iterator[FileEntry]:
     """Every file of a snapshot in path order, its list read one segment at a time (a drill's
     check of 200,000 restored files holds one segment of entries). Errors of the manifest or
     of a segment are raised as they are reached."""
-    keys = DatasetKeys.from_data_key(data_key)
-    index = load_pack_index(store, base, keys, packs=False)
-    manifest = _load_manifest(store, base, keys, manifest_id, index, files=False)
+    keys, index, manifest = _head(store, base, data_key, manifest_id)
     for _, entries in iter_segments(store, base, keys, manifest, index):
         yield from entries
 
@@ -204,9 +212,7 @@ def find_entry(
 ) -> FileEntry | None:
     """One file's entry in a snapshot, reading its file list segment by segment (in path
     order) only as far as that path: a download never holds the whole list."""
-    keys = DatasetKeys.from_data_key(data_key)
-    index = load_pack_index(store, base, keys, packs=False)
-    manifest = _load_manifest(store, base, keys, manifest_id, index, files=False)
+    keys, index, manifest = _head(store, base, data_key, manifest_id)
     if manifest.files_loaded:
         return next((e for e in manifest.files if e.path == path), None)
     for sid in manifest.segments:

@@ -45,7 +45,6 @@ class ParentList:
         self._current: Sequence[FileEntry] = ()
         self._position = 0
         self._ended = False
-        self.unreadable: str | None = None
 
     @classmethod
     def empty(cls) -> ParentList:
@@ -71,9 +70,8 @@ class ParentList:
         except StopIteration:
             self._ended = True
             return False
-        except (EngineError, ObjectNotFound) as exc:
-            self._ended = True
-            self.unreadable = str(exc)
+        except (EngineError, ObjectNotFound):
+            self._ended = True  # see the class docstring: the rest is read again
             return False
         self._current, self._position = entries, 0
         if sid and entries:
@@ -120,8 +118,6 @@ class FileListWriter:
         self._reused = reused
         self._group: list[FileEntry] = []
         self.segments: list[tuple[str, int]] = []
-        self.files = 0
-        self.bytes = 0
         self._last: str | None = None
 
     def add(self, entry: FileEntry) -> None:
@@ -129,8 +125,6 @@ class FileListWriter:
             raise ValueError(f"file list out of order at {entry.path!r}")
         self._last = entry.path
         self._group.append(entry)
-        self.files += 1
-        self.bytes += entry.size
         if len(self._group) >= _MAX_ENTRIES or _cut_after(self._keys, entry.path):
             self._close()
 
