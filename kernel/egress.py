@@ -249,6 +249,31 @@ def url_check(url: str, *, field: str, resolver: Resolver | None = None) -> str:
     return cleaned
 
 
+def address_pick(host: str, *, resolver: Resolver | None = None) -> str:
+    """The one address a connection made by another program (git, pg_dump, mariadb-dump) for a
+    tenant goes to: the host resolved once, here, and judged by the rule; the program is then
+    given this address, never the name, so a name that answers differently later (DNS
+    rebinding) cannot move it. EgressRefused when no address is allowed; socket.gaierror when
+    the name does not resolve."""
+    name = _host_name(host)
+    literal = _literal(name)
+    if literal is not None:
+        if not address_allowed(literal):
+            raise EgressRefused()
+        return str(literal)
+    try:
+        candidates = _resolve(name, resolver)
+    except UnicodeError:
+        raise socket.gaierror(socket.EAI_NONAME, "not a valid host name") from None
+    if not candidates:
+        raise socket.gaierror(socket.EAI_NONAME, "no address found")
+    host_allowed = name in _allowed().names
+    for address in candidates:
+        if address_allowed(address, host_allowed=host_allowed):
+            return str(address)
+    raise EgressRefused()
+
+
 # --- connecting ---
 
 
