@@ -14,9 +14,27 @@ from kernel.api import AdminWrites, TenantViewSet, VisibleRelatedField
 
 
 class CredentialsSerializer(serializers.Serializer[Any]):
-    access_key_id = serializers.CharField(max_length=256, write_only=True)
+    """Which fields a location takes depends on its kind (the service checks the shape): S3
+    {access_key_id, secret_access_key}; git {username, token} or {ssh_private_key}; a database
+    server {username, password}."""
+
+    access_key_id = serializers.CharField(max_length=256, write_only=True, required=False)
     secret_access_key = serializers.CharField(
-        max_length=256, write_only=True, style={"input_type": "password"}
+        max_length=256, write_only=True, required=False, style={"input_type": "password"}
+    )
+    username = serializers.CharField(max_length=256, write_only=True, required=False)
+    token = serializers.CharField(
+        max_length=1024, write_only=True, required=False, style={"input_type": "password"}
+    )
+    password = serializers.CharField(
+        max_length=1024, write_only=True, required=False, style={"input_type": "password"}
+    )
+    ssh_private_key = serializers.CharField(
+        max_length=16384,
+        write_only=True,
+        required=False,
+        trim_whitespace=False,
+        style={"input_type": "password", "base_template": "textarea.html"},
     )
 
 
@@ -33,7 +51,8 @@ class LocationSerializer(serializers.ModelSerializer[StorageLocation]):
         choices=[("stored", "stored"), ("ambient", "ambient"), ("none", "none")],
         read_only=True,
         help_text="stored: the location's own sealed credentials; ambient: the server's own "
-        "(only where the operator allows it); none: a local directory.",
+        "(only where the operator allows it); none: a local directory, or a git host, "
+        "database server or SaaS tool without credentials.",
     )
 
     class Meta:

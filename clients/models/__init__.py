@@ -46,6 +46,10 @@ from clients.models.organizations import (
     Role,
 )
 from clients.models.storage import (
+    DATABASE_KINDS,
+    PROVIDERS_BY_KIND,
+    SOURCE_KINDS,
+    STORE_KINDS,
     ClientNamespace,
     LocationKind,
     LocationQuerySet,
@@ -55,6 +59,7 @@ from clients.models.storage import (
 )
 
 __all__ = [
+    "DATABASE_KINDS",
     "DEFAULT_DELETION_DUE_DAYS",
     "DEFAULT_RPO",
     "DEFAULT_RTO",
@@ -62,7 +67,10 @@ __all__ = [
     "MAX_RPO",
     "MAX_RTO",
     "MIN_DURATION",
+    "PROVIDERS_BY_KIND",
     "REVIEW_PERIOD",
+    "SOURCE_KINDS",
+    "STORE_KINDS",
     "AccessGrant",
     "ApiToken",
     "ApiTokenQuerySet",

@@ -48,6 +48,7 @@ from clients.services.members import (
 from clients.services.spaces import (
     client_space,
     client_space_check,
+    database_path_check,
     namespace_assign,
     namespace_remove,
     other_dataset_overlapping,
@@ -77,6 +78,7 @@ __all__ = [
     "client_space",
     "client_space_check",
     "client_update",
+    "database_path_check",
     "dataset_register",
     "dataset_update",
     "engagement_create",

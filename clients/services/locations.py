@@ -9,29 +9,76 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 
-from clients.models import Client, Dataset, LocationKind, StorageLocation
+from clients.models import DATABASE_KINDS, Client, Dataset, LocationKind, StorageLocation
 from clients.services.common import UNCHANGED, Unchanged, changes_apply
 from clients.services.spaces import paths_overlap
 from kernel.crypto import seal, unseal
-from kernel.egress import url_check
+from kernel.egress import REFUSED_MESSAGE, host_permitted, url_check
 from kernel.exceptions import Conflict, Forbidden, ValidationFailed
+from kernel.sources import database_server_check, git_base_check
 from kernel.tenancy import Actor
 
 CREDENTIALS_PURPOSE = "storage-location-credentials"
 
 
-def _seal_credentials(credentials: Mapping[str, str] | None) -> bytes | None:
-    if not credentials:
+# The credentials each kind takes, as alternatives: exactly one shape, every field given.
+CREDENTIAL_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
+    LocationKind.S3: (("access_key_id", "secret_access_key"),),
+    LocationKind.GIT: (("username", "token"), ("ssh_private_key",)),
+    LocationKind.POSTGRES: (("username", "password"), ("username",)),
+    LocationKind.MYSQL: (("username", "password"), ("username",)),
+}
+
+
+def _shape_words(shapes: tuple[tuple[str, ...], ...]) -> str:
+    return " or ".join("{" + ", ".join(shape) + "}" for shape in shapes)
+
+
+def _seal_credentials(kind: str, credentials: Mapping[str, str] | None) -> bytes | None:
+    """The credentials in the one shape the kind takes, sealed; a 400 naming the shapes
+    otherwise. Nothing else given is kept."""
+    given = {k: v for k, v in (credentials or {}).items() if v not in ("", None)}
+    if not given:
         return None
-    payload = {
-        "access_key_id": credentials["access_key_id"],
-        "secret_access_key": credentials["secret_access_key"],
-    }
+    shapes = CREDENTIAL_SHAPES.get(kind)
+    if shapes is None:
+        raise ValidationFailed(
+            "This kind of location takes no credentials.",
+            fields={"credentials": "This kind of location takes no credentials."},
+        )
+    shape = next((s for s in shapes if set(s) == set(given)), None)
+    if shape is None:
+        raise ValidationFailed(
+            f"Credentials for this location are {_shape_words(shapes)}.",
+            fields={"credentials": f"Give {_shape_words(shapes)}."},
+        )
+    if "ssh_private_key" in given and "PRIVATE KEY" not in given["ssh_private_key"]:
+        raise ValidationFailed(
+            "That is not a private key.",
+            fields={"credentials": "Paste an OpenSSH private key (-----BEGIN … PRIVATE KEY-----)."},
+        )
+    payload = {name: given[name] for name in shape}
     return seal(json.dumps(payload).encode(), purpose=CREDENTIALS_PURPOSE)
+
+
+def _source_host_check(location: StorageLocation) -> None:
+    """A git host or database server is connected to by the workers: its host follows the
+    egress policy (checked again, on the address, at every connection)."""
+    if location.kind == LocationKind.GIT:
+        scheme, host, _port = git_base_check(location.endpoint_url)
+        if scheme == "file":
+            return
+    elif location.kind in DATABASE_KINDS:
+        host, _port = database_server_check(location.kind, location.endpoint_url)
+    else:
+        return
+    if not host_permitted(host):
+        raise ValidationFailed(REFUSED_MESSAGE, fields={"endpoint_url": REFUSED_MESSAGE})
 
 
 def _credentials_rule(*, actor: Actor, location: StorageLocation) -> None:
@@ -55,12 +102,18 @@ def _credentials_rule(*, actor: Actor, location: StorageLocation) -> None:
 def _store_identity(location: StorageLocation) -> tuple[str, str, str]:
     """(kind, endpoint, bucket): locations with the same identity share one namespace."""
     endpoint = (location.endpoint_url or "").rstrip("/").lower()
+    if location.kind == LocationKind.GIT:
+        # A git host's repositories are its URL's path: the root is that path, below.
+        parts = urlsplit(endpoint)
+        return (location.kind, f"{parts.scheme}://{parts.netloc}", "")
     return (location.kind, endpoint if location.kind == LocationKind.S3 else "", location.bucket)
 
 
 def _root_of(location: StorageLocation) -> str:
     if location.kind == LocationKind.LOCAL:
         return location.prefix.rstrip("/") or "/"
+    if location.kind == LocationKind.GIT:
+        return urlsplit(location.endpoint_url).path.strip("/")
     return location.prefix.strip("/")
 
 
@@ -68,6 +121,10 @@ def _overlapping_location(location: StorageLocation) -> StorageLocation | None:
     """Another location of the organization on the same directory tree or bucket whose root
     contains this one's or lies inside it: a dataset of one would read the other's data (and
     its backup repositories), a deletion of one would reach into the other."""
+    if location.kind in DATABASE_KINDS or location.kind == LocationKind.SAAS:
+        # Several clients' locations may name one database server (each with its own
+        # credentials); a database belongs to one dataset only (clients.services.spaces).
+        return None
     identity, root = _store_identity(location), _root_of(location)
     others = StorageLocation.objects.filter(
         organization_id=location.organization_id, kind=location.kind
@@ -92,6 +149,7 @@ def _location_save(
     if location.kind == LocationKind.S3 and location.endpoint_url:
         # The egress policy: no internal or metadata address (checked again at each connect).
         location.endpoint_url = url_check(location.endpoint_url, field="endpoint_url")
+    _source_host_check(location)
     _credentials_rule(actor=actor, location=location)
     other = _overlapping_location(location)
     if other is not None:
@@ -138,7 +196,7 @@ def location_create(
             "A local directory takes no credentials.",
             fields={"credentials": "A local directory takes no credentials."},
         )
-    location.credentials_sealed = _seal_credentials(credentials)
+    location.credentials_sealed = _seal_credentials(location.kind, credentials)
     return _location_save(location, actor=actor)
 
 
@@ -183,7 +241,7 @@ def location_update(
                 "change under them."
             )
     if credentials is not UNCHANGED:
-        location.credentials_sealed = _seal_credentials(credentials)
+        location.credentials_sealed = _seal_credentials(location.kind, credentials)
         changed.append("credentials_sealed")
     if not changed:
         return location

@@ -13,17 +13,27 @@ layer maps them onto the bucket prefix or the directory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 
 from clients import signals
 from clients.models import (
+    DATABASE_KINDS,
     Client,
     ClientNamespace,
     Dataset,
     LifecycleState,
+    LocationKind,
     StorageLocation,
 )
 from kernel.exceptions import Conflict, ValidationFailed
+from kernel.sources import (
+    SourceNameInvalid,
+    database_name_check,
+    database_server_check,
+    repository_path_check,
+)
 from kernel.tenancy import LEVELS, Actor
 
 # The product's own top-level folders on a location, besides the organization's repository
@@ -135,7 +145,15 @@ def dataset_path_check(
     of what the other apps keep on the location (they refuse through
     `signals.dataset_path_checking`, e.g. a whole location that holds backup repositories).
     Only someone who sees the whole client (an admin, a client-wide `manage` grant) may lay a
-    dataset over another one's data: a grant on one dataset never reaches its siblings."""
+    dataset over another one's data: a grant on one dataset never reaches its siblings.
+    A database server's path is one database (`database_path_check`); a git host's is a
+    repository under its URL, in the client's space like a folder; a SaaS tool's is a label."""
+    if location.kind in DATABASE_KINDS:
+        return database_path_check(location=location, client=client, path=path, dataset=dataset)
+    if location.kind == LocationKind.SAAS:
+        return relative_path_clean(path, field="path", allow_empty=True)
+    if location.kind == LocationKind.GIT:
+        path = _source_name(repository_path_check, path, field="path")
     cleaned = client_space_check(location=location, client=client, path=path, field="path")
     sees_whole_client = actor.level_on(client_id=client.pk) >= LEVELS["manage"]
     if not sees_whole_client and other_dataset_overlapping(
@@ -147,6 +165,53 @@ def dataset_path_check(
         )
     signals.dataset_path_checking.send(sender=Dataset, location=location, path=cleaned)
     return cleaned
+
+
+def _source_name(check: Callable[[str], str], value: str, *, field: str) -> str:
+    try:
+        return check(value)
+    except SourceNameInvalid as exc:
+        raise ValidationFailed(str(exc), fields={field: str(exc)}) from None
+
+
+def _server_of(location: StorageLocation) -> tuple[str, str, int]:
+    host, port = database_server_check(location.kind, location.endpoint_url)
+    return (location.kind, host.lower(), port)
+
+
+def database_path_check(
+    *,
+    location: StorageLocation,
+    client: Client,
+    path: str,
+    dataset: Dataset | None = None,
+    field: str = "path",
+) -> str:
+    """A database on a database server location: the location is the client's (a database
+    server location is dedicated to one client), the name is an identifier, and no other live
+    dataset of the organization names the same database on the same server (through any
+    location: another client's location on that server included)."""
+    if location.client_id != client.pk:
+        raise ValidationFailed(
+            "This database server location is dedicated to another client.",
+            fields={"location": "This location is dedicated to another client."},
+        )
+    name = _source_name(database_name_check, path, field=field)
+    server = _server_of(location)
+    others = (
+        Dataset.objects.filter(organization_id=location.organization_id, path=name)
+        .filter(location__kind=location.kind)
+        .exclude(lifecycle_state=LifecycleState.DELETED)
+        .select_related("location")
+    )
+    if dataset is not None:
+        others = others.exclude(pk=dataset.pk)
+    if any(_server_of(other.location) == server for other in others):
+        raise ValidationFailed(
+            "Another dataset already names this database on this server.",
+            fields={field: "This database is another dataset's."},
+        )
+    return name
 
 
 def other_dataset_overlapping(
