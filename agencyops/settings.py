@@ -285,6 +285,11 @@ AGENCYOPS_ACCESS_LOG_INLINE = env_bool("AGENCYOPS_ACCESS_LOG_INLINE", default=Fa
 # Restore drills restore into a fresh directory here (one per drill, named by its id) and delete
 # it when the drill ends. Workers need room for the largest dataset drilled.
 AGENCYOPS_SCRATCH_DIR = Path(env_str("AGENCYOPS_SCRATCH_DIR") or VAR_DIR / "scratch")
+# Git mirrors (one per git dataset), backup staging of repositories and database dumps, and
+# uploaded SaaS exports waiting for their backup live under the scratch too.
+
+# The largest SaaS export a lead may upload (checked while it streams in), 10 GiB by default.
+AGENCYOPS_EXPORT_MAX_BYTES = env_int("AGENCYOPS_EXPORT_MAX_BYTES", 10 * 1024**3)
 
 # Cold tiers: restores, drills, verifies and downloads first retrieve the file content a policy
 # wrote to an archive class (GLACIER, DEEP_ARCHIVE) with S3 RestoreObject, at this tier

@@ -37,6 +37,7 @@ from kernel.exceptions import Conflict, NotFound, ValidationFailed
 from kernel.http import request_origin
 from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import Actor, get_visible_or_404
+from kernel.uploads import upload_limit
 
 
 def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any) -> dict[str, Any]:
@@ -168,6 +169,28 @@ def run_progress(request: TenantHttpRequest, run_id: UUID) -> HttpResponse:
             "error": run.error,
         }
     )
+
+
+@require_POST
+@tenant_page
+def dataset_export_upload(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
+    """A SaaS dataset's export, uploaded by a lead (streamed, size-limited; see
+    backups.services.exports); the backup it starts stores it as a snapshot."""
+    actor = request.actor
+    dataset = dataset_get(actor=actor, public_id=dataset_id)
+    guard = upload_limit(request, services.export_limit())
+    try:
+        upload = request.FILES.get("file") if guard is not None else None
+        if guard is None or guard.exceeded:
+            raise services.export_too_large(guard.seen if guard else 0)
+        if upload is None:
+            raise ValidationFailed("Choose the export file.", fields={"file": "Required."})
+        services.saas_export_receive(actor=actor, dataset=dataset, upload=upload)
+    except (Conflict, ValidationFailed) as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Export received; a backup is storing it as a snapshot.")
+    return redirect("dataset-detail", dataset_id=dataset.public_id)
 
 
 # --- restore drills: start one by hand, and the dataset's recovery runbook ---

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from backups import selectors, services
+from backups.api.exports import ExportUploads
 from backups.engine.errors import EngineError
 from backups.models import (
     MAX_LOCK_DAYS,
@@ -172,6 +173,7 @@ class SnapshotSerializer(serializers.ModelSerializer[Snapshot]):
             "files",
             "bytes",
             "new_bytes",
+            "source_meta",
         )
         read_only_fields = fields
 
@@ -246,7 +248,7 @@ class ProtectedDatasetSerializer(clients_api.DatasetSerializer):
         return data
 
 
-class DatasetViewSet(clients_api.DatasetViewSet):
+class DatasetViewSet(ExportUploads, clients_api.DatasetViewSet):
     """Datasets with their backup policy; `POST …/backup/` starts a backup now."""
 
     serializer_class = ProtectedDatasetSerializer
@@ -338,6 +340,12 @@ class RestoreRequestSerializer(serializers.Serializer[Any]):
         max_length=1024,
         help_text="Restore only this file or directory of the snapshot.",
     )
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A database restore only: replace the database an earlier restore of this "
+        "dataset made (never any other existing database).",
+    )
 
 
 class RestoreRunSerializer(serializers.ModelSerializer[RestoreRun]):
@@ -385,6 +393,8 @@ class RestoreRunSerializer(serializers.ModelSerializer[RestoreRun]):
             "bytes_done",
             "bytes_total",
             "error",
+            "force",
+            "outcome",
         )
         read_only_fields = fields
 
@@ -415,6 +425,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             destination_path=body.validated_data.get("destination_path")
             or services.restore_default_path(dataset, location),
             path_prefix=body.validated_data.get("path_prefix", ""),
+            force=body.validated_data.get("force", False),
             origin=request_origin(request),
         )
         fresh = selectors.restore_list(actor=self.actor).get(pk=restore.pk)

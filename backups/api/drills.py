@@ -13,10 +13,16 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from backups.models import RestoreRun, RunStatus, Snapshot
+from backups.models import DrillScenario, RestoreRun, RunStatus, Snapshot
 from backups.selectors import drill_list
-from backups.services.drills import REVIEW_NOTE_MAX, drill_review, drill_start
-from clients.models import Dataset
+from backups.services.drills import (
+    REVIEW_NOTE_MAX,
+    drill_project_start,
+    drill_review,
+    drill_scenario_start,
+    drill_start,
+)
+from clients.models import Client, Dataset
 from kernel.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
 from kernel.http import request_origin
 
@@ -74,6 +80,8 @@ class DrillSerializer(serializers.ModelSerializer[RestoreRun]):
             "dataset_name",
             "snapshot",
             "destination",
+            "scenario",
+            "path_prefix",
             "status",
             "created_at",
             "started_at",
@@ -116,6 +124,25 @@ class DrillStartSerializer(serializers.Serializer[Any]):
         required=False,
         help_text="A complete snapshot of the dataset; default: one picked at random.",
     )
+    scenario = serializers.ChoiceField(
+        choices=[c for c in DrillScenario.choices if c[0] != DrillScenario.PROJECT_AS_OF],
+        required=False,
+        default=DrillScenario.RANDOM,
+        help_text="One of the guide's restore tests (a whole project: POST …/drills/project/).",
+    )
+    as_of = serializers.DateTimeField(
+        required=False, help_text="file_at_date, database_point_in_time: the point in time."
+    )
+    path = serializers.CharField(
+        required=False, max_length=1024, help_text="file_at_date: the file's path."
+    )
+
+
+class DrillProjectSerializer(serializers.Serializer[Any]):
+    client = VisibleRelatedField(Client, help_text="The client whose project is drilled.")
+    as_of = serializers.DateTimeField(
+        required=False, help_text="Default: seven days ago (the guide's test)."
+    )
 
 
 class DrillReviewSerializer(serializers.Serializer[Any]):
@@ -141,14 +168,40 @@ class DrillViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         """Start a drill now (owners and admins); a worker carries it out."""
         body = DrillStartSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        drill = drill_start(
-            actor=self.actor,
-            dataset=body.validated_data["dataset"],
-            snapshot=body.validated_data.get("snapshot"),
-            origin=request_origin(request),
-        )
+        data = body.validated_data
+        if data["scenario"] == DrillScenario.RANDOM:
+            drill = drill_start(
+                actor=self.actor,
+                dataset=data["dataset"],
+                snapshot=data.get("snapshot"),
+                origin=request_origin(request),
+            )
+        else:
+            drill = drill_scenario_start(
+                actor=self.actor,
+                scenario=data["scenario"],
+                dataset=data["dataset"],
+                as_of=data.get("as_of"),
+                path=data.get("path", ""),
+                origin=request_origin(request),
+            )
         fresh = self.get_queryset().get(pk=drill.pk)
         return Response(DrillSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=DrillProjectSerializer, responses={202: DrillSerializer(many=True)})
+    @action(detail=False, methods=["post"])
+    def project(self, request: Request) -> Response:
+        """The whole client project as of a week ago: one drill per dataset (202, the drills)."""
+        body = DrillProjectSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        drills = drill_project_start(
+            actor=self.actor,
+            client=body.validated_data["client"],
+            as_of=body.validated_data.get("as_of"),
+            origin=request_origin(request),
+        )
+        fresh = self.get_queryset().filter(pk__in=[d.pk for d in drills])
+        return Response(DrillSerializer(fresh, many=True).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=DrillReviewSerializer, responses={200: DrillSerializer})
     @action(detail=True, methods=["post"])

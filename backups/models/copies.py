@@ -22,6 +22,9 @@ class CopyKind(models.TextChoices):
     DIRECTORY = "directory", "Restored by the operator into a directory"
     DOWNLOAD = "download", "File downloaded"
     DRILL = "drill", "Restore drill scratch"
+    DATABASE = "database", "Restored into a new database"
+    PUSHED = "pushed", "Pushed to a git repository"
+    MIRROR = "mirror", "Git mirror cache in a worker's scratch"
 
 
 class DataCopy(models.Model):
@@ -66,7 +69,8 @@ class DataCopy(models.Model):
                 condition=Q(kind__in=[k.value for k in CopyKind]), name="data_copy_kind_valid"
             ),
             models.CheckConstraint(
-                condition=~Q(kind="restore") | Q(location__isnull=False),
+                condition=~Q(kind__in=["restore", "database", "pushed"])
+                | Q(location__isnull=False),
                 name="data_copy_restore_has_location",
             ),
         ]

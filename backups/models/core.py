@@ -265,6 +265,7 @@ class Trigger(models.TextChoices):
     MANUAL = "manual", "Manual"
     API = "api", "API"
     COMMAND = "command", "Command line"
+    EXPORT = "export", "Export uploaded"
 
 
 class DatasetScopedQuerySet(TenantQuerySet[_M], Generic[_M]):
@@ -393,6 +394,10 @@ class Snapshot(models.Model):
     # On a target with Object Lock: every object this snapshot needs is retained at least
     # until then (the next backup extends the repository's retention from this mark).
     retained_until = models.DateTimeField(null=True, blank=True)
+    # What the source said of itself when it was read (a git repository's refs and fsck, a
+    # database's server version, dump format and row count per table); also stored inside the
+    # snapshot as agencyops-source.json, so it survives the database.
+    source_meta = models.JSONField(default=dict, blank=True)
 
     objects = DatasetScopedQuerySet["Snapshot"].as_manager()
 
@@ -407,6 +412,16 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset} @ {self.taken_at:%Y-%m-%d %H:%M} on {self.location}"
+
+
+class DrillScenario(models.TextChoices):
+    """The restore tests the agency guide names, and the scheduled random pick."""
+
+    RANDOM = "random", "A random complete snapshot"
+    FILE_AT_DATE = "file_at_date", "A single file from a specific date"
+    PROJECT_AS_OF = "project_as_of", "A whole client project as of a week ago"
+    DATABASE_POINT_IN_TIME = "database_point_in_time", "A database at a point in time"
+    REPOSITORY_AFTER_DELETION = "repository_after_deletion", "A repository after a deletion"
 
 
 class RestoreRun(WorkRecord):
@@ -424,6 +439,15 @@ class RestoreRun(WorkRecord):
     )
     path_prefix = models.CharField(max_length=1024, blank=True)
     is_drill = models.BooleanField(default=False)
+    scenario = models.CharField(
+        max_length=32, choices=DrillScenario.choices, blank=True, help_text="A drill's scenario."
+    )
+    # A database restore into a database that exists: only one this dataset's own earlier
+    # restore made (checked when it is requested), dropped and made again.
+    force = models.BooleanField(default=False)
+    # A restore of a git repository or a database: what it made and what was checked (refs,
+    # row counts per table), beside the files the engine restored.
+    outcome = models.JSONField(default=dict, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

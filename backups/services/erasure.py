@@ -40,5 +40,7 @@ def copies_forget(*, datasets: Sequence[Dataset], removal: str, now: datetime) -
     pks = [d.pk for d in datasets]
     Snapshot.objects.filter(dataset_id__in=pks, forgotten_at__isnull=True).update(forgotten_at=now)
     DataCopy.objects.filter(
-        dataset_id__in=pks, kind=CopyKind.RESTORE, removed_at__isnull=True
+        dataset_id__in=pks,
+        kind__in=[CopyKind.RESTORE, CopyKind.DATABASE],
+        removed_at__isnull=True,
     ).update(removed_at=now, removal=removal)

@@ -105,6 +105,13 @@ def targets_set(
         targets = [t.location for t in current]
     if len({t.pk for t in targets}) != len(targets):
         raise ValidationFailed("A target is listed twice.", fields={"targets": "Listed twice."})
+    for location in targets:
+        if not location.is_store:
+            raise ValidationFailed(
+                f"{location.name} is a {location.get_kind_display()}: backups go to buckets and "
+                "directories.",
+                fields={"targets": f"{location.name} cannot hold backups."},
+            )
     classes_check(policy, targets)
     for location in targets:
         covering = [

@@ -27,9 +27,11 @@ from backups.services.runs import (
     _finish_failed,
     _with_progress,
 )
+from backups.services.source_restores import source_destination_check, source_restore_execute
+from backups.services.sources import is_source_backed
 from backups.services.stores import location_key, repository_base, store_for_location
 from backups.storage import LocalObjectStore, ObjectStore
-from clients.models import Dataset, LifecycleState, StorageLocation
+from clients.models import DATABASE_KINDS, Dataset, LifecycleState, StorageLocation
 from clients.services import (
     client_space,
     client_space_check,
@@ -86,6 +88,12 @@ def restore_destination_check(
         )
     if location.organization_id != dataset.organization_id:
         raise ValidationFailed("Unknown location.", fields={"destination_location": "Not found."})
+    if not location.is_store:
+        raise ValidationFailed(
+            f"{location.name} is a {location.get_kind_display()}: files are restored into a "
+            "bucket or a directory.",
+            fields={"destination_location": "Pick a bucket or a directory."},
+        )
     cleaned = client_space_check(
         location=location,
         client=dataset.client,
@@ -107,6 +115,9 @@ def restore_default_path(
 ) -> str:
     """Where a restore goes when no folder is named: `restores/<dataset>-<time>`, inside the
     client's space on the location (its folder there when the location is shared)."""
+    if location.kind in DATABASE_KINDS:
+        # A new database, named after the dataset's: `<name>_restore_<time>`.
+        return f"{dataset.path[:40]}_restore_{(now or timezone.now()):%Y%m%d%H%M%S}"
     leaf = f"restores/{dataset.public_id}-{(now or timezone.now()):%Y%m%dT%H%M%SZ}"
     space = client_space(location, dataset.client)
     return f"{space}/{leaf}" if space else leaf
@@ -121,6 +132,7 @@ def restore_request(
     destination_location: StorageLocation | None = None,
     path_prefix: str = "",
     is_drill: bool = False,
+    force: bool = False,
     enqueue: bool = True,
     origin: RequestOrigin = NO_ORIGIN,
 ) -> RestoreRun:
@@ -136,6 +148,27 @@ def restore_request(
         actor.require_level(
             "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="restore data"
         )
+    if is_source_backed(dataset) and not is_drill:
+        if path_prefix.strip("/"):
+            raise ValidationFailed(
+                "A repository or database is restored whole.",
+                fields={
+                    "path_prefix": "Leave empty: a repository or a database is restored whole."
+                },
+            )
+        destination_path = source_destination_check(
+            dataset=dataset,
+            location=destination_location,
+            path=destination_path,
+            force=force,
+            operator=actor is None,
+        )
+    elif force:
+        raise ValidationFailed(
+            "Only a database restore replaces an existing database.",
+            fields={"force": "Only for database restores."},
+        )
+    elif actor is not None:
         destination_path = restore_destination_check(
             dataset=dataset, location=destination_location, path=destination_path
         )
@@ -155,6 +188,7 @@ def restore_request(
         destination_path=destination_path,
         path_prefix=path_prefix.strip("/"),
         is_drill=is_drill,
+        force=force,
         requested_by=actor.user if actor is not None else None,
     )
     signals.data_accessed.send(
@@ -212,6 +246,10 @@ def _restore_claimed(
     """The restore itself, once claimed: see restore_run_execute."""
     snapshot = Snapshot.objects.select_related("location").get(pk=restore.snapshot_id)
     dataset = restore.dataset
+    if is_source_backed(dataset) and not restore.is_drill:
+        return source_restore_execute(
+            restore, snapshot, final_attempt=final_attempt, on_progress=on_progress
+        )
     try:
         data_key = dataset_data_key(dataset)
         store = store_for_location(snapshot.location)

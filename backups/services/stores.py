@@ -73,6 +73,9 @@ def store_for_location(
     and `cold_storage_class` apply to what an S3 store writes (see `target_store`)."""
     if location.kind == LocationKind.LOCAL:
         return LocalObjectStore(local_directory(location), create=create)
+    if location.kind != LocationKind.S3:
+        # Read by git or a database dump (backups.services.sources), never as objects.
+        raise StorageError(f"{location.name} is a {location.get_kind_display()}, not a store")
     credentials = _credentials(location)
     return S3ObjectStore(
         bucket=location.bucket,

@@ -127,6 +127,10 @@ ROUTES: dict[str, Route] = {
     "dataset-backup": Route(
         lambda w: f"/api/v1/datasets/{_id(w.dataset_b)}/backup/", reads=(), writes=("POST",)
     ),
+    # A SaaS dataset's export upload (multipart; an empty body is the 400 past the checks).
+    "dataset-exports": Route(
+        lambda w: f"/api/v1/datasets/{_id(w.dataset_b)}/exports/", reads=(), writes=("POST",)
+    ),
     "policy-list": Route(
         lambda w: "/api/v1/policies/",
         writes=("POST",),
@@ -285,6 +289,13 @@ ROUTES: dict[str, Route] = {
         lambda w: "/api/v1/drills/", writes=("POST",), scope="list", target=lambda w: _id(w.drill_b)
     ),
     "drill-detail": Route(lambda w: f"/api/v1/drills/{_id(w.drill_b)}/"),
+    # The whole client project as of a week ago: client B's, named in the body.
+    "drill-project": Route(
+        lambda w: "/api/v1/drills/project/",
+        reads=(),
+        writes=("POST",),
+        scope="list",
+    ),
     "drill-review": Route(
         lambda w: f"/api/v1/drills/{_id(w.drill_b)}/review/", reads=(), writes=("POST",)
     ),

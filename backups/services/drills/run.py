@@ -31,12 +31,14 @@ from backups.models import (
     ACTIVE_RUN_STATES,
     AlertKind,
     DatasetProtection,
+    DrillScenario,
     RestoreRun,
     RunStatus,
     Severity,
     Snapshot,
 )
 from backups.services.alerts import alert_clear, alert_raise
+from backups.services.drills.sources import drill_source_check, drill_source_prepare
 from backups.services.policies import dataset_data_key, protection_get
 from backups.services.restores import restored_copy_record
 from backups.services.stores import repository_base, store_for_location
@@ -103,6 +105,8 @@ def drill_start(
     enqueue: bool = True,
     now: datetime | None = None,
     origin: RequestOrigin = NO_ORIGIN,
+    scenario: str = DrillScenario.RANDOM,
+    path_prefix: str = "",
 ) -> RestoreRun:
     """Start a restore drill of a dataset: by hand (owners and admins) or by the system
     (`actor=None`). One unfinished drill per dataset (409). The snapshot is picked at random
@@ -136,7 +140,9 @@ def drill_start(
         dataset=dataset,
         snapshot=snapshot,
         destination_path=str(scratch),
+        path_prefix=path_prefix.strip("/"),
         is_drill=True,
+        scenario=scenario,
         requested_by=actor.user if actor is not None else None,
         rto=dataset.rto,
         rpo=dataset.rpo,
@@ -154,7 +160,8 @@ def drill_start(
             "restore": str(drill_id),
             "destination_location": None,
             "destination_path": str(scratch),
-            "path_prefix": "",
+            "path_prefix": path_prefix.strip("/"),
+            "scenario": scenario,
         },
         origin=origin,
     )
@@ -201,6 +208,7 @@ def _verify_scratch(drill: RestoreRun, scratch: Path) -> _Checked:
     dataset = drill.dataset
     snapshot = Snapshot.objects.select_related("location").get(pk=drill.snapshot_id)
     files = verified = failed = 0
+    prefix = drill.path_prefix.strip("/")
     problems: list[str] = []
     beat_at = time.monotonic()
     entries = engine.snapshot_files(
@@ -216,6 +224,8 @@ def _verify_scratch(drill: RestoreRun, scratch: Path) -> _Checked:
                 # Still running: a heartbeat keeps recovery from taking the drill for abandoned.
                 RestoreRun.objects.filter(pk=drill.pk).update(heartbeat_at=timezone.now())
                 beat_at = time.monotonic()
+            if prefix and entry.path != prefix and not entry.path.startswith(prefix + "/"):
+                continue  # a drill of one file (or folder) checks what it restored
             files += 1
             problem = _file_matches(scratch.joinpath(*entry.path.split("/")), entry)
             if problem is None:
@@ -370,9 +380,17 @@ def drill_execute(drill: RestoreRun, restore_into_scratch: Callable[[], RestoreR
     the drill alerts. A transient storage error propagates for the task's retry, after the
     scratch directory is gone."""
     scratch = Path(drill.destination_path)
+    removal = "scratch directory removed by the drill"
     try:
+        drill_source_prepare(drill)
         restored = restore_into_scratch()
         checked = None if restored.status == RunStatus.FAILED else _verify_scratch(drill, scratch)
+        if checked is not None and not checked.issues:
+            # A repository or a database: usable, not only intact (fsck and refs; row counts).
+            source = drill_source_check(drill, scratch)
+            if source is not None:
+                checked = _Checked(checked.files, checked.verified, tuple(source.issues))
+                removal = "; ".join(filter(None, [removal, source.removal]))
         verified_at = timezone.now()
     finally:
         removed = _scratch_remove(drill, scratch)
@@ -382,7 +400,7 @@ def drill_execute(drill: RestoreRun, restore_into_scratch: Callable[[], RestoreR
         drill,
         files=RestoreRun.objects.filter(pk=drill.pk).values_list("files", flat=True)[0],
         at=timezone.now(),
-        removed="scratch directory removed by the drill" if removed else "",
+        removed=removal if removed else "",
     )
     # Recorded once the scratch is gone, so a finished drill never has one left behind.
     finished = _drill_record(drill, restored, checked, ended_at=verified_at)

@@ -21,6 +21,7 @@ from backups.models import (
     Snapshot,
     Trigger,
 )
+from backups.services.exports import inbox_clear
 from backups.services.object_lock import repository_key_store, retention_extend
 from backups.services.policies import (
     covers_repositories,
@@ -37,8 +38,8 @@ from backups.services.runs.work import (
     _failed,
     _with_progress,
 )
+from backups.services.sources import Staged, mirror_cache_record, source_opened
 from backups.services.stores import (
-    dataset_source,
     repository_base,
     target_store,
 )
@@ -182,47 +183,62 @@ def backup_run_execute(
     targets = [rt.location for rt in RunTarget.objects.filter(run=run).select_related("location")]
     try:
         data_key = dataset_data_key(dataset)
-        source, prefix = dataset_source(dataset)
-        repos: list[tuple[ObjectStore, str]] = []
-        for location in targets:
-            store = target_store(location, dataset, create=True)
-            base = repository_base(location, dataset)
-            repository_key_store(store=store, base=base, dataset=dataset, data_key=data_key)
-            # Our RunTarget rows are already active; now step back if a prune got here first.
-            prune_lock_check(store, base)
-            repos.append((store, base))
-        # Each target's pack index is read once: for the parent's file list and the backup.
-        keys = engine.DatasetKeys.from_data_key(data_key)
-        indexes = [engine.load_pack_index(store, base, keys, packs=False) for store, base in repos]
-        parent = _parent_manifest(dataset, targets, repos, indexes, data_key)
-        # Read here: the engine runs in a thread of its own, outside this task's scope.
-        level = _compression_level(dataset)
-        result = _with_progress(
-            lambda progress: engine.backup(
-                source,
-                prefix,
-                repos,
-                data_key,
-                parent,
-                progress=progress,
-                compression_level=level,
-                indexes=indexes,
-            ),
-            BackupRun,
-            run.pk,
-            on_progress,
-        )
-        # Before the snapshot is recorded: a snapshot whose retention is not assured fails the
-        # run, and the retry (which re-uses every stored pack) extends it again.
-        retained = {
-            location.pk: retention_extend(
-                store=store, base=base, dataset=dataset, location=location, now=timezone.now()
-            )
-            for location, (store, base) in zip(targets, repos, strict=True)
-        }
+        with source_opened(dataset, run_id=str(run.public_id)) as staged:
+            result, retained = _backup_from(run, dataset, targets, staged, data_key, on_progress)
     except RUN_ERRORS as exc:
         return _failed(BackupRun, run.pk, exc, final_attempt=final_attempt)  # type: ignore[no-any-return]
-    return _record_success(run, targets, result, retained)
+    return _record_success(run, targets, result, retained, staged.meta)
+
+
+def _backup_from(
+    run: BackupRun,
+    dataset: Dataset,
+    targets: Sequence[StorageLocation],
+    staged: Staged,
+    data_key: bytes,
+    on_progress: Callable[[int, int], None] | None,
+) -> tuple[engine.BackupResult, dict[int, datetime | None]]:
+    """The engine's part of a run: every target's repository ready, then one backup of the
+    source to all of them, then their retention extended."""
+    source, prefix = staged.store, staged.prefix
+    repos: list[tuple[ObjectStore, str]] = []
+    for location in targets:
+        store = target_store(location, dataset, create=True)
+        base = repository_base(location, dataset)
+        repository_key_store(store=store, base=base, dataset=dataset, data_key=data_key)
+        # Our RunTarget rows are already active; now step back if a prune got here first.
+        prune_lock_check(store, base)
+        repos.append((store, base))
+    # Each target's pack index is read once: for the parent's file list and the backup.
+    keys = engine.DatasetKeys.from_data_key(data_key)
+    indexes = [engine.load_pack_index(store, base, keys, packs=False) for store, base in repos]
+    parent = _parent_manifest(dataset, targets, repos, indexes, data_key)
+    # Read here: the engine runs in a thread of its own, outside this task's scope.
+    level = _compression_level(dataset)
+    result = _with_progress(
+        lambda progress: engine.backup(
+            source,
+            prefix,
+            repos,
+            data_key,
+            parent,
+            progress=progress,
+            compression_level=level,
+            indexes=indexes,
+        ),
+        BackupRun,
+        run.pk,
+        on_progress,
+    )
+    # Before the snapshot is recorded: a snapshot whose retention is not assured fails the
+    # run, and the retry (which re-uses every stored pack) extends it again.
+    retained = {
+        location.pk: retention_extend(
+            store=store, base=base, dataset=dataset, location=location, now=timezone.now()
+        )
+        for location, (store, base) in zip(targets, repos, strict=True)
+    }
+    return result, retained
 
 
 @transaction.atomic
@@ -231,6 +247,7 @@ def _record_success(
     targets: Sequence[StorageLocation],
     result: engine.BackupResult,
     retained: dict[int, datetime | None],
+    source_meta: dict[str, Any],
 ) -> BackupRun:
     stats = result.stats
     now = timezone.now()
@@ -248,6 +265,7 @@ def _record_success(
                 "bytes": stats.bytes_seen,
                 "new_bytes": stats.bytes_uploaded // max(1, len(targets)),
                 "retained_until": retained.get(location.pk),
+                "source_meta": source_meta,
             },
         )
     BackupRun.objects.filter(pk=run.pk).update(
@@ -263,6 +281,14 @@ def _record_success(
         skipped_keys=stats.skipped_keys[:1000],
     )
     RunTarget.objects.filter(run=run).update(active=False)
+    if source_meta.get("source") == "saas":
+        inbox_clear(run.dataset, [e["file"] for e in source_meta.get("exports", [])])
+    if source_meta.get("source") == "git":
+        newest = Snapshot.objects.filter(
+            dataset=run.dataset, manifest_id=result.manifest_id
+        ).first()
+        if newest is not None:
+            mirror_cache_record(run.dataset, newest)
     policy = protection_get(run.dataset).policy
     for schedule in BackupSchedule.objects.filter(dataset=run.dataset, location__in=targets):
         schedule.last_success_at = now

@@ -17,6 +17,7 @@ from django.utils import timezone
 from backups import engine
 from backups.models import BackupRun, RestoreRun, RunStatus, RunTarget
 from backups.services.repository_locks import RepositoryBusy
+from backups.sources.process import SourceError, SourceUnreachable
 from backups.storage import EndpointUnreachable, StorageError
 from kernel import claims
 from kernel.exceptions import ValidationFailed
@@ -24,7 +25,11 @@ from kernel.exceptions import ValidationFailed
 logger = logging.getLogger(__name__)
 
 # Errors worth another attempt after boto3's own retries gave up: the endpoint may come back.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (EndpointUnreachable, RepositoryBusy)
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    EndpointUnreachable,
+    RepositoryBusy,
+    SourceUnreachable,
+)
 PROGRESS_EVERY_SECONDS = 1.0
 # Backups and restores wait pending, are held running; a message lost for five minutes is sent
 # again by the recovery beat (kernel.claims: claim, heartbeat, recovery).
@@ -140,7 +145,7 @@ def _claim(model: type[BackupRun] | type[RestoreRun], public_id: str) -> Any:
 
 
 def _clear_message(exc: BaseException) -> str:
-    if isinstance(exc, StorageError | engine.EngineError | ValidationFailed):
+    if isinstance(exc, StorageError | engine.EngineError | ValidationFailed | SourceError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -159,6 +164,7 @@ def _finish_failed(model: type[BackupRun] | type[RestoreRun], pk: int, error: st
 
 # What a run can meet that is the data's or the storage's fault, not a bug: the run records it.
 RUN_ERRORS: tuple[type[Exception], ...] = (
+    SourceError,
     StorageError,
     engine.EngineError,
     ValidationFailed,
