@@ -55,7 +55,9 @@ STATEMENT = (
     "cannot recall them. Restore drills' scratch folders are listed with "
     "their removal."
 )
-HANDED_OUT = ("download", "directory")
+# Copies no deletion can recall: files handed out, the operator's restores into directories,
+# repositories pushed to a git host.
+HANDED_OUT = ("download", "directory", "pushed")
 
 
 def _iso(value: Any) -> str | None:
@@ -153,8 +155,10 @@ def _copies_section(request: DeletionRequest) -> dict[str, Any]:
     copies = copies_described(request_datasets(request))
     return {
         "restored_into_locations": [c for c in copies if c["kind"] == "restore"],
+        "restored_into_databases": [c for c in copies if c["kind"] == "database"],
         "handed_out": [c for c in copies if c["kind"] in HANDED_OUT],
         "drill_scratch": [c for c in copies if c["kind"] == "drill"],
+        "mirror_caches": [c for c in copies if c["kind"] == "mirror"],
     }
 
 
@@ -196,6 +200,8 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
         "verified_at": _iso(request.verified_at),
         "verification": _verification_section(request, any(item.retained for item in items)),
         "copies": copies,
+        # The client's own repository or database server: named, not deleted by AgencyOps.
+        "primaries_kept": request.plan.get("primaries_kept", []),
         "checks": {
             # What each step's check found, as it was recorded then: every legal hold and
             # retention obligation over the scope, with its state at that moment.

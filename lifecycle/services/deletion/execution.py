@@ -21,13 +21,15 @@ from backups.models import (
 )
 from backups.services import store_for_location
 from backups.services.erasure import copies_forget, dataset_keys_destroy, schedules_stop
+from backups.services.sources import database_drop, database_exists, mirror_cache_remove
 from backups.services.stores import VersionLocks
+from backups.sources.process import SourceError, SourceUnreachable
 from backups.storage import (
     DELETE_BATCH_SIZE,
     EndpointUnreachable,
     StorageError,
 )
-from clients.models import Dataset, LifecycleState
+from clients.models import DATABASE_KINDS, Dataset, LifecycleState
 from clients.services.states import dataset_state_set
 from kernel import claims
 from kernel.exceptions import (
@@ -152,7 +154,11 @@ def _delete_item(
     after_batch: AfterBatch | None,
 ) -> None:
     """List what remains under the item's prefix, delete it in batches of 1,000 versions, and
-    repeat until nothing deletable remains. Lock-refused versions are recorded, not retried."""
+    repeat until nothing deletable remains. Lock-refused versions are recorded, not retried.
+    A database a restore made is dropped whole."""
+    if item.location.kind in DATABASE_KINDS:
+        _drop_database_item(request, item)
+        return
     store = store_for_location(item.location)
     retained = {(r["key"], r["version_id"]) for r in item.retained}
     for _round in range(MAX_ROUNDS):
@@ -202,6 +208,30 @@ def _delete_item(
         raise DeletionFailed(f"Objects keep appearing under {item.prefix} on {item.location.name}.")
     item.done_at = timezone.now()
     item.save(update_fields=["done_at"])
+
+
+def _drop_database_item(request: DeletionRequest, item: DeletionItem) -> None:
+    try:
+        existed = database_exists(item.location, item.prefix)
+        database_drop(item.location, item.prefix)
+    except SourceUnreachable as exc:
+        raise DeletionDeferred(f"{item.location.name}: {exc}") from exc
+    except SourceError as exc:
+        raise DeletionFailed(f"{item.location.name} refused to drop {item.prefix}: {exc}") from exc
+    item.versions_deleted += int(existed)
+    item.done_at = timezone.now()
+    item.save(update_fields=["versions_deleted", "done_at"])
+    claims.heartbeat(
+        DeletionRequest.objects.filter(pk=request.pk),
+        versions_deleted=F("versions_deleted") + int(existed),
+    )
+
+
+def _mirrors_remove(request: DeletionRequest, datasets: Sequence[Dataset]) -> None:
+    """The git mirrors backups keep in the worker's scratch are copies too: removed here, on
+    the host that holds them (a mirror on another worker host fails the verification)."""
+    for dataset in datasets:
+        mirror_cache_remove(dataset, removal=f"removed by deletion request {request.public_id}")
 
 
 def _finish(
@@ -264,6 +294,7 @@ def deletion_request_execute(
         for item in items:
             if item.done_at is None:
                 _delete_item(request, item, locks, after_batch)
+        _mirrors_remove(request, datasets)
         _finish(request, items, deletion_verify(request, items))
     except (LegalHoldActive, RetentionActive) as exc:
         _release(request, state=DeletionState.APPROVED, error=exc.message)

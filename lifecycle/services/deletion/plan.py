@@ -18,14 +18,18 @@ from backups.models import (
     Snapshot,
 )
 from backups.services import location_key, repository_base, store_for_location
+from backups.services.sources import database_exists
+from backups.sources.process import SourceError
 from backups.storage import (
     ObjectStore,
     ObjectVersion,
     StorageError,
 )
 from clients.models import (
+    DATABASE_KINDS,
     Dataset,
     LifecycleState,
+    LocationKind,
     StorageLocation,
 )
 from kernel.exceptions import (
@@ -36,12 +40,48 @@ from lifecycle.models import DeletionRequest, ItemRole
 logger = logging.getLogger(__name__)
 
 
+def database_entry(dataset: Dataset, location: StorageLocation, name: str) -> dict[str, Any]:
+    """A database a restore made: one item, dropped whole (DROP DATABASE), verified gone by
+    listing the server's databases. Counted as one object when it exists."""
+    try:
+        exists = database_exists(location, name)
+    except SourceError as exc:
+        raise Conflict(f"The plan could not list the databases on {location.name}: {exc}") from None
+    return {
+        "dataset": str(dataset.public_id),
+        "location_pk": location.pk,
+        "location": _describe_location(location),
+        "role": ItemRole.RESTORED,
+        "prefix": name,
+        "database": name,
+        "objects": int(exists),
+        "versions": int(exists),
+        "delete_markers": 0,
+        "bytes": 0,
+    }
+
+
+def primary_kept(dataset: Dataset) -> dict[str, Any]:
+    """The client's own repository or database: named, and left alone."""
+    what = "repository" if dataset.location.kind == LocationKind.GIT else "database"
+    return {
+        "dataset": str(dataset.public_id),
+        "location": dataset.location.name,
+        "kind": dataset.location.kind,
+        "endpoint": dataset.location.endpoint_url,
+        what: dataset.path,
+        "note": f"primary {what} {dataset.path} on {dataset.location.name}: primary, not deleted "
+        "by AgencyOps (it is the client's own; drop it there if the contract asks).",
+    }
+
+
 # --- the plan ---
 
 
 def _primary_prefix(dataset: Dataset) -> str | None:
     path = dataset.path.strip("/")
-    if not path:
+    if not path or not dataset.location.is_store:
+        # A repository on the client's git host, a database on its server: not ours to drop.
         return None
     return location_key(dataset.location, path) + "/"
 
@@ -113,10 +153,12 @@ def _guard_other_datasets(
 
 
 def _restored_copies(dataset: Dataset) -> list[DataCopy]:
-    """The copies restores wrote into storage locations, not yet deleted."""
+    """The copies restores wrote into storage locations and new databases, not yet deleted."""
     return list(
         DataCopy.objects.filter(
-            dataset=dataset, kind=CopyKind.RESTORE, removed_at__isnull=True
+            dataset=dataset,
+            kind__in=[CopyKind.RESTORE, CopyKind.DATABASE],
+            removed_at__isnull=True,
         ).select_related("location")
     )
 
@@ -153,6 +195,8 @@ def copies_described(datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
 def _entry(
     dataset: Dataset, location: StorageLocation, role: str, prefix: str
 ) -> dict[str, Any]:
+    if location.kind in DATABASE_KINDS:
+        return database_entry(dataset, location, prefix)
     try:
         counts = _count(store_for_location(location), prefix)
     except StorageError as exc:
@@ -174,6 +218,11 @@ def _copy_entries(
     entries = []
     for copy in _restored_copies(dataset):
         if copy.location is None:  # never: a restore's copy has a location (constraint)
+            continue
+        if copy.kind == CopyKind.DATABASE:
+            if (copy.location.pk, copy.path) not in known:
+                known.add((copy.location.pk, copy.path))
+                entries.append(database_entry(dataset, copy.location, copy.path))
             continue
         prefix = location_key(copy.location, copy.path) + "/"
         if (copy.location.pk, prefix) in known:
@@ -234,7 +283,12 @@ def deletion_plan_compute(datasets: Sequence[Dataset]) -> dict[str, Any]:
                     }
                 )
         plan["locations"].extend(_copy_entries(dataset, in_scope, known))
-        if primary is None:
+        if not dataset.location.is_store:
+            plan.setdefault("primaries_kept", []).append(primary_kept(dataset))
+            plan.setdefault("notes", []).append(
+                f"{dataset.name}: {primary_kept(dataset)['note']}"
+            )
+        elif primary is None:
             plan.setdefault("notes", []).append(
                 f"{dataset.name} has no primary path; its primary copy is not deleted."
             )

@@ -11,7 +11,10 @@ from backups import engine
 from backups.engine.crypto import DatasetKeys, decrypt_chunk
 from backups.models import DatasetProtection
 from backups.services import repository_keys_left, store_for_location
+from backups.services.sources import database_exists, mirror_caches_left
+from backups.sources.process import SourceError
 from backups.storage import ObjectStore, StorageError
+from clients.models import DATABASE_KINDS
 from lifecycle.models import DeletionItem, DeletionRequest, ItemRole
 from lifecycle.services.deletion.common import request_datasets
 from lifecycle.services.deletion.plan import _versions_under
@@ -52,6 +55,10 @@ def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> 
     the keys are gone; a retained chunk does not decrypt."""
     report: dict[str, Any] = {"locations": [], "ok": True, "method": "list_object_versions"}
     for item in items:
+        if item.location.kind in DATABASE_KINDS:
+            report["locations"].append(_database_verified(item))
+            report["ok"] = report["ok"] and not report["locations"][-1]["versions_remaining"]
+            continue
         store = store_for_location(item.location)
         retained = {(r["key"], r["version_id"]) for r in item.retained}
         remaining = list(_versions_under(store, item.prefix))
@@ -89,11 +96,36 @@ def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> 
             report["ok"] = False
         report["locations"].append(entry)
     datasets = request_datasets(request)
+    mirrors = mirror_caches_left(datasets)
+    if mirrors:
+        # A git mirror on a worker host this deletion did not run on: fail closed, name it.
+        report["mirror_caches_left"] = mirrors
+        report["ok"] = False
     report["database_keys_destroyed"] = not DatasetProtection.objects.filter(
         dataset__in=datasets, wrapped_key__isnull=False
     ).exists()
     report["ok"] = report["ok"] and report["database_keys_destroyed"]
     return report
+
+
+def _database_verified(item: DeletionItem) -> dict[str, Any]:
+    """A dropped database, checked in the server's own list of databases; a server that
+    cannot be asked proves nothing (fails closed)."""
+    entry: dict[str, Any] = {
+        "location": item.location.name,
+        "role": item.role,
+        "database": item.prefix,
+        "method": "list databases",
+        "retained_by_lock": [],
+        "unexpected": [],
+    }
+    try:
+        left = database_exists(item.location, item.prefix)
+    except SourceError as exc:
+        entry["check_error"] = str(exc)
+        left = True
+    entry["versions_remaining"] = int(left)
+    return entry
 
 
 def _chunk_decrypts(
