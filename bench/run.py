@@ -31,7 +31,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench import access_log, compressible, deletion, dispatch, evidence, tables, tools
+from bench import access_log, compressible, databases, deletion, dispatch, evidence, tables, tools
 from bench.dataset import Dataset, change_one_percent, generate
 from tests.s3server import moto_server
 
@@ -357,6 +357,12 @@ def _format2(bench: Bench) -> dict[str, Any]:
         return compressible.section_format2(Path(scratch))
 
 
+def _databases() -> dict[str, Any]:
+    """A PostgreSQL database's dumps through the engine, beside pg_dump | zstd."""
+    with tempfile.TemporaryDirectory(prefix="agencyops-bench-db-") as scratch:
+        return databases.section_databases(Path(scratch))
+
+
 def main() -> None:
     started = time.monotonic()
     # The benchmark's moto server listens on loopback: the operator's allow list must name it,
@@ -403,6 +409,9 @@ def main() -> None:
     results["format2"] = _side_section(bench, "format 2", lambda _: _format2(bench))
     if results["format2"]:
         results["goals"].update(results["format2"].get("goals", {}))
+    results["databases"] = _side_section(bench, "databases", lambda _: _databases())
+    if results["databases"]:
+        results["goals"].update(results["databases"].get("goals", {}))
     results["dispatch"] = _side_section(bench, "dispatch", dispatch.section_dispatch)
     if results["dispatch"]:
         results["goals"].update(results["dispatch"].get("goals", {}))
@@ -418,6 +427,8 @@ def main() -> None:
         print(tables.dispatch_table(results["dispatch"]))
     if results["format2"]:
         print(tables.format2_table(results["format2"]))
+    if results["databases"]:
+        print(tables.databases_table(results["databases"]))
     print(f"\npeak RSS of the engine: {bench.peak_rss_mb:.0f} MB")
     for goal, met in results["goals"].items():
         print(f"- {goal}: {'met' if met else 'NOT met' if met is False else 'not measured'}")

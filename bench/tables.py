@@ -167,3 +167,32 @@ def format2_table(result: dict[str, Any]) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def databases_table(result: dict[str, Any]) -> str:
+    """A PostgreSQL database as a source: its dumps through the engine, beside pg_dump | zstd."""
+    base = result["pg_dump_zstd"]
+
+    def row(label: str, run: dict[str, Any]) -> str:
+        return (
+            f"| {label} | {run['seconds']:.1f} s (dump {run['dump_seconds']:.1f} s) | "
+            f"{_mb(run['added_bytes'])} | {_mb(base['bytes'])} |"
+        )
+
+    return "\n".join(
+        [
+            "",
+            f"PostgreSQL source: {result['rows']:,} rows, {_mb(result['dump_text_bytes'])} of "
+            "dump text (directory format, uncompressed), format 2 into a local repository:",
+            "",
+            "| run | AgencyOps: dump + backup | AgencyOps: bytes added | pg_dump \\| zstd -3: "
+            "bytes stored |",
+            "|---|---|---|---|",
+            row("first", result["first"]),
+            row("no change", result["no_change"]),
+            row("newest 1% of rows changed", result["one_percent_recent"]),
+            row("1% of rows changed, scattered", result["one_percent_scattered"]),
+            f"| all four | | {_mb(result['repository_bytes_after_four'])} | "
+            f"{_mb(result['pg_dump_zstd_bytes_for_four'])} ({base['seconds']:.1f} s each) |",
+        ]
+    )
