@@ -94,6 +94,23 @@ def restore_destination_check(
             "bucket or a directory.",
             fields={"destination_location": "Pick a bucket or a directory."},
         )
+    return destination_in_client_space(
+        dataset=dataset,
+        location=location,
+        path=path,
+        overlap=(
+            "The destination overlaps another dataset's primary copy.",
+            "Overlaps another dataset's data; pick another folder.",
+        ),
+    )
+
+
+def destination_in_client_space(
+    *, dataset: Dataset, location: StorageLocation, path: str, overlap: tuple[str, str]
+) -> str:
+    """The cleaned destination path, inside the dataset's client's space on the location and
+    clear of every other dataset's primary copy (`overlap`: the message and the field message
+    when it is not)."""
     cleaned = client_space_check(
         location=location,
         client=dataset.client,
@@ -103,10 +120,7 @@ def restore_destination_check(
         location_field="destination_location",
     )
     if other_dataset_overlapping(location=location, path=cleaned, exclude=dataset) is not None:
-        raise ValidationFailed(
-            "The destination overlaps another dataset's primary copy.",
-            fields={"destination_path": "Overlaps another dataset's data; pick another folder."},
-        )
+        raise ValidationFailed(overlap[0], fields={"destination_path": overlap[1]})
     return cleaned
 
 
@@ -342,12 +356,18 @@ def _retrieve_archived(
 
 
 def restored_copy_record(
-    restore: RestoreRun, *, files: int, at: datetime, removed: str = ""
+    restore: RestoreRun,
+    *,
+    files: int,
+    at: datetime,
+    removed: str = "",
+    kind: CopyKind | None = None,
 ) -> DataCopy:
     """The copy a finished restore wrote, tracked so a deletion of the dataset reaches it and
-    its certificate names it; `removed` says how it is already gone (a drill's scratch). Once
-    per restore: a redelivered restore rewrites the same files."""
-    kind = (
+    its certificate names it; `removed` says how it is already gone (a drill's scratch); `kind`
+    what a repository or database restore made (a database, a push). Once per restore: a
+    redelivered restore rewrites the same files."""
+    kind = kind or (
         CopyKind.DRILL
         if restore.is_drill
         else CopyKind.RESTORE

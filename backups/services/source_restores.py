@@ -33,9 +33,7 @@ from backups.services.stores import location_key, repository_base, store_for_loc
 from backups.storage import LocalObjectStore
 from clients.models import DATABASE_KINDS, Dataset, LocationKind, StorageLocation
 from clients.services import (
-    client_space_check,
     database_path_check,
-    other_dataset_overlapping,
     relative_path_clean,
 )
 from kernel.exceptions import ValidationFailed
@@ -74,24 +72,21 @@ def _database_destination(
 
 
 def _repository_destination(dataset: Dataset, location: StorageLocation, path: str) -> str:
+    from backups.services.restores import destination_in_client_space
+
     try:
         repository_path_check(path)
     except SourceNameInvalid as exc:
         raise ValidationFailed(str(exc), fields={"destination_path": str(exc)}) from None
-    cleaned = client_space_check(
+    return destination_in_client_space(
+        dataset=dataset,
         location=location,
-        client=dataset.client,
         path=path,
-        field="destination_path",
-        allow_whole=False,
-        location_field="destination_location",
-    )
-    if other_dataset_overlapping(location=location, path=cleaned, exclude=dataset) is not None:
-        raise ValidationFailed(
+        overlap=(
             "That repository is another dataset's.",
-            fields={"destination_path": "Another dataset's repository; name an empty one."},
-        )
-    return cleaned
+            "Another dataset's repository; name an empty one.",
+        ),
+    )
 
 
 def source_destination_check(
@@ -193,6 +188,8 @@ def source_restore_execute(
     """A claimed restore of a git or database dataset: the snapshot's files into a private
     staging directory (verified by the engine), then the repository or database made of them,
     then the copy recorded. The staging directory is removed whatever happens."""
+    from backups.services.restores import restored_copy_record
+
     dataset = restore.dataset
     staged = _staging(restore)
     work = staged.with_name(staged.name + "-work")
@@ -237,19 +234,5 @@ def source_restore_execute(
             bytes_total=result.bytes_restored,
             outcome={"made": applied.description, **applied.facts},
         )
-        DataCopy.objects.update_or_create(
-            restore=restore,
-            defaults={
-                "organization_id": restore.organization_id,
-                "dataset_id": restore.dataset_id,
-                "snapshot_id": restore.snapshot_id,
-                "kind": kind,
-                "location_id": restore.destination_location_id,
-                "path": restore.destination_path,
-                "files": result.files_restored,
-                "bytes": result.bytes_restored,
-                "made_by_id": restore.requested_by_id,
-                "made_at": now,
-            },
-        )
+        restored_copy_record(restore, files=result.files_restored, at=now, kind=kind)
     return RestoreRun.objects.get(pk=restore.pk)

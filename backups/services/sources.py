@@ -19,6 +19,7 @@ program only through its environment or 0600 files (backups.sources.process).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -123,12 +124,25 @@ def _write_meta(directory: Path, meta: Mapping[str, Any]) -> None:
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
+@contextlib.contextmanager
+def _mirror_locked(mirror: Path) -> Iterator[None]:
+    """One fetch and bundle at a time per mirror on this host: runs of one dataset to two
+    targets may overlap, and git's own ref locks would fail the second one."""
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    with (mirror.parent / f"{mirror.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _stage_git(dataset: Dataset, directory: Path) -> dict[str, Any]:
     remote = git_remote(dataset.location, dataset.path)
     mirror = mirror_directory(dataset)
-    mirror.parent.mkdir(parents=True, exist_ok=True)
-    git.git_mirror_fetch(remote, mirror=mirror, scratch=directory.parent)
-    meta = dict(git.git_stage(mirror, out=directory))
+    with _mirror_locked(mirror):
+        git.git_mirror_fetch(remote, mirror=mirror, scratch=directory.parent)
+        meta = dict(git.git_stage(mirror, out=directory))
     meta.update({"source": "git", "repository": dataset.path})
     return meta
 
@@ -292,7 +306,9 @@ def mirror_remove(dataset: Dataset) -> bool:
     mirror = mirror_directory(dataset)
     if mirror.parent != scratch_root() / "mirrors":  # never anything but our own folder
         return False
-    shutil.rmtree(mirror, ignore_errors=True)
+    with _mirror_locked(mirror):
+        shutil.rmtree(mirror, ignore_errors=True)
+    (mirror.parent / f"{mirror.name}.lock").unlink(missing_ok=True)
     return not os.path.lexists(mirror)
 
 

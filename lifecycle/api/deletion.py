@@ -27,7 +27,7 @@ class DeletionApprovalSerializer(serializers.ModelSerializer[DeletionApproval]):
 
     class Meta:
         model = DeletionApproval
-        fields = ("decided_by", "decision", "comment", "decided_at")
+        fields = ("decided_by", "decision", "comment", "primary_drop_confirmed", "decided_at")
         read_only_fields = fields
 
 
@@ -58,6 +58,7 @@ class DeletionRequestSerializer(serializers.ModelSerializer[DeletionRequest]):
             "created_at",
             "approvals_required",
             "approvals",
+            "drop_primary_databases",
             "decided_at",
             "plan",
             "plan_computed_at",
@@ -74,7 +75,9 @@ class DeletionRequestSerializer(serializers.ModelSerializer[DeletionRequest]):
             "certificate",
         )
         read_only_fields = tuple(
-            f for f in fields if f not in ("client", "engagement", "dataset", "reason")
+            f
+            for f in fields
+            if f not in ("client", "engagement", "dataset", "reason", "drop_primary_databases")
         )
 
     def get_plan(self, obj: DeletionRequest) -> dict[str, Any]:
@@ -95,6 +98,11 @@ class DeletionRequestSerializer(serializers.ModelSerializer[DeletionRequest]):
 
 class DeletionDecisionSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    confirm_primary_drop = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Approving a request that drops the client's own databases: confirm it.",
+    )
 
 
 # The envelope `certificate_file_bytes` serves; the document inside is described by its own
@@ -153,8 +161,14 @@ class DeletionRequestViewSet(
         target = self.get_object()
         body = DeletionDecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        extra = {}
+        if decide is services.deletion_request_approve:
+            extra["confirm_primary_drop"] = body.validated_data.get("confirm_primary_drop", False)
         done = decide(
-            actor=self.actor, request=target, comment=body.validated_data.get("comment", "")
+            actor=self.actor,
+            request=target,
+            comment=body.validated_data.get("comment", ""),
+            **extra,
         )
         return Response(self.get_serializer(self.get_queryset().get(pk=done.pk)).data)
 

@@ -94,6 +94,9 @@ class DeletionRequest(models.Model):
         max_length=16, choices=DeletionState.choices, default=DeletionState.DRAFTED
     )
     approvals_required = models.PositiveSmallIntegerField(default=1)
+    # The client's own databases (the primaries of database datasets) are dropped too: asked
+    # for explicitly, and confirmed by every approver on a line of its own.
+    drop_primary_databases = models.BooleanField(default=False)
     plan = models.JSONField(default=dict, blank=True)
     plan_computed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -166,6 +169,8 @@ class DeletionApproval(models.Model):
     )
     decision = models.CharField(max_length=8, choices=DeletionDecision.choices)
     comment = models.CharField(max_length=1000, blank=True)
+    # The approver's own line for a plan that drops the client's databases.
+    primary_drop_confirmed = models.BooleanField(default=False)
     decided_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -192,7 +192,12 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
         "requested_by": _user(request.requested_by) or "system (obligation due)",
         "requested_at": _iso(request.created_at),
         "approved_by": [
-            {"user": _user(a.decided_by), "at": _iso(a.decided_at), "comment": a.comment}
+            {
+                "user": _user(a.decided_by),
+                "at": _iso(a.decided_at),
+                "comment": a.comment,
+                **({"primary_drop_confirmed": True} if a.primary_drop_confirmed else {}),
+            }
             for a in approvals
         ],
         "approved_at": _iso(request.decided_at),
@@ -202,6 +207,7 @@ def certificate_document(request: DeletionRequest) -> dict[str, Any]:
         "copies": copies,
         # The client's own repository or database server: named, not deleted by AgencyOps.
         "primaries_kept": request.plan.get("primaries_kept", []),
+        "primaries_dropped": request.plan.get("primaries_dropped", []),
         "checks": {
             # What each step's check found, as it was recorded then: every legal hold and
             # retention obligation over the scope, with its state at that moment.

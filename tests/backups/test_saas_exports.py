@@ -18,6 +18,7 @@ from backups.services import (
     restore_request,
     restore_run_execute,
 )
+from backups.services.assurance import protection_status
 from backups.services.exports import export_inbox
 from clients import services as clients_services
 from clients.models import Dataset
@@ -76,6 +77,11 @@ def test_without_an_export_the_backup_fails_saying_exports_are_manual_and_alerts
     assert "manual" in done.error
     assert not Snapshot.objects.filter(dataset=dataset).exists()
     assert Alert.objects.filter(dataset=dataset, resolved_at__isnull=True).exists()
+    # Unprotected in 3-2-1 until an export arrives: one copy (the tool's own), no recovery point.
+    status = protection_status(dataset)
+    assert status.met is False
+    assert status.copies <= 1
+    assert status.rpo_met is False
 
 
 def test_an_uploaded_export_becomes_a_restorable_snapshot_and_leaves_the_inbox(

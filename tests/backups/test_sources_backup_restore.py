@@ -44,6 +44,7 @@ from backups.sources.databases import DatabaseServer
 from backups.sources.postgres import postgres_databases, postgres_row_counts
 from clients import services as clients_services
 from clients.models import Dataset, Membership, StorageLocation
+from kernel.exceptions import ValidationFailed
 from kernel.tenancy import actor_for_user
 from lifecycle import services as lifecycle_services
 from lifecycle.models import DeletionState
@@ -452,3 +453,73 @@ def test_pages_api_and_evidence_show_repository_and_database_datasets(
     listed = evidence.content.decode()
     assert repository.name in listed
     assert database.name in listed
+
+
+def test_dropping_the_clients_own_database_needs_its_own_approval_line(
+    agency: Agency, pg_scratch: PgScratch
+) -> None:
+    source = pg_scratch.create()
+    location = _database_location(
+        agency, "postgres", "postgresql://127.0.0.1:5432", pg_scratch.server
+    )
+    dataset = _database_dataset(agency, location, source)
+    _succeeded(dataset, _targets(agency, dataset))
+    request = lifecycle_services.deletion_request_create(
+        actor=agency.actor,
+        client=agency.client,
+        dataset=dataset,
+        reason="the contract asks for the production database too",
+        drop_primary_databases=True,
+    )
+    assert request.plan["primaries_dropped"][0]["database"] == source
+    assert "primaries_kept" not in request.plan
+    owner = _owner_actor(agency)
+    with pytest.raises(ValidationFailed, match="confirm"):
+        lifecycle_services.deletion_request_approve(actor=owner, request=request, enqueue=False)
+    lifecycle_services.deletion_request_approve(
+        actor=owner, request=request, enqueue=False, confirm_primary_drop=True
+    )
+    executed = lifecycle_services.deletion_request_execute(str(request.public_id))
+    assert executed.state == DeletionState.VERIFIED, (executed.error, executed.verification)
+    assert source not in postgres_databases(pg_scratch.server)
+    document = executed.certificate.document
+    assert document["primaries_dropped"][0]["database"] == source
+    assert document["approved_by"][0]["primary_drop_confirmed"] is True
+    dropped = [e for e in document["locations"] if source in str(e)]
+    assert dropped
+
+
+def test_a_missing_database_fails_the_backup_clearly(agency: Agency, pg_scratch: PgScratch) -> None:
+    location = _database_location(
+        agency, "postgres", "postgresql://127.0.0.1:5432", pg_scratch.server
+    )
+    dataset = _database_dataset(agency, location, pg_scratch.name())  # never created
+    failed = _back_up(dataset, _targets(agency, dataset))
+    assert failed.status == RunStatus.FAILED
+    assert "does not exist" in failed.error or "not found" in failed.error.lower()
+    assert not Snapshot.objects.filter(dataset=dataset).exists()
+
+
+def test_a_drill_of_a_repository_whose_backup_was_damaged_fails_and_alerts(
+    agency: Agency,
+) -> None:
+    repos = agency.root / "repos"
+    repos.mkdir()
+    make_repo(repos / "tools.git")
+    dataset = _git_dataset(agency, _git_location(agency, f"file://{repos}/"), "tools.git")
+    target = agency.local_location("Disk target")
+    assert dataset.protection.policy is not None
+    policy_update(actor=agency.actor, policy=dataset.protection.policy, targets=[target])
+    _succeeded(dataset, target)
+    # Every pack of the repository on the target, damaged in place (bit rot, a bad disk).
+    packs = [p for p in Path(target.prefix).rglob("*") if p.is_file() and "/data/" in str(p)]
+    assert packs
+    for pack in packs:
+        data = bytearray(pack.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        pack.write_bytes(bytes(data))
+    drill = _drill(dataset)
+    assert drill.status == RunStatus.FAILED
+    assert Alert.objects.filter(
+        dataset=dataset, kind=AlertKind.DRILL_FAILED, resolved_at__isnull=True
+    ).exists()

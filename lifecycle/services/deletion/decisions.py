@@ -12,6 +12,7 @@ from django.utils import timezone
 from backups.models import AlertKind, Severity
 from backups.services.alerts import alert_clear, alert_raise
 from clients.models import (
+    DATABASE_KINDS,
     Client,
     Dataset,
     Engagement,
@@ -95,6 +96,7 @@ def deletion_request_create(
     engagement: Engagement | None = None,
     dataset: Dataset | None = None,
     obligation: RetentionObligation | None = None,
+    drop_primary_databases: bool = False,
 ) -> DeletionRequest:
     """A lead with `manage` or an admin asks to delete a client's, an engagement's or a
     dataset's data. Refused (409) under a legal hold or a running retain obligation; the plan
@@ -119,6 +121,11 @@ def deletion_request_create(
     datasets = _scope_datasets(client, engagement, dataset)
     if not datasets:
         raise ValidationFailed("Nothing to delete: no dataset in this scope is left.")
+    if drop_primary_databases and not any(d.location.kind in DATABASE_KINDS for d in datasets):
+        raise ValidationFailed(
+            "No dataset in this scope is a database.",
+            fields={"drop_primary_databases": "Only a database dataset's primary can be dropped."},
+        )
     checked = blocking_checks(datasets, "drafting a deletion")
     pks = [d.pk for d in datasets]
     for open_request in DeletionRequest.objects.filter(client=client, state__in=OPEN_STATES):
@@ -137,7 +144,8 @@ def deletion_request_create(
         obligation=obligation,
         requested_by=actor.user,
         approvals_required=settings_row.approvals_required if settings_row else 1,
-        plan=deletion_plan_compute(datasets),
+        drop_primary_databases=drop_primary_databases,
+        plan=deletion_plan_compute(datasets, drop_primary_databases=drop_primary_databases),
         plan_computed_at=timezone.now(),
         checks=[checked],
     )
@@ -149,7 +157,12 @@ def deletion_request_create(
 
 @transaction.atomic
 def deletion_request_approve(
-    *, actor: Actor, request: DeletionRequest, comment: str = "", enqueue: bool = True
+    *,
+    actor: Actor,
+    request: DeletionRequest,
+    comment: str = "",
+    enqueue: bool = True,
+    confirm_primary_drop: bool = False,
 ) -> DeletionRequest:
     """An owner or admin who did not request it approves (403 for the requester). With a second
     approver required, two distinct admins must. Refused (409) under a legal hold. Every
@@ -168,8 +181,19 @@ def deletion_request_approve(
     if request.approvals.filter(decided_by_id=actor.user_id).exists():
         raise Conflict("You already approved this request; another admin must approve it too.")
     checks_record(request, blocking_checks(request_datasets(request), "approving a deletion"))
+    if request.drop_primary_databases and not confirm_primary_drop:
+        names = ", ".join(p["database"] for p in request.plan.get("primaries_dropped", []))
+        raise ValidationFailed(
+            f"This plan also drops the client's own database(s) {names}; confirm that line "
+            "to approve.",
+            fields={"confirm_primary_drop": f"Confirm that {names} is dropped."},
+        )
     DeletionApproval.objects.create(
-        request=request, decided_by=actor.user, decision=DeletionDecision.APPROVE, comment=comment
+        request=request,
+        decided_by=actor.user,
+        decision=DeletionDecision.APPROVE,
+        comment=comment,
+        primary_drop_confirmed=bool(request.drop_primary_databases and confirm_primary_drop),
     )
     approvals = request.approvals.filter(decision=DeletionDecision.APPROVE).count()
     if approvals >= request.approvals_required:
@@ -262,5 +286,3 @@ def deletion_requests_draft_due(today: date | None = None) -> list[DeletionReque
             continue
         drafted.append(request)
     return drafted
-
-

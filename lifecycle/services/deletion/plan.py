@@ -192,9 +192,7 @@ def copies_described(datasets: Sequence[Dataset]) -> list[dict[str, Any]]:
     ]
 
 
-def _entry(
-    dataset: Dataset, location: StorageLocation, role: str, prefix: str
-) -> dict[str, Any]:
+def _entry(dataset: Dataset, location: StorageLocation, role: str, prefix: str) -> dict[str, Any]:
     if location.kind in DATABASE_KINDS:
         return database_entry(dataset, location, prefix)
     try:
@@ -235,7 +233,9 @@ def _copy_entries(
     return entries
 
 
-def deletion_plan_compute(datasets: Sequence[Dataset]) -> dict[str, Any]:
+def deletion_plan_compute(
+    datasets: Sequence[Dataset], *, drop_primary_databases: bool = False
+) -> dict[str, Any]:
     """Every copy, before anyone approves: each dataset's primary objects (all versions and
     delete markers), each backup target's repository prefix (all versions), every folder the
     product's own restores wrote, and the keys, with counts and bytes per location; and the
@@ -283,11 +283,25 @@ def deletion_plan_compute(datasets: Sequence[Dataset]) -> dict[str, Any]:
                     }
                 )
         plan["locations"].extend(_copy_entries(dataset, in_scope, known))
-        if not dataset.location.is_store:
-            plan.setdefault("primaries_kept", []).append(primary_kept(dataset))
-            plan.setdefault("notes", []).append(
-                f"{dataset.name}: {primary_kept(dataset)['note']}"
+        if drop_primary_databases and dataset.location.kind in DATABASE_KINDS:
+            # Asked for explicitly; every approver confirms it on a line of its own.
+            dropped = database_entry(dataset, dataset.location, dataset.path)
+            dropped["role"] = ItemRole.PRIMARY
+            known.add((dataset.location.pk, dataset.path))
+            plan["locations"].append(dropped)
+            plan.setdefault("primaries_dropped", []).append(
+                {
+                    "dataset": str(dataset.public_id),
+                    "location": dataset.location.name,
+                    "endpoint": dataset.location.endpoint_url,
+                    "database": dataset.path,
+                    "note": f"primary database {dataset.path} on {dataset.location.name}: "
+                    "dropped by AgencyOps, as the request asks and every approver confirmed",
+                }
             )
+        elif not dataset.location.is_store:
+            plan.setdefault("primaries_kept", []).append(primary_kept(dataset))
+            plan.setdefault("notes", []).append(f"{dataset.name}: {primary_kept(dataset)['note']}")
         elif primary is None:
             plan.setdefault("notes", []).append(
                 f"{dataset.name} has no primary path; its primary copy is not deleted."
