@@ -178,6 +178,7 @@ def dataset_export_upload(request: TenantHttpRequest, dataset_id: UUID) -> HttpR
     backups.services.exports); the backup it starts stores it as a snapshot."""
     actor = request.actor
     dataset = dataset_get(actor=actor, public_id=dataset_id)
+    services.saas_export_allowed(actor=actor, dataset=dataset)  # 403 before the body is read
     guard = upload_limit(request, services.export_limit())
     try:
         upload = request.FILES.get("file") if guard is not None else None

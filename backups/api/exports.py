@@ -34,6 +34,7 @@ class ExportUploads:
         from backups.api.core import BackupRunSerializer
 
         dataset = self.get_object()
+        services.saas_export_allowed(actor=self.actor, dataset=dataset)
         guard = upload_limit(request._request, services.export_limit())
         if guard is None:
             raise services.export_too_large(int(request.META.get("CONTENT_LENGTH") or 0))

@@ -1,7 +1,12 @@
 """Every write and side effect of the backup app. Split by sub-domain; public names here."""
 
 from backups.services.downloads import DownloadedFile, snapshot_file_download
-from backups.services.exports import export_limit, export_too_large, saas_export_receive
+from backups.services.exports import (
+    export_limit,
+    export_too_large,
+    saas_export_allowed,
+    saas_export_receive,
+)
 from backups.services.object_lock import repository_keys_left
 from backups.services.policies import (
     DEFAULT_POLICIES,
@@ -93,6 +98,7 @@ __all__ = [
     "retention_policy_for",
     "retention_sweep",
     "runs_recover",
+    "saas_export_allowed",
     "saas_export_receive",
     "schedules_sync",
     "snapshot_as_of",

@@ -63,14 +63,20 @@ def export_too_large(size: int) -> ValidationFailed:
     )
 
 
+def saas_export_allowed(*, actor: Actor, dataset: Dataset) -> None:
+    """The right to upload an export (`manage` on the dataset), checked before the upload is
+    read: a caller without it is refused (403) whatever it sends."""
+    actor.require_level(
+        "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="upload exports"
+    )
+
+
 def saas_export_receive(*, actor: Actor, dataset: Dataset, upload: UploadedFile) -> BackupRun:
     """Take an uploaded export of a SaaS dataset into its inbox (streamed, size-limited) and
     start a backup of it to the policy's targets. Needs `manage` on the dataset."""
     from backups.services.runs import backup_run_request
 
-    actor.require_level(
-        "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="upload exports"
-    )
+    saas_export_allowed(actor=actor, dataset=dataset)
     if dataset.location.kind != LocationKind.SAAS:
         raise ValidationFailed(
             "Exports are uploaded for datasets of a SaaS tool; this dataset is read directly.",

@@ -128,6 +128,7 @@ PAGES: dict[str, Page] = {
     "dataset-runbook": Page("dataset"),
     "dataset-access-log": Page("dataset", members=False),
     "dataset-backup": Page("dataset", "POST", needs=MANAGE, done=302),
+    "dataset-export-upload": Page("dataset", "POST", needs=MANAGE, done=302),
     "dataset-restore": Page("dataset", "POST", needs=RESTORE, done=400),
     "dataset-policy": Page("dataset", "POST", needs=MANAGE, done=302),
     "dataset-drill": Page("dataset", "POST", needs=ADMIN, done=302),
