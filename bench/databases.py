@@ -167,7 +167,8 @@ def section_databases(scratch: Path) -> dict[str, Any]:
         "repository_bytes_after_four": stored,
         "pg_dump_zstd_bytes_for_four": baseline["bytes"] * 4,
         "goals": {
-            "database dump at least 200 MB": first["dump_bytes"] >= 200 * 1024 * 1024,
+            # MB as the tables print it (10^6 bytes), as the issue counts it.
+            "database dump at least 200 MB": first["dump_bytes"] >= 200 * 1000 * 1000,
             "no-change database rerun adds under 1% of the first backup": unchanged["added_bytes"]
             < 0.01 * first["added_bytes"],
             "four nightly dumps store less than four pg_dump | zstd files": stored
