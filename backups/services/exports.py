@@ -157,3 +157,18 @@ def inbox_clear(dataset: Dataset, names: Iterable[str]) -> None:
         (inbox / name).unlink(missing_ok=True)
     if inbox.is_dir() and not any(inbox.iterdir()):
         shutil.rmtree(inbox, ignore_errors=True)
+
+
+def export_inbox_remove(dataset: Dataset) -> list[str]:
+    """A deletion removes the exports still waiting for a backup (and half-written ones):
+    they are client data the product holds. The names it removed."""
+    inbox = export_inbox(dataset)
+    removed = [p.name for p in inbox_files(dataset)]
+    for folder in (inbox, inbox.with_name(f"{inbox.name}.incoming")):
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+def export_inbox_left(dataset: Dataset) -> bool:
+    inbox = export_inbox(dataset)
+    return inbox.exists() or inbox.with_name(f"{inbox.name}.incoming").exists()

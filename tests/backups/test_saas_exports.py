@@ -174,3 +174,35 @@ def test_a_lead_uploads_an_export_on_the_dataset_page(agency: Agency, settings: 
     assert refused.status_code == 200
     assert "larger than the limit" in refused.content.decode()
     assert BackupRun.objects.filter(dataset=dataset, trigger=Trigger.EXPORT).count() == 1
+
+
+def test_a_deletion_removes_exports_still_waiting_for_their_backup(agency: Agency) -> None:
+    from django.contrib.auth import get_user_model
+
+    from kernel.tenancy import actor_for_user
+    from lifecycle import services as lifecycle_services
+    from lifecycle.models import DeletionState
+
+    dataset = _saas_dataset(agency)
+    response = _upload(_api(agency), dataset, "waiting.zip", b"client messages")
+    assert response.status_code == 202
+    run = backup_run_execute(response.json()["id"], final_attempt=True)
+    assert run is not None
+    assert run.status == RunStatus.SUCCEEDED
+    # A second export arrives and its backup has not run when the engagement's deletion does.
+    (export_inbox(dataset)).mkdir(parents=True, exist_ok=True)
+    (export_inbox(dataset) / "late-export.zip").write_bytes(b"more client messages")
+    request = lifecycle_services.deletion_request_create(
+        actor=agency.actor, client=agency.client, dataset=dataset, reason="contract ended"
+    )
+    owner = get_user_model().objects.get(username=f"{agency.org.slug}-owner")
+    owner_actor = actor_for_user(owner)
+    assert owner_actor is not None
+    lifecycle_services.deletion_request_approve(actor=owner_actor, request=request, enqueue=False)
+    executed = lifecycle_services.deletion_request_execute(str(request.public_id))
+    assert executed.state == DeletionState.VERIFIED, (executed.error, executed.verification)
+    assert not export_inbox(dataset).exists()
+    assert "export_inboxes_left" not in executed.verification
+    (kept,) = executed.certificate.document["primaries_kept"]
+    assert kept["workspace"] == "workspace-export"
+    assert "not deleted by AgencyOps" in kept["note"]

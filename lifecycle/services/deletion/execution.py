@@ -21,6 +21,7 @@ from backups.models import (
 )
 from backups.services import store_for_location
 from backups.services.erasure import copies_forget, dataset_keys_destroy, schedules_stop
+from backups.services.exports import export_inbox_remove
 from backups.services.sources import database_drop, database_exists, mirror_cache_remove
 from backups.services.stores import VersionLocks
 from backups.sources.process import SourceError, SourceUnreachable
@@ -227,11 +228,13 @@ def _drop_database_item(request: DeletionRequest, item: DeletionItem) -> None:
     )
 
 
-def _mirrors_remove(request: DeletionRequest, datasets: Sequence[Dataset]) -> None:
-    """The git mirrors backups keep in the worker's scratch are copies too: removed here, on
-    the host that holds them (a mirror on another worker host fails the verification)."""
+def _scratch_copies_remove(request: DeletionRequest, datasets: Sequence[Dataset]) -> None:
+    """What the worker's scratch holds of these datasets is a copy too: the git mirrors backups
+    keep (removed on the host that holds them; one on another worker host fails the
+    verification) and SaaS exports still waiting for their backup."""
     for dataset in datasets:
         mirror_cache_remove(dataset, removal=f"removed by deletion request {request.public_id}")
+        export_inbox_remove(dataset)
 
 
 def _finish(
@@ -294,7 +297,7 @@ def deletion_request_execute(
         for item in items:
             if item.done_at is None:
                 _delete_item(request, item, locks, after_batch)
-        _mirrors_remove(request, datasets)
+        _scratch_copies_remove(request, datasets)
         _finish(request, items, deletion_verify(request, items))
     except (LegalHoldActive, RetentionActive) as exc:
         _release(request, state=DeletionState.APPROVED, error=exc.message)

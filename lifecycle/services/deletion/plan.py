@@ -62,16 +62,19 @@ def database_entry(dataset: Dataset, location: StorageLocation, name: str) -> di
 
 
 def primary_kept(dataset: Dataset) -> dict[str, Any]:
-    """The client's own repository or database: named, and left alone."""
-    what = "repository" if dataset.location.kind == LocationKind.GIT else "database"
+    """The client's own repository, database or SaaS workspace: named, and left alone."""
+    what = {LocationKind.GIT: "repository", LocationKind.SAAS: "workspace"}.get(
+        LocationKind(dataset.location.kind), "database"
+    )
+    where = dataset.path or dataset.location.get_provider_display()
     return {
         "dataset": str(dataset.public_id),
         "location": dataset.location.name,
         "kind": dataset.location.kind,
         "endpoint": dataset.location.endpoint_url,
         what: dataset.path,
-        "note": f"primary {what} {dataset.path} on {dataset.location.name}: primary, not deleted "
-        "by AgencyOps (it is the client's own; drop it there if the contract asks).",
+        "note": f"primary {what} {where} on {dataset.location.name}: primary, not deleted "
+        "by AgencyOps (it is the client's own; delete it there if the contract asks).",
     }
 
 

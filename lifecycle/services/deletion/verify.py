@@ -11,6 +11,7 @@ from backups import engine
 from backups.engine.crypto import DatasetKeys, decrypt_chunk
 from backups.models import DatasetProtection
 from backups.services import repository_keys_left, store_for_location
+from backups.services.exports import export_inbox_left
 from backups.services.sources import database_exists, mirror_caches_left
 from backups.sources.process import SourceError
 from backups.storage import ObjectStore, StorageError
@@ -100,6 +101,11 @@ def deletion_verify(request: DeletionRequest, items: Sequence[DeletionItem]) -> 
     if mirrors:
         # A git mirror on a worker host this deletion did not run on: fail closed, name it.
         report["mirror_caches_left"] = mirrors
+        report["ok"] = False
+    inboxes = [str(d.public_id) for d in datasets if export_inbox_left(d)]
+    if inboxes:
+        # Uploaded SaaS exports waiting in this worker's scratch: they must be gone too.
+        report["export_inboxes_left"] = inboxes
         report["ok"] = False
     report["database_keys_destroyed"] = not DatasetProtection.objects.filter(
         dataset__in=datasets, wrapped_key__isnull=False
