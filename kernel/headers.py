@@ -25,8 +25,6 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
-# The OpenAPI browser (drf-spectacular's Swagger UI) loads its assets from a CDN by design.
-_CSP_EXEMPT_PREFIXES = ("/api/docs/",)
 
 
 class SecurityHeadersMiddleware:
@@ -35,7 +33,6 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith(_CSP_EXEMPT_PREFIXES):
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         return response
