@@ -13,6 +13,13 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# Browser-side test tools (axe-core for the accessibility check), exact versions from
+# package-lock.json; only the tests need them, so `make run` does not.
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-12)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@rm -f node_modules/.installed-* && touch $(NODE_STAMP)
+
 migrate: install
 	$(PY) manage.py migrate --noinput
 
@@ -26,7 +33,7 @@ run: migrate
 # grouping mode: those key tests by node id, and schemathesis' cases share one on pytest 9.2, so
 # all but one would silently not run. `make test TEST_WORKERS=0` runs serially.
 TEST_WORKERS ?= auto
-test: install
+test: install $(NODE_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist worksteal
 
 lint: install

@@ -84,7 +84,7 @@ def day(value: datetime | date | str | None) -> str:
 
 
 @register.filter
-def seconds(value: int | float | None) -> str:
+def seconds(value: int | float | str | None) -> str:
     """A duration given in seconds, in words: 7862400 → "91 d"; 95 → "1 min 35 s"."""
     if value is None or value == "":
         return "—"

@@ -52,6 +52,27 @@
     }, submitter);
   });
 
+  // A table wider than the screen scrolls in its own box (CSS): such a box must be reachable
+  // by keyboard, and named for a screen reader by its caption.
+  function focusableOverflow() {
+    document.querySelectorAll("main table").forEach(function (table) {
+      var overflows = table.scrollWidth > table.clientWidth + 1;
+      if (overflows && !table.hasAttribute("tabindex")) {
+        table.setAttribute("tabindex", "0");
+        table.dataset.scrollFocus = "yes";
+      } else if (!overflows && table.dataset.scrollFocus === "yes") {
+        table.removeAttribute("tabindex");
+        delete table.dataset.scrollFocus;
+      }
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", focusableOverflow);
+  } else {
+    focusableOverflow();
+  }
+  window.addEventListener("resize", focusableOverflow);
+
   document.addEventListener("click", function (event) {
     var button = event.target instanceof Element ? event.target.closest("[data-print]") : null;
     if (button) { event.preventDefault(); window.print(); }

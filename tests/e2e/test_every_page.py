@@ -1,0 +1,128 @@
+"""Every page a signed-in person can open, in chromium, checked the same two ways:
+
+- axe-core (from npm, `node_modules/`, pinned by package-lock.json) finds no serious or
+  critical accessibility violation;
+- at 390 px wide (a phone), the document is no wider than the viewport: nothing scrolls
+  sideways, the header's Log out stays reachable.
+
+The pages and their objects come from the route/page matrix (tests/agencyops/
+test_page_access.py): the same inventory, every GET page the URL resolver knows, opened as the
+organization's admin (not Django staff) on an object of its own organization. A page added to
+the product is checked here without a line of its own. Screenshots at both widths are saved
+as artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from tests.agencyops.test_page_access import (
+    CALLERS,
+    PAGES,
+    PARAMETERS,
+    Inventory,
+    inventory,
+)
+from tests.e2e.conftest import log_in
+
+__all__ = ["inventory"]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+CALLER = "admin"  # an organization admin, not Django staff
+BLOCKING = ("serious", "critical")
+
+
+def _urls(inv: Inventory) -> list[tuple[str, str]]:
+    """(page name, url) of every GET page, on an object the admin sees."""
+    levels = CALLERS[CALLER].levels
+    found: list[tuple[str, str]] = []
+    for name, page in sorted(PAGES.items()):
+        if page.method != "GET":
+            continue
+        if page.param is None:
+            found.append((name, reverse(name)))
+            continue
+        param = next(p for p, kind in PARAMETERS.items() if kind == page.param)
+        row = next(r for r in inv.rows[page.param] if r.marker in levels)
+        found.append((name, reverse(name, kwargs={param: row.obj.public_id})))
+    return found
+
+
+def _axe(page: Any) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [v for v in result if v.get("impact") in BLOCKING]
+
+
+def _describe(violations: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:3])
+        for v in violations
+    ]
+
+
+def test_every_page_is_accessible_and_fits_a_phone(
+    browser: Any, live_server: Any, inventory: Inventory, artifacts: Path
+) -> None:
+    if not AXE.exists():
+        pytest.fail(
+            f"axe-core is missing at {AXE}: `make test` installs it (npm ci from "
+            "package-lock.json).",
+            pytrace=False,
+        )
+    urls = _urls(inventory)
+    assert len(urls) >= 10  # the matrix's GET pages: a sweep of nothing would pass
+    # The CSP is lifted for this context only, so axe's script can be injected; the pages'
+    # own scripts are files either way (tests/agencyops/test_templates.py).
+    context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    problems: dict[str, Any] = {}
+    skipped: set[str] = set()
+    try:
+        log_in(page, live_server.url, "admin")
+        for name, url in urls:
+            for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+                page.set_viewport_size(viewport)
+                response = page.goto(live_server.url + url)
+                assert response is not None
+                if response.status != 200:
+                    problems.setdefault(name, []).append(f"{label}: HTTP {response.status}")
+                    continue
+                if not response.headers.get("content-type", "").startswith("text/html"):
+                    skipped.add(name)  # JSON for a page's script (run progress), not a page
+                    break
+                shot = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+                page.screenshot(path=str(artifacts / f"page-{shot}-{label}.png"), full_page=True)
+                if label == "phone":
+                    widths = page.evaluate(
+                        "() => [document.documentElement.scrollWidth, window.innerWidth]"
+                    )
+                    if widths[0] > widths[1]:
+                        problems.setdefault(name, []).append(
+                            f"phone: document {widths[0]} px wide in a {widths[1]} px viewport"
+                        )
+                blocking = _axe(page)
+                if blocking:
+                    problems.setdefault(name, []).extend(
+                        f"{label}: {line}" for line in _describe(blocking)
+                    )
+    finally:
+        context.close()
+    (artifacts / "every-page.json").write_text(json.dumps(problems, indent=2))
+    assert skipped <= {"run-progress"}, skipped
+    assert problems == {}, json.dumps(problems, indent=2)
