@@ -71,6 +71,7 @@ def snapshot_browse(request: TenantHttpRequest, snapshot_id: UUID) -> HttpRespon
         dataset=dataset,
         initial={
             "snapshot": snapshot.public_id,
+            "source": snapshot.location.public_id,
             "path_prefix": listing.folder if listing else "",
         },
     )
