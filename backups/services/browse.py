@@ -12,6 +12,7 @@ from backups.models import Snapshot
 from backups.services.policies import dataset_data_key
 from backups.services.stores import repository_base, store_for_location
 from backups.storage import StorageError
+from clients.models import LifecycleState
 from kernel.exceptions import Conflict, NotFound, ValidationFailed
 from kernel.tenancy import Actor
 
@@ -97,6 +98,11 @@ def snapshot_folder_list(
     actor.require_level(
         "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="browse snapshots"
     )
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(
+            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: its copies are "
+            "being deleted, none is read."
+        )
     folder = _folder_clean(folder)
     offset = max(0, offset)
     limit = max(1, min(limit or FOLDER_PAGE_SIZE, 1000))
@@ -129,7 +135,7 @@ def snapshot_folder_list(
                 current.modified = entry.mtime
             if not current.is_folder:
                 current.sha256 = entry.sha256
-    except (StorageError, engine.EngineError) as error:
+    except (StorageError, engine.EngineError, ValidationFailed) as error:  # a destroyed key too
         raise Conflict(f"The copy on {snapshot.location.name} could not be read: {error}") from None
     result.total = index + 1
     if folder and not result.total:
@@ -155,7 +161,7 @@ def restore_path_prefix_check(*, snapshot: Snapshot, path_prefix: str) -> str:
                 return prefix
             if entry.path > prefix + "/":
                 break
-    except (StorageError, engine.EngineError) as error:
+    except (StorageError, engine.EngineError, ValidationFailed) as error:  # a destroyed key too
         raise Conflict(f"The copy on {snapshot.location.name} could not be read: {error}") from None
     raise ValidationFailed(
         f"No file of this snapshot lies under '{prefix}'; nothing would be restored.",

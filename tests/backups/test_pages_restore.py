@@ -312,3 +312,59 @@ def test_a_deleted_dataset_offers_no_action_and_refuses_them(
     assert not RestoreRun.objects.filter(dataset=dataset).exists()
     download = admin.get(f"/snapshots/{snapshot.public_id}/download/", {"path": "README.md"})
     assert download.status_code == 409
+
+
+def test_a_folder_of_many_files_is_read_without_holding_it(agency: Agency) -> None:
+    # Several segments of the streamed file list; the page holds FOLDER_PAGE_SIZE entries.
+    files = {f"shots/img-{i:05d}.jpg": b"%d" % i for i in range(1500)}
+    files["zz-last.txt"] = b"after the folder"
+    dataset = agency.dataset("many shots", files=files)
+    snapshot = _backup(agency, dataset, agency.local_location("Disk for shots"))
+    listing = browse_service.snapshot_folder_list(
+        actor=agency.actor, snapshot=snapshot, folder="shots"
+    )
+    assert listing.total == 1500
+    assert len(listing.entries) == browse_service.FOLDER_PAGE_SIZE
+    html = _browse(agency.admin, snapshot, path="shots", offset=1400).content.decode()
+    assert "Entries 1401\u20131500 of 1500 in shots" in html
+    assert "img-01499.jpg" in html
+    assert "img-01399.jpg" not in html
+    top = _browse(agency.admin, snapshot).content.decode()
+    assert "shots/" in top
+    assert "1500 files" in top
+    assert "zz-last.txt" in top
+
+
+def test_a_source_snapshot_shows_what_the_source_said(
+    agency: Agency, backed_up: dict[str, Any]
+) -> None:
+    snapshot = backed_up["snapshot"]
+    Snapshot.objects.filter(pk=snapshot.pk).update(
+        source_meta={
+            "engine": "postgresql",
+            "server_version": "16.4",
+            "tables": {"public.orders": 1200, "public.customers": 37},
+            "refs": {"refs/heads/main": "0123456789abcdef0123456789abcdef01234567"},
+        }
+    )
+    html = _browse(backed_up["member"], snapshot).content.decode()
+    assert "Server version" in html
+    assert "16.4" in html
+    assert "public.orders" in html
+    assert ">1200<" in html
+    assert "refs/heads/main" in html
+    assert 'title="0123456789abcdef0123456789abcdef01234567">0123456789ab<' in html
+
+
+def test_a_deleted_datasets_snapshot_page_reads_nothing(
+    agency: Agency, backed_up: dict[str, Any]
+) -> None:
+    Dataset.objects.filter(pk=backed_up["dataset"].pk).update(
+        lifecycle_state=LifecycleState.DELETED
+    )
+    response = _browse(agency.admin, backed_up["snapshot"])
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The dataset is deleted" in html
+    assert "/download/" not in html
+    assert "restore-form" not in html
