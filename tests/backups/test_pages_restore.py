@@ -252,6 +252,20 @@ def test_overwrite_needs_the_checkbox_and_keeps_the_input(
     assert RestoreRun.objects.get().path_prefix == "data"
 
 
+def test_the_api_refuses_an_occupied_folder_when_asked_not_to_overwrite(
+    agency: Agency, backed_up: dict[str, Any]
+) -> None:
+    write_files(Path(agency.primary.prefix) / "datasets" / "restores" / "api", {"x": b"x"})
+    api = APIClient()
+    api.force_authenticate(backed_up["member"])
+    url = f"/api/v1/snapshots/{backed_up['snapshot'].public_id}/restore/"
+    body = {"destination_path": "datasets/restores/api", "overwrite": False}
+    refused = api.post(url, body, format="json")
+    assert refused.status_code == 409
+    assert "already holds files" in refused.json()["detail"]
+    assert api.post(url, {**body, "overwrite": True}, format="json").status_code == 202
+
+
 def test_a_path_that_matches_nothing_is_refused_clearly(
     agency: Agency, backed_up: dict[str, Any]
 ) -> None:

@@ -114,6 +114,20 @@ def test_a_lead_browses_downloads_and_restores_a_point_in_time(
     form.get_by_label("Restore into").select_option(label="Primary storage")
     form.get_by_label("Folder inside it").fill("datasets/restored/first")
     expect(form.locator("#restore-roots")).to_contain_text("inside datasets/")
+    # Ticking "overwrite" makes the form ask first (agencyops.js's dialog); cancelled, nothing
+    # is sent. Unticked, the server would refuse a folder that holds files.
+    overwrite = form.get_by_label("Overwrite files already in that folder")
+    overwrite.check()
+    form.get_by_role("button", name="Restore").click()
+    dialog = page.locator("dialog.confirm")
+    expect(dialog).to_contain_text(
+        "This overwrites files in Primary storage datasets/restored/first"
+    )
+    page.screenshot(path=str(artifacts / "restore-journey-confirm.png"))
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert not RestoreRun.objects.filter(dataset=dataset).exists()
+    overwrite.uncheck()
     form.get_by_role("button", name="Restore").click()
     expect(page.locator(".messages")).to_contain_text(
         re.compile(r"Restoring the snapshot of .* from Backup disk")
