@@ -216,6 +216,9 @@ def test_point_in_time_restores_the_older_snapshot(
     assert done.status == RunStatus.SUCCEEDED, done.error
     restored = read_files(Path(agency.primary.prefix) / "datasets" / "restores" / "pit")
     assert restored == backed_up["files"]
+    progress = _page(backed_up["member"]).get(f"/restores/{restore.public_id}/progress/").json()
+    assert progress["status"] == "succeeded"
+    assert progress["percent"] == 100
     # The dataset page shows it with a labelled progress bar.
     page = _page(backed_up["member"]).get(f"/datasets/{dataset.public_id}/").content.decode()
     assert 'aria-label="Progress of the restore requested' in page
