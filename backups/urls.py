@@ -1,6 +1,7 @@
 from django.urls import path
 
 from backups import views
+from backups.pages import restore
 
 urlpatterns = [
     path("datasets/<uuid:dataset_id>/", views.dataset_detail, name="dataset-detail"),
@@ -10,7 +11,6 @@ urlpatterns = [
         views.dataset_export_upload,
         name="dataset-export-upload",
     ),
-    path("datasets/<uuid:dataset_id>/restore/", views.dataset_restore, name="dataset-restore"),
     path("datasets/<uuid:dataset_id>/policy/", views.dataset_policy, name="dataset-policy"),
     path("backup-runs/<uuid:run_id>/progress/", views.run_progress, name="run-progress"),
     # --- posture audits ---
@@ -28,4 +28,13 @@ urlpatterns = [
     # --- restore drills ---
     path("datasets/<uuid:dataset_id>/drill/", views.dataset_drill, name="dataset-drill"),
     path("datasets/<uuid:dataset_id>/runbook/", views.dataset_runbook, name="dataset-runbook"),
+    # --- restore: the snapshot browser, one file's download, point-in-time restores ---
+    path("datasets/<uuid:dataset_id>/restore/", restore.dataset_restore, name="dataset-restore"),
+    path("snapshots/<uuid:snapshot_id>/", restore.snapshot_browse, name="snapshot-browse"),
+    path(
+        "snapshots/<uuid:snapshot_id>/download/",
+        restore.snapshot_download,
+        name="snapshot-download",
+    ),
+    path("restores/<uuid:restore_id>/progress/", restore.restore_progress, name="restore-progress"),
 ]

@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -30,7 +29,14 @@ from backups.selectors.drills import drill_status
 from backups.services import posture as posture_service
 from backups.services.drills import drill_start
 from backups.services.stores import repository_base
-from clients.models import Dataset, LocationKind, Membership, Role, StorageLocation
+from clients.models import (
+    Dataset,
+    LifecycleState,
+    LocationKind,
+    Membership,
+    Role,
+    StorageLocation,
+)
 from clients.selectors import dataset_get, location_list
 from clients.services import client_space
 from kernel.exceptions import Conflict, NotFound, ValidationFailed
@@ -44,6 +50,7 @@ def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any)
     protection = selectors.protection_of(dataset)
     policy = protection.policy if protection is not None else None
     runs = list(selectors.backup_run_list(actor=actor).filter(dataset=dataset)[:10])
+    live = dataset.lifecycle_state not in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING)
     return {
         "dataset": dataset,
         "protection": protection,
@@ -55,8 +62,13 @@ def _context(request: HttpRequest, actor: Actor, dataset: Dataset, **extra: Any)
         "snapshots": selectors.snapshot_list(actor=actor).filter(dataset=dataset)[:20],
         "restores": selectors.restore_list(actor=actor).filter(dataset=dataset, is_drill=False)[:5],
         "drills": selectors.drill_list(actor=actor).filter(dataset=dataset)[:5],
-        "can_manage": actor.may("manage", client_id=dataset.client_id, dataset_id=dataset.pk),
-        "can_restore": actor.may("restore", client_id=dataset.client_id, dataset_id=dataset.pk),
+        # A dataset being deleted or deleted (a tombstone) offers no action: the services
+        # refuse them all (409).
+        "can_manage": live
+        and actor.may("manage", client_id=dataset.client_id, dataset_id=dataset.pk),
+        "can_restore": live
+        and actor.may("restore", client_id=dataset.client_id, dataset_id=dataset.pk),
+        "can_drill": live and actor.is_admin,
         "restore_form": extra.pop("restore_form", None)
         or RestoreForm(actor=actor, dataset=dataset),
         "policy_form": extra.pop("policy_form", None)
@@ -93,44 +105,6 @@ def dataset_backup(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse
     else:
         messages.success(request, "Backup started.")
     return redirect("dataset-detail", dataset_id=dataset.public_id)
-
-
-@require_POST
-@tenant_page
-def dataset_restore(request: TenantHttpRequest, dataset_id: UUID) -> HttpResponse:
-    actor = request.actor
-    dataset = dataset_get(actor=actor, public_id=dataset_id)
-    # The right before the form: a caller who may not restore is refused, not told its errors.
-    actor.require_level(
-        "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="restore data"
-    )
-    form = RestoreForm(request.POST, actor=actor, dataset=dataset)
-    if form.is_valid():
-        as_of = form.cleaned_data["as_of"] or timezone.now()
-        snapshot = services.snapshot_as_of(dataset, as_of)
-        if snapshot is None:
-            form.add_error("as_of", "No snapshot was taken at or before that time.")
-        else:
-            try:
-                services.restore_request(
-                    actor=actor,
-                    snapshot=snapshot,
-                    destination_location=form.cleaned_data["destination_location"],
-                    destination_path=form.cleaned_data["destination_path"],
-                    path_prefix=form.cleaned_data["path_prefix"],
-                    origin=request_origin(request),
-                )
-            except (Conflict, ValidationFailed, ValidationError) as error:
-                form.add_error(None, getattr(error, "message", str(error)))
-            else:
-                messages.success(
-                    request,
-                    f"Restoring the snapshot of {snapshot.taken_at:%Y-%m-%d %H:%M} UTC "
-                    f"from {snapshot.location.name}.",
-                )
-                return redirect("dataset-detail", dataset_id=dataset.public_id)
-    context = _context(request, actor, dataset, restore_form=form)
-    return render(request, "backups/dataset_detail.html", context, status=400)
 
 
 @require_POST

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from clients.models import Client
+from clients.models import Client, Dataset
 from kernel.exceptions import Forbidden
 from kernel.tenancy import Actor
 from lifecycle.models import (
@@ -12,6 +12,8 @@ from lifecycle.models import (
     DeletionApproval,
     DeletionCertificate,
     DeletionRequest,
+    DeletionScope,
+    DeletionState,
     LegalHold,
     ProcurementToken,
     RetentionObligation,
@@ -87,3 +89,22 @@ def evidence_token_list(*, actor: Actor, client: Client) -> QuerySet[Procurement
         raise Forbidden("Only owners, admins and auditors see procurement tokens.")
     qs: QuerySet[ProcurementToken] = ProcurementToken.objects.visible_to(actor)
     return qs.filter(client=client).select_related("client", "created_by", "revoked_by")
+
+
+def dataset_deletion_get(*, actor: Actor, dataset: Dataset) -> DeletionRequest | None:
+    """The deletion that took (or is taking) a dataset: the newest request that covers it (its
+    own, its engagement's or its client's) past approval, a verified one first. None when the
+    actor sees none."""
+    covers = (
+        Q(scope=DeletionScope.DATASET, dataset=dataset)
+        | Q(scope=DeletionScope.ENGAGEMENT, engagement_id=dataset.engagement_id)
+        | Q(scope=DeletionScope.CLIENT, client_id=dataset.client_id)
+    )
+    started = [
+        DeletionState.VERIFIED,
+        DeletionState.EXECUTING,
+        DeletionState.APPROVED,
+        DeletionState.FAILED,
+    ]
+    found = deletion_request_list(actor=actor).filter(covers, state__in=started)
+    return found.filter(state=DeletionState.VERIFIED).first() or found.first()

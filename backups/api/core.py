@@ -346,6 +346,11 @@ class RestoreRequestSerializer(serializers.Serializer[Any]):
         help_text="A database restore only: replace the database an earlier restore of this "
         "dataset made (never any other existing database).",
     )
+    overwrite = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="False: refuse (409) when the destination folder already holds files.",
+    )
 
 
 class RestoreRunSerializer(serializers.ModelSerializer[RestoreRun]):
@@ -426,6 +431,7 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
             or services.restore_default_path(dataset, location),
             path_prefix=body.validated_data.get("path_prefix", ""),
             force=body.validated_data.get("force", False),
+            overwrite=body.validated_data.get("overwrite", True),
             origin=request_origin(request),
         )
         fresh = selectors.restore_list(actor=self.actor).get(pk=restore.pk)

@@ -85,6 +85,19 @@ def snapshot_list(*, actor: Actor, as_of: datetime | None = None) -> QuerySet[Sn
     return qs
 
 
+def snapshot_get(*, actor: Actor, public_id: Any) -> Snapshot:
+    return get_visible_or_404(snapshot_list(actor=actor), public_id)
+
+
+def snapshot_copies(*, actor: Actor, snapshot: Snapshot) -> QuerySet[Snapshot]:
+    """The copies of one backup: the snapshot the same run stored on each of its targets (the
+    snapshot alone when it has no run), by target name."""
+    qs = snapshot_list(actor=actor).filter(dataset_id=snapshot.dataset_id)
+    if snapshot.run_id is None:
+        return qs.filter(pk=snapshot.pk)
+    return qs.filter(run_id=snapshot.run_id).order_by("location__name", "id")
+
+
 def restore_list(*, actor: Actor) -> QuerySet[RestoreRun]:
     return RestoreRun.objects.visible_to(actor).select_related(
         "dataset", "snapshot", "snapshot__location", "destination_location", "requested_by"

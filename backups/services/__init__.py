@@ -1,5 +1,12 @@
 """Every write and side effect of the backup app. Split by sub-domain; public names here."""
 
+from backups.services.browse import (
+    FOLDER_PAGE_SIZE,
+    FolderEntry,
+    SnapshotFolder,
+    restore_path_prefix_check,
+    snapshot_folder_list,
+)
 from backups.services.downloads import DownloadedFile, snapshot_file_download
 from backups.services.exports import (
     export_limit,
@@ -28,6 +35,8 @@ from backups.services.policy_targets import TargetRetention
 from backups.services.restores import (
     restore_default_path,
     restore_destination_check,
+    restore_destination_occupied,
+    restore_point_pick,
     restore_request,
     restore_run_execute,
     restored_copy_record,
@@ -60,10 +69,13 @@ from backups.services.stores import (
 
 __all__ = [
     "DEFAULT_POLICIES",
+    "FOLDER_PAGE_SIZE",
     "DownloadedFile",
+    "FolderEntry",
     "ProtectionMissing",
     "PruneReport",
     "RunInProgress",
+    "SnapshotFolder",
     "TargetRetention",
     "TransientFailure",
     "backup_run_create",
@@ -92,6 +104,9 @@ __all__ = [
     "repository_keys_left",
     "restore_default_path",
     "restore_destination_check",
+    "restore_destination_occupied",
+    "restore_path_prefix_check",
+    "restore_point_pick",
     "restore_request",
     "restore_run_execute",
     "restored_copy_record",
@@ -103,6 +118,7 @@ __all__ = [
     "schedules_sync",
     "snapshot_as_of",
     "snapshot_file_download",
+    "snapshot_folder_list",
     "snapshot_verify",
     "store_for_location",
 ]

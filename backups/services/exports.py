@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from backups.models import ACTIVE_RUN_STATES, BackupRun, Trigger
 from backups.sources.process import SourceError
-from clients.models import Dataset, LocationKind
+from clients.models import Dataset, LifecycleState, LocationKind
 from kernel.exceptions import Conflict, ValidationFailed
 from kernel.tenancy import Actor
 
@@ -69,6 +69,10 @@ def saas_export_allowed(*, actor: Actor, dataset: Dataset) -> None:
     actor.require_level(
         "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="upload exports"
     )
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(
+            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: no export is taken."
+        )
 
 
 def saas_export_receive(*, actor: Actor, dataset: Dataset, upload: UploadedFile) -> BackupRun:

@@ -174,10 +174,16 @@ def dataset_policy_set(
     policy: BackupPolicy | None,
     live_pipeline_input: bool | None = None,
 ) -> DatasetProtection:
-    """Pick a dataset's policy (None: back to the default for its kind and state)."""
+    """Pick a dataset's policy (None: back to the default for its kind and state). A dataset
+    being deleted, or deleted, keeps what it has (409): it is backed up no more."""
     actor.require_level(
         "manage", client_id=dataset.client_id, dataset_id=dataset.pk, action="change backup policy"
     )
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(
+            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: its backup policy "
+            "no longer changes."
+        )
     protection = DatasetProtection.objects.select_for_update().get(pk=protection_get(dataset).pk)
     if live_pipeline_input is not None:
         protection.live_pipeline_input = live_pipeline_input

@@ -30,7 +30,7 @@ from backups.services.runs import (
 from backups.services.source_restores import source_destination_check, source_restore_execute
 from backups.services.sources import is_source_backed
 from backups.services.stores import location_key, repository_base, store_for_location
-from backups.storage import LocalObjectStore, ObjectStore
+from backups.storage import LocalObjectStore, ObjectStore, StorageError
 from clients.models import DATABASE_KINDS, Dataset, LifecycleState, StorageLocation
 from clients.services import (
     client_space,
@@ -43,13 +43,30 @@ from kernel.http import NO_ORIGIN, RequestOrigin
 from kernel.tenancy import Actor
 
 
-def snapshot_as_of(dataset: Dataset, as_of: datetime) -> Snapshot | None:
-    """The newest snapshot taken at or before `as_of` (point in time)."""
-    return (
-        Snapshot.objects.filter(dataset=dataset, taken_at__lte=as_of, forgotten_at__isnull=True)
-        .select_related("location")
-        .first()
-    )
+def snapshot_as_of(
+    dataset: Dataset, as_of: datetime, *, location: StorageLocation | None = None
+) -> Snapshot | None:
+    """The newest snapshot taken at or before `as_of` (point in time); on `location` (one
+    copy, a target) when given."""
+    qs = Snapshot.objects.filter(dataset=dataset, taken_at__lte=as_of, forgotten_at__isnull=True)
+    if location is not None:
+        qs = qs.filter(location=location)
+    return qs.select_related("location").first()
+
+
+def restore_point_pick(
+    *, dataset: Dataset, as_of: datetime | None, location: StorageLocation | None = None
+) -> Snapshot:
+    """The snapshot a point-in-time restore reads: the newest at or before `as_of` (now when
+    None) on `location` (any copy when None). 400 on `as_of` when there is none."""
+    snapshot = snapshot_as_of(dataset, as_of or timezone.now(), location=location)
+    if snapshot is None:
+        where = f" on {location.name}" if location is not None else ""
+        raise ValidationFailed(
+            f"No snapshot was taken at or before that time{where}.",
+            fields={"as_of": "No snapshot at or before this time; pick a later one."},
+        )
+    return snapshot
 
 
 def _safe_directory(path: str) -> str:
@@ -137,6 +154,28 @@ def restore_default_path(
     return f"{space}/{leaf}" if space else leaf
 
 
+def restore_destination_occupied(location: StorageLocation, path: str) -> bool:
+    """Whether the folder `path` of a storage location already holds a file (one listed key
+    is enough to know)."""
+    prefix = location_key(location, path).rstrip("/") + "/"
+    return next(iter(store_for_location(location).list(prefix)), None) is not None
+
+
+def _destination_empty_check(location: StorageLocation, path: str) -> None:
+    try:
+        occupied = restore_destination_occupied(location, path)
+    except (StorageError, ValidationFailed):
+        # Unreachable now: the restore could not write there either, and its run fails saying
+        # so; refusing here would only hide that message behind this one.
+        return
+    if occupied:
+        raise Conflict(
+            f"{location.name} already holds files in {path}: the restore would overwrite them. "
+            "Confirm the overwrite, or pick an empty folder.",
+            fields={"overwrite": "Tick to overwrite the files already there."},
+        )
+
+
 @transaction.atomic
 def restore_request(
     *,
@@ -147,6 +186,7 @@ def restore_request(
     path_prefix: str = "",
     is_drill: bool = False,
     force: bool = False,
+    overwrite: bool = True,
     enqueue: bool = True,
     origin: RequestOrigin = NO_ORIGIN,
 ) -> RestoreRun:
@@ -186,6 +226,8 @@ def restore_request(
         destination_path = restore_destination_check(
             dataset=dataset, location=destination_location, path=destination_path
         )
+        if not overwrite and destination_location is not None:
+            _destination_empty_check(destination_location, destination_path)
     elif destination_location is None:
         destination_path = _safe_directory(destination_path)
     else:

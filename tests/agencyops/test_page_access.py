@@ -23,6 +23,7 @@ from django.test import Client as PageClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from backups.models import RestoreRun
 from clients import services as clients_services
 from clients.models import AccessGrant
 from kernel.tenancy import Actor
@@ -133,6 +134,10 @@ PAGES: dict[str, Page] = {
     "dataset-policy": Page("dataset", "POST", needs=MANAGE, done=302),
     "dataset-drill": Page("dataset", "POST", needs=ADMIN, done=302),
     "run-progress": Page("run"),
+    # browsing a snapshot decrypts its file list: the restore level, like a download
+    "snapshot-browse": Page("snapshot", needs=RESTORE),
+    "snapshot-download": Page("snapshot", needs=RESTORE, done=400),  # no ?path=
+    "restore-progress": Page("restore"),
     "location-posture": Page("location"),
     "location-posture-audit": Page("location", "POST", needs=ADMIN, done=302),
     "location-posture-fix": Page("location", "POST", needs=ADMIN, done=302),
@@ -148,6 +153,8 @@ PARAMETERS = {
     "client_id": "client",
     "dataset_id": "dataset",
     "run_id": "run",
+    "snapshot_id": "snapshot",
+    "restore_id": "restore",
     "location_id": "location",
     "request_id": "request",
     "alert_id": "alert",
@@ -203,11 +210,20 @@ def _mark(label: str, marker: str) -> str:
 
 
 def _dataset_rows(system: Actor, client: Any, location: Any, marker: str) -> dict[str, Row]:
-    """A dataset and its rows: a failed run, a snapshot, an alert, an access event, a hold, an
-    obligation, a verified deletion with its certificate and one awaiting approval."""
+    """A dataset and its rows: a failed run, a snapshot and a restore of it, an alert, an access
+    event, a hold, an obligation, a verified deletion with its certificate and one awaiting
+    approval."""
     dataset = DatasetFactory(client=client, location=location, name=_mark("Dataset", marker))
     run = BackupRunFactory(dataset=dataset, error=_mark("run failed", marker))
-    SnapshotFactory(run__dataset=dataset)
+    snapshot = SnapshotFactory(run__dataset=dataset)
+    restore = RestoreRun.objects.create(
+        organization=dataset.organization,
+        dataset=dataset,
+        snapshot=snapshot,
+        destination_location=location,
+        destination_path=f"restores/{marker}",
+        error=_mark("restore failed", marker),
+    )
     alert = AlertFactory(dataset=dataset, title=_mark("Backup failed", marker))
     LegalHoldFactory(client=client, dataset=dataset, reason=_mark("hold", marker))
     ObligationFactory(client=client, dataset=dataset, source_reference=_mark("clause", marker))
@@ -232,6 +248,8 @@ def _dataset_rows(system: Actor, client: Any, location: Any, marker: str) -> dic
     return {
         "dataset": Row(dataset, marker),
         "run": Row(run, marker),
+        "snapshot": Row(snapshot, marker),
+        "restore": Row(restore, marker),
         "alert": Row(alert, marker),
         "request": Row(request, marker),
     }

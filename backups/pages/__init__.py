@@ -1,0 +1,1 @@
+"""Page views of the backup app, one module per area (restore, settings, assurance)."""
