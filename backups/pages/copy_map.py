@@ -150,7 +150,9 @@ def _age_words(place: Place) -> str:
     if place.age is None:
         return "no copy yet"
     hours = int(place.age.total_seconds() // 3600)
-    age = f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h"
+    age = (
+        f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h" if hours else "under 1 h"
+    )
     return f"last good copy {age} ago" + ("" if place.fresh else " (older than the RPO)")
 
 
@@ -167,6 +169,10 @@ def _box(x: int, y: int, lines: list[str], *, stroke: str, fill: str) -> list[st
             f'fill="#1d2330">{escape(text)}</text>'
         )
     return parts
+
+
+def _where(place: Place) -> str:
+    return place.provider if place.region == "—" else f"{place.provider}, {place.region}"
 
 
 def _row_y(index: int) -> int:
@@ -206,7 +212,7 @@ def copy_map_svg(facts: CopyMap) -> SafeString:
         py,
         [
             f"{primary.role}: {primary.location.name}",
-            f"{primary.provider}, {primary.region}",
+            _where(primary),
             primary.medium,
             primary.lock,
             _age_words(primary),
@@ -230,7 +236,7 @@ def copy_map_svg(facts: CopyMap) -> SafeString:
             y,
             [
                 f"{place.role}: {place.location.name}",
-                f"{place.provider}, {place.region}",
+                _where(place),
                 f"{place.medium}, tier {place.tier}",
                 place.lock,
                 ("✓ " if ok else "✗ ") + _age_words(place),
