@@ -237,7 +237,7 @@ def copy_map_svg(facts: CopyMap) -> SafeString:
             [
                 f"{place.role}: {place.location.name}",
                 _where(place),
-                f"{place.medium}, tier {place.tier}",
+                place.medium if place.tier == "—" else f"{place.medium}, tier {place.tier}",
                 place.lock,
                 ("✓ " if ok else "✗ ") + _age_words(place),
             ],

@@ -180,3 +180,29 @@ def test_an_admin_walks_policies_copy_map_alerts_and_posture(
     expect(page.locator("#posture-history tbody tr")).to_have_count(2)
     page.screenshot(path=str(artifacts / "assurance-posture.png"), full_page=True)
     assert (artifacts / "copy-map.png").stat().st_size > 0
+
+    # 6. At 390 px wide no page of the journey scrolls sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (
+        "/settings/policies/",
+        "/settings/policies/new/",
+        f"/settings/policies/{policy.public_id}/edit/",
+        "/settings/prices/",
+        "/settings/notifications/",
+        "/alerts/?state=all",
+        "/costs/",
+        f"/datasets/{dataset.public_id}/",
+        f"/datasets/{dataset.public_id}/copies/",
+        f"/clients/{dataset.client.public_id}/",
+        f"/locations/{offsite.public_id}/posture/",
+    ):
+        page.goto(base + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            "[...document.querySelectorAll('main *')].filter(e => !e.closest('.table-scroll')"
+            " && e.getBoundingClientRect().right > 391).slice(0, 6).map(e => e.tagName + '.'"
+            " + e.className + '#' + e.id)"
+        )
+        assert width <= 390, (path, width, wide)
+    page.goto(f"{base}/datasets/{dataset.public_id}/copies/")
+    page.screenshot(path=str(artifacts / "copy-map-390.png"), full_page=True)
