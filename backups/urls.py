@@ -2,6 +2,7 @@ from django.urls import path
 
 from backups import views
 from backups.pages import assurance as assurance_pages
+from backups.pages import policies as policy_pages
 from backups.pages import settings as settings_pages
 
 urlpatterns = [
@@ -31,11 +32,11 @@ urlpatterns = [
     path("datasets/<uuid:dataset_id>/drill/", views.dataset_drill, name="dataset-drill"),
     path("datasets/<uuid:dataset_id>/runbook/", views.dataset_runbook, name="dataset-runbook"),
     # --- settings: policies and targets, storage prices, notifications ---
-    path("settings/policies/", settings_pages.policy_list, name="policy-list"),
-    path("settings/policies/new/", settings_pages.policy_new, name="policy-new"),
+    path("settings/policies/", policy_pages.policy_list, name="policy-list"),
+    path("settings/policies/new/", policy_pages.policy_new, name="policy-new"),
     path(
         "settings/policies/<uuid:policy_id>/edit/",
-        settings_pages.policy_edit,
+        policy_pages.policy_edit,
         name="policy-edit",
     ),
     path("settings/prices/", settings_pages.price_list, name="price-list"),

@@ -87,6 +87,8 @@ def alert_list(request: TenantHttpRequest) -> HttpResponse:
         "kinds": AlertKind.choices,
         "clients": client_list(actor=actor),
         "here": request.get_full_path(),
+        "truncated": len(rows) == ALERT_PAGE_SIZE,
+        "page_size": ALERT_PAGE_SIZE,
     }
     return render(request, "backups/assurance/alert_list.html", context)
 

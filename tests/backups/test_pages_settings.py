@@ -62,6 +62,10 @@ def targets(world: World) -> tuple[Any, Any]:
 # --- policies ---
 
 
+def _daily(world: World) -> BackupPolicy:
+    return BackupPolicy.objects.get(organization=world.org, default_for="daily")
+
+
 def test_policy_list_shows_frequency_retention_rpo_and_ordered_targets(
     world: World, targets: tuple[Any, Any]
 ) -> None:
@@ -174,6 +178,32 @@ def test_policy_field_errors_keep_what_was_typed(world: World, targets: tuple[An
     assert 'value="400"' in html
     assert "At most" in html  # the API's drill_every bound, on the days field
     assert not BackupPolicy.objects.filter(name="Typed name kept").exists()
+
+
+def test_policy_edit_errors_keep_input_and_change_nothing(
+    world: World, targets: tuple[Any, Any]
+) -> None:
+    first, _ = targets
+    policy = _daily(world)
+    url = f"/settings/policies/{policy.public_id}/edit/"
+    response = _login(world.admin).post(
+        url,
+        _policy_post(
+            name="Renamed but invalid",
+            compression_level="99",
+            target_0=str(first.public_id),
+            lock_mode_0="COMPLIANCE",
+            lock_days_0="0",
+        ),
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'value="Renamed but invalid"' in html
+    assert 'value="99"' in html
+    assert f'value="{first.public_id}" selected' in html
+    policy.refresh_from_db()
+    assert policy.name == "Daily — active client data"
+    assert not policy.policy_targets.exists()
 
 
 def test_policy_service_refusal_keeps_input(world: World) -> None:
