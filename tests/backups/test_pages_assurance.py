@@ -7,7 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client as PageClient
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backups.models import (
@@ -418,3 +420,43 @@ def test_policy_change_moves_the_copy_map(world: World) -> None:
     html = _login(world.admin).get(f"/datasets/{dataset.public_id}/copies/").content.decode()
     assert "No backup target" in html
     assert "Wasabi target" not in html
+
+
+# --- query counts: a page costs the same with one row as with several ---
+
+
+def _queries(page: PageClient, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert page.get(url).status_code == 200
+    return len(captured)
+
+
+def test_pages_do_not_query_per_row(world: World) -> None:
+    _protected(world)
+    page = _login(world.admin)
+    urls = (
+        f"/clients/{world.client.public_id}/",
+        "/alerts/?state=all",
+        "/settings/policies/",
+        f"/datasets/{world.dataset.public_id}/copies/",
+    )
+    AlertFactory(dataset=world.dataset)
+    before = [_queries(page, url) for url in urls]
+    snapshot = Snapshot.objects.get(dataset=world.dataset)
+    for number in range(4):
+        DatasetFactory(client=world.client, location=world.location, name=f"More {number}")
+        AlertFactory(dataset=world.dataset)
+        BackupPolicy.objects.create(
+            organization=world.org, name=f"Extra {number}", frequency="weekly"
+        ).policy_targets.create(location=world.location)
+        DataCopy.objects.create(
+            organization=world.org,
+            dataset=world.dataset,
+            snapshot=snapshot,
+            kind="download",
+            path=f"file-{number}",
+            made_at=timezone.now(),
+            made_by=world.lead,
+        )
+    after = [_queries(page, url) for url in urls]
+    assert after == before, list(zip(urls, before, after, strict=True))
