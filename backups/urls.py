@@ -1,7 +1,10 @@
 from django.urls import path
 
 from backups import views
+from backups.pages import assurance as assurance_pages
+from backups.pages import policies as policy_pages
 from backups.pages import restore
+from backups.pages import settings as settings_pages
 
 urlpatterns = [
     path("datasets/<uuid:dataset_id>/", views.dataset_detail, name="dataset-detail"),
@@ -37,4 +40,31 @@ urlpatterns = [
         name="snapshot-download",
     ),
     path("restores/<uuid:restore_id>/progress/", restore.restore_progress, name="restore-progress"),
+    # --- settings: policies and targets, storage prices, notifications ---
+    path("settings/policies/", policy_pages.policy_list, name="policy-list"),
+    path("settings/policies/new/", policy_pages.policy_new, name="policy-new"),
+    path(
+        "settings/policies/<uuid:policy_id>/edit/",
+        policy_pages.policy_edit,
+        name="policy-edit",
+    ),
+    path("settings/prices/", settings_pages.price_list, name="price-list"),
+    path(
+        "settings/notifications/",
+        settings_pages.notification_settings,
+        name="notification-settings",
+    ),
+    path(
+        "settings/notifications/test/",
+        settings_pages.notification_test,
+        name="notification-test",
+    ),
+    # --- assurance: alert centre, costs, copy map ---
+    path("alerts/", assurance_pages.alert_list, name="alert-list"),
+    path("costs/", assurance_pages.cost_overview, name="cost-overview"),
+    path(
+        "datasets/<uuid:dataset_id>/copies/",
+        assurance_pages.dataset_copy_map,
+        name="dataset-copy-map",
+    ),
 ]

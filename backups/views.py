@@ -331,6 +331,8 @@ def location_posture(request: TenantHttpRequest, location_id: UUID) -> HttpRespo
         "audit": audit,
         "findings": findings,
         "fixes": selectors.posture_fix_list(actor=actor).filter(location=location)[:10],
+        # Every audit, newest first (the latest included): date, findings, result.
+        "history": selectors.posture_audit_list(actor=actor).filter(location=location)[:50],
         "can_fix": actor.is_admin,
         "auditable": location.kind == LocationKind.S3,
         "default_log_prefix": posture_service.DEFAULT_LOG_PREFIX,

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from backups.services.alerts import alert_acknowledge, alert_list
@@ -144,6 +145,12 @@ def alert_acknowledge_page(request: TenantHttpRequest, alert_id: UUID) -> HttpRe
     alert = get_visible_or_404(alert_list(actor=actor), alert_id)
     alert_acknowledge(actor=actor, alert=alert, note=request.POST.get("note", "")[:500])
     messages.success(request, f"Acknowledged: {alert.title}")
+    # The alert centre sends `next` to come back to itself; only a path of this site is followed.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     return redirect("dashboard")
 
 

@@ -23,7 +23,7 @@ from django.test import Client as PageClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
-from backups.models import RestoreRun
+from backups.models import BackupPolicy, PolicyTarget, RestoreRun
 from clients import services as clients_services
 from clients.models import AccessGrant
 from kernel.tenancy import Actor
@@ -114,6 +114,7 @@ class Page:
     done: int = 200
     members: bool = True  # False: the member role is refused (403) whatever it sees
     whole_client: bool = False  # True: a client seen through one dataset's grant is 404
+    admins_only: bool = False  # a page of no object for owners and admins (others: 403)
 
 
 # POST pages are sent an empty form: who may act gets the redirect after the action (an
@@ -146,6 +147,17 @@ PAGES: dict[str, Page] = {
     # leads acknowledge the alerts of what they manage; admins every alert
     "alert-acknowledge-page": Page("alert", "POST", needs=MANAGE, done=302),
     "engagement-end-page": Page("engagement", "POST", needs=ADMIN, done=302),
+    # settings: every member reads policies and prices; owners and admins write them
+    "policy-list": Page(None),
+    "policy-new": Page(None, admins_only=True),
+    "policy-edit": Page("policy", needs=ADMIN),
+    "price-list": Page(None),
+    "notification-settings": Page(None, admins_only=True),
+    "notification-test": Page(None, "POST", done=302, admins_only=True),
+    # assurance: the alert centre and costs show what the caller sees; the copy map its dataset
+    "alert-list": Page(None),
+    "cost-overview": Page(None),
+    "dataset-copy-map": Page("dataset"),
 }
 
 # Path parameters, by name, and the inventory kind that fills them.
@@ -159,10 +171,13 @@ PARAMETERS = {
     "request_id": "request",
     "alert_id": "alert",
     "engagement_id": "engagement",
+    "policy_id": "policy",
 }
 # Not pages of the app: the API (tests/agencyops/test_api_access.py), its schema and docs,
 # Django's admin (tests/agencyops/test_admin.py), and signing in and out.
 NOT_PAGES = ("api/", "admin/")
+# Kinds no client owns (every member of the organization reads them).
+ORGANIZATION_WIDE_KINDS = frozenset({"policy"})
 AUTH_VIEWS = frozenset({"login", "logout"})
 
 
@@ -300,6 +315,15 @@ def _client_rows(
     return client, rows
 
 
+def _policy(organization: Any, marker: str, targets: list[Any]) -> Any:
+    policy = BackupPolicy.objects.create(
+        organization=organization, name=_mark("Policy", marker), frequency="daily"
+    )
+    for position, location in enumerate(targets):
+        PolicyTarget.objects.create(policy=policy, location=location, position=position)
+    return policy
+
+
 @dataclass
 class Inventory:
     rows: dict[str, list[Row]]  # inventory kind -> rows of every owner
@@ -320,6 +344,15 @@ def inventory(db: Any) -> Inventory:
         for kind, more in part.items():
             rows.setdefault(kind, []).extend(more)
     rows["location"].append(Row(shared, ORG_A))
+    # Policies are organization-wide (every member reads them): one per organization. Org A's
+    # also writes to client B's dedicated bucket, which a page must not name to those who do
+    # not see client B.
+    bucket_b = next(row.obj for row in rows["location"] if row.marker == B)
+    foreign_bucket = next(row.obj for row in rows["location"] if row.marker == FOREIGN)
+    rows["policy"] = [
+        Row(_policy(org, ORG_A, [shared, bucket_b]), ORG_A),
+        Row(_policy(foreign_org, FOREIGN, [foreign_bucket]), FOREIGN),
+    ]
     dataset_b1 = next(row.obj for row in rows["dataset"] if row.marker == B1)
     client_a = next(row.obj for row in rows["client"] if row.marker == A)
 
@@ -380,6 +413,8 @@ def expected_status(page: Page, caller: Caller, marker: str | None) -> int:
     if not caller.signed_in:
         return 302
     if marker is None:
+        if page.admins_only and caller.role not in ("owner", "admin"):
+            return 403
         return page.done
     level = caller.levels.get(marker)
     if level is None or (page.whole_client and marker in caller.through_a_dataset):
@@ -448,4 +483,7 @@ def test_the_inventory_has_every_kind_of_owner(inventory: Inventory) -> None:
     for kind in {page.param for page in PAGES.values() if page.param}:
         markers = {row.marker for row in inventory.rows[kind]}
         assert FOREIGN in markers, kind
-        assert markers & {B1, B2, B, B_WIDE}, kind
+        if kind in ORGANIZATION_WIDE_KINDS:
+            assert ORG_A in markers, kind  # no client owns one: every member reads them
+        else:
+            assert markers & {B1, B2, B, B_WIDE}, kind
