@@ -105,6 +105,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "kernel.pages.actor_context",
             ],
+            # The shared filters (one date format, durations and labels in words) in every
+            # template without a {% load %} of their own.
+            "builtins": ["agencyops.templatetags.agencyops_tags"],
         },
     },
 ]
