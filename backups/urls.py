@@ -1,6 +1,7 @@
 from django.urls import path
 
 from backups import views
+from backups.pages import locations_test
 
 urlpatterns = [
     path("datasets/<uuid:dataset_id>/", views.dataset_detail, name="dataset-detail"),
@@ -24,6 +25,12 @@ urlpatterns = [
         "locations/<uuid:location_id>/posture/fix/",
         views.location_posture_fix,
         name="location-posture-fix",
+    ),
+    # The settings' "test connection" (the location list is the clients app's page).
+    path(
+        "settings/locations/<uuid:location_id>/test/",
+        locations_test.location_test,
+        name="location-test",
     ),
     # --- restore drills ---
     path("datasets/<uuid:dataset_id>/drill/", views.dataset_drill, name="dataset-drill"),

@@ -1,0 +1,1 @@
+"""Pages of the backups app that sit in the settings (the connection test of a location)."""
