@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from clients import services as clients_services
 from clients.models import AccessGrant
-from kernel.tenancy import Actor
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle.services import (
     access_event_payload,
     access_events_append,
@@ -113,6 +113,11 @@ class Page:
     done: int = 200
     members: bool = True  # False: the member role is refused (403) whatever it sees
     whole_client: bool = False  # True: a client seen through one dataset's grant is 404
+    # A page of no object (the settings): the roles that may open it; any other role, 403.
+    roles: frozenset[str] | None = None
+
+
+ADMINS = frozenset({"owner", "admin"})
 
 
 # POST pages are sent an empty form: who may act gets the redirect after the action (an
@@ -141,6 +146,26 @@ PAGES: dict[str, Page] = {
     # leads acknowledge the alerts of what they manage; admins every alert
     "alert-acknowledge-page": Page("alert", "POST", needs=MANAGE, done=302),
     "engagement-end-page": Page("engagement", "POST", needs=ADMIN, done=302),
+    # --- settings (clients.pages; the connection test is backups.pages) ---
+    "settings-index": Page(None),
+    "location-list": Page(None),
+    "location-new": Page(None, roles=ADMINS),
+    "location-edit": Page("location", needs=ADMIN),
+    "location-test": Page("location", "POST", needs=ADMIN, done=302),
+    "client-new": Page(None, roles=ADMINS),
+    "client-edit": Page("client", needs=ADMIN),
+    "engagement-new": Page("client", needs=ADMIN),
+    "member-list": Page(None, roles=ADMINS | {"auditor"}),
+    "member-invite": Page(None, roles=ADMINS),
+    "member-role": Page("membership", "POST", needs=ADMIN, done=400),
+    "grant-list": Page(None),  # everyone: their own grants; owners, admins, auditors: all
+    "grant-new": Page(None, roles=ADMINS),
+    "grant-revoke": Page("grant", "POST", needs=ADMIN, done=302),
+    "grant-request-list": Page(None),  # everyone: their own requests
+    "grant-request-decide": Page("grant_request", "POST", needs=ADMIN, done=400),
+    "account": Page(None),
+    "password-change": Page(None),
+    "password-change-done": Page(None),
 }
 
 # Path parameters, by name, and the inventory kind that fills them.
@@ -152,11 +177,20 @@ PARAMETERS = {
     "request_id": "request",
     "alert_id": "alert",
     "engagement_id": "engagement",
+    "membership_id": "membership",
+    "grant_id": "grant",
+    "grant_request_id": "grant_request",
 }
+# Kinds that belong to the organization itself, not to a client: their only other owner is
+# another organization.
+ORGANIZATION_KINDS = frozenset({"membership"})
 # Not pages of the app: the API (tests/agencyops/test_api_access.py), its schema and docs,
 # Django's admin (tests/agencyops/test_admin.py), and signing in and out.
 NOT_PAGES = ("api/", "admin/")
-AUTH_VIEWS = frozenset({"login", "logout"})
+# invitation-accept is public: the invitee is not signed in yet, and the one-time token in its
+# path is the whole credential (tested on its own in tests/clients/test_pages_settings.py:
+# unknown, used, expired, replaced and accepted tokens).
+AUTH_VIEWS = frozenset({"login", "logout", "invitation-accept"})
 
 
 def page_patterns() -> list[tuple[str, URLPattern]]:
@@ -282,6 +316,14 @@ def _client_rows(
     return client, rows
 
 
+def _grant_request(user: Any, client: Any) -> Any:
+    actor = actor_for_user(user)
+    assert actor is not None
+    return clients_services.grant_request_create(
+        actor=actor, client=client, permission="view", reason="asks"
+    )
+
+
 @dataclass
 class Inventory:
     rows: dict[str, list[Row]]  # inventory kind -> rows of every owner
@@ -316,6 +358,7 @@ def inventory(db: Any) -> Inventory:
         "expired_lead": _member(org, "lead", "expired-lead"),
         "ungranted_lead": _member(org, "lead", "ungranted-lead"),
         "other_organization": _member(foreign_org, "admin", "other-admin"),
+        "foreign_lead": _member(foreign_org, "lead", "foreign-lead"),
     }
     grants = (
         ("client_lead", client_b, None, "manage"),
@@ -338,8 +381,34 @@ def inventory(db: Any) -> Inventory:
     AccessGrant.objects.filter(pk=made["expired_lead"].pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
+    foreign_client = next(row.obj for row in rows["client"] if row.marker == FOREIGN)
+    foreign_grant = clients_services.grant_create(
+        actor=Actor.system(foreign_org),
+        grantee=users["foreign_lead"],
+        client=foreign_client,
+        permission="view",
+        reason="foreign lead",
+    )
+    # A grant is seen by owners, admins, auditors and its grantee: each row's marker is one
+    # only its grantee holds among the others (the member: A; the client lead: B_WIDE).
+    rows["grant"] = [
+        Row(made["member"], A),
+        Row(made["client_lead"], B_WIDE),
+        Row(foreign_grant, FOREIGN),
+    ]
+    rows["grant_request"] = [
+        Row(_grant_request(users["member"], client_a), A),
+        Row(_grant_request(users["client_lead"], client_b), B_WIDE),
+        Row(_grant_request(users["foreign_lead"], foreign_client), FOREIGN),
+    ]
+    rows["membership"] = [
+        Row(users["member"].membership, ORG_A),
+        Row(users["other_organization"].membership, FOREIGN),
+    ]
     callers: dict[str, PageClient] = {}
     for kind, user in users.items():
+        if kind == "foreign_lead":
+            continue  # a row's owner, not a caller of the matrix
         callers[kind] = PageClient()
         callers[kind].force_login(user)
     _, raw = evidence_token_issue(
@@ -362,7 +431,7 @@ def expected_status(page: Page, caller: Caller, marker: str | None) -> int:
     if not caller.signed_in:
         return 302
     if marker is None:
-        return page.done
+        return 403 if page.roles is not None and caller.role not in page.roles else page.done
     level = caller.levels.get(marker)
     if level is None or (page.whole_client and marker in caller.through_a_dataset):
         return 404
@@ -430,4 +499,5 @@ def test_the_inventory_has_every_kind_of_owner(inventory: Inventory) -> None:
     for kind in {page.param for page in PAGES.values() if page.param}:
         markers = {row.marker for row in inventory.rows[kind]}
         assert FOREIGN in markers, kind
-        assert markers & {B1, B2, B, B_WIDE}, kind
+        if kind not in ORGANIZATION_KINDS:
+            assert markers & {B1, B2, B, B_WIDE}, kind
