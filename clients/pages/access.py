@@ -3,7 +3,7 @@ grant requests owners and admins approve or reject."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from django.contrib import messages
@@ -77,6 +77,12 @@ def grant_revoke(request: TenantHttpRequest, grant_id: UUID) -> HttpResponse:
 
 @tenant_page
 def grant_request_list(request: TenantHttpRequest) -> HttpResponse:
+    return _grant_request_page(request)
+
+
+def _grant_request_page(
+    request: TenantHttpRequest, *, refused: dict[str, Any] | None = None, status: int = 200
+) -> HttpResponse:
     actor = request.actor
     requests = selectors.grant_request_list(actor=actor)
     pending = requests.filter(status=GrantRequestStatus.PENDING).order_by("created_at", "id")
@@ -89,8 +95,13 @@ def grant_request_list(request: TenantHttpRequest) -> HttpResponse:
         )
         .order_by("_order", "-decided_at", "-id")[:DECIDED_SHOWN]
     )
-    context = {"pending": pending, "decided": decided, "can_decide": actor.is_admin}
-    return render(request, "clients/settings/grant_request_list.html", context)
+    context = {
+        "pending": pending,
+        "decided": decided,
+        "can_decide": actor.is_admin,
+        "refused": refused or {},
+    }
+    return render(request, "clients/settings/grant_request_list.html", context, status=status)
 
 
 @require_POST
@@ -118,7 +129,15 @@ def grant_request_decide(request: TenantHttpRequest, grant_request_id: UUID) -> 
     except ApplicationError as error:
         if error.status == 404:
             raise
-        messages.error(request, error.message)  # own request, already decided, too long
+        # Own request, already decided, too long: said at the top and, while the request is
+        # still pending, on its row with the typed comment kept.
+        messages.error(request, error.message)
+        refused = {
+            "id": target.public_id,
+            "comment": form.cleaned_data["comment"],
+            "message": error.message,
+        }
+        return _grant_request_page(request, refused=refused, status=error.status)
     else:
         messages.success(
             request,

@@ -567,6 +567,24 @@ def test_a_grant_is_made_in_the_page_with_the_services_rules(world: World) -> No
     assert admin.post(reverse("grant-new"), other).status_code == 400  # not a choice
 
 
+def test_a_refused_decision_keeps_the_comment(world: World, settings: Any) -> None:
+    ask = services.grant_request_create(
+        actor=world.actor(world.ungranted_lead),
+        client=world.client_b,
+        permission="view",
+        reason="long audit",
+        days=30,
+    )
+    settings.AGENCYOPS_GRANT_MAX_DAYS = 10  # the operator lowered it since
+    url = reverse("grant-request-decide", args=[ask.public_id])
+    refused = _login(world.admin).post(url, {"decision": "approve", "comment": "typed words"})
+    assert refused.status_code == 400
+    assert 'value="typed words"' in _body(refused)
+    assert "too long a grant" in _body(refused)
+    ask.refresh_from_db()
+    assert ask.status == "pending"
+
+
 def test_grant_requests_are_approved_or_rejected_in_the_page(world: World) -> None:
     lead_actor = world.actor(world.ungranted_lead)
     ask = services.grant_request_create(
@@ -593,7 +611,8 @@ def test_grant_requests_are_approved_or_rejected_in_the_page(world: World) -> No
     assert ask.decision_note == "ok for the audit"
     assert ask.grant is not None
     assert ask.grant.grantee == world.ungranted_lead
-    again = admin.post(url, {"decision": "reject"}, follow=True)
+    again = admin.post(url, {"decision": "reject"})
+    assert again.status_code == 409
     assert any("already approved" in m for m in _messages(again))
     admin.post(
         reverse("grant-request-decide", args=[ask2.public_id]),
