@@ -125,3 +125,24 @@ def test_a_non_staff_admin_sets_up_the_agency_in_pages(
         expect(invitee.get_by_role("heading", level=1)).to_contain_text("Invitation not valid")
     finally:
         invitee_context.close()
+
+    # Every settings page fits a 390 px wide phone: no sideways scroll.
+    page.set_viewport_size({"width": 390, "height": 844})
+    location = StorageLocation.objects.get(name="Offsite bucket")
+    for path in (
+        "/settings/",
+        "/settings/locations/",
+        "/settings/locations/new/",
+        f"/settings/locations/{location.public_id}/edit/",
+        "/clients/new/",
+        "/settings/members/",
+        "/settings/members/invite/",
+        "/settings/access/",
+        "/settings/access/new/",
+        "/settings/access/requests/",
+        "/account/",
+        "/account/password/",
+    ):
+        page.goto(base + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
