@@ -2,8 +2,8 @@ from django.urls import path
 
 from backups import views
 from backups.pages import assurance as assurance_pages
+from backups.pages import locations_test, restore
 from backups.pages import policies as policy_pages
-from backups.pages import restore
 from backups.pages import settings as settings_pages
 
 urlpatterns = [
@@ -27,6 +27,12 @@ urlpatterns = [
         "locations/<uuid:location_id>/posture/fix/",
         views.location_posture_fix,
         name="location-posture-fix",
+    ),
+    # The settings' "test connection" (the location list is the clients app's page).
+    path(
+        "settings/locations/<uuid:location_id>/test/",
+        locations_test.location_test,
+        name="location-test",
     ),
     # --- restore drills ---
     path("datasets/<uuid:dataset_id>/drill/", views.dataset_drill, name="dataset-drill"),

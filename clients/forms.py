@@ -72,18 +72,22 @@ class DatasetRegisterForm(forms.Form):
         fields["owner"].queryset = selectors.member_user_list(actor=actor).order_by("username")
 
     def apply_errors(self, error: ValidationError | ApplicationError) -> None:
-        """Put a service's refusal on the fields it names (or on the form)."""
-        if isinstance(error, ApplicationError):
-            if not error.fields:
-                self.add_error(None, error.message)
-            for name, messages in error.fields.items():
-                for message in messages:
-                    self.add_error(name if name in self.fields else None, message)
-            return
-        if hasattr(error, "error_dict"):
-            for name, messages in error.message_dict.items():
-                for message in messages:
-                    self.add_error(name if name in self.fields else None, message)
-        else:
-            for message in error.messages:
-                self.add_error(None, message)
+        form_errors_apply(self, error)
+
+
+def form_errors_apply(form: forms.Form, error: ValidationError | ApplicationError) -> None:
+    """Put a service's refusal on the fields it names (or on the form)."""
+    if isinstance(error, ApplicationError):
+        if not error.fields:
+            form.add_error(None, error.message)
+        for name, messages in error.fields.items():
+            for message in messages:
+                form.add_error(name if name in form.fields else None, message)
+        return
+    if hasattr(error, "error_dict"):
+        for name, messages in error.message_dict.items():
+            for message in messages:
+                form.add_error(name if name in form.fields else None, message)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)

@@ -14,6 +14,7 @@ from clients.models import (
     Dataset,
     Engagement,
     GrantRequest,
+    Invitation,
     LifecycleState,
     Membership,
     StorageLocation,
@@ -81,6 +82,28 @@ def membership_list(*, actor: Actor) -> QuerySet[Membership]:
     if not actor.sees_whole_organization:
         raise Forbidden("Only owners, admins and auditors may list the organization's members.")
     return Membership.objects.visible_to(actor).select_related("user")
+
+
+def membership_get(*, actor: Actor, public_id: Any) -> Membership:
+    """One member of the actor's organization (another organization's: 404); only owners,
+    admins and auditors look members up."""
+    membership = get_visible_or_404(
+        Membership.objects.visible_to(actor).select_related("user"), public_id
+    )
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors may see the organization's members.")
+    return membership
+
+
+def invitation_pending_list(*, actor: Actor, now: Any) -> QuerySet[Invitation]:
+    """Invitations not used, replaced or expired yet: for owners, admins and auditors."""
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors may list the invitations.")
+    return (
+        Invitation.objects.visible_to(actor)
+        .filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
+        .select_related("invited_by")
+    )
 
 
 def token_list(*, actor: Actor) -> QuerySet[ApiToken]:

@@ -45,6 +45,12 @@ from clients.models.organizations import (
     Organization,
     Role,
 )
+from clients.models.people import (
+    INVITATION_DAYS,
+    Invitation,
+    UserPreferences,
+    time_zone_check,
+)
 from clients.models.storage import (
     DATABASE_KINDS,
     PROVIDERS_BY_KIND,
@@ -64,6 +70,7 @@ __all__ = [
     "DEFAULT_RPO",
     "DEFAULT_RTO",
     "GRANT_LEVELS",
+    "INVITATION_DAYS",
     "MAX_RPO",
     "MAX_RTO",
     "MIN_DURATION",
@@ -91,6 +98,7 @@ __all__ = [
     "GrantRequest",
     "GrantRequestQuerySet",
     "GrantRequestStatus",
+    "Invitation",
     "LifecycleState",
     "LocationKind",
     "LocationQuerySet",
@@ -100,6 +108,8 @@ __all__ = [
     "Provider",
     "Role",
     "StorageLocation",
+    "UserPreferences",
     "default_next_review",
     "grant_max_days",
+    "time_zone_check",
 ]

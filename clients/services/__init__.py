@@ -29,6 +29,12 @@ from clients.services.inventory import (
     engagement_end_record,
     engagement_update,
 )
+from clients.services.invitations import (
+    InvitationUnusable,
+    invitation_accept,
+    invitation_for_token,
+    invitation_send,
+)
 from clients.services.locations import (
     CREDENTIALS_PURPOSE,
     location_create,
@@ -41,10 +47,12 @@ from clients.services.members import (
     membership_add,
     membership_set_role,
     organization_create,
+    require_may_add,
     user_create,
     username_problem,
     username_twin_get,
 )
+from clients.services.preferences import user_time_zone, user_time_zone_set
 from clients.services.spaces import (
     client_space,
     client_space_check,
@@ -69,6 +77,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "UNCHANGED",
     "USERNAME_UNAVAILABLE",
+    "InvitationUnusable",
     "OrphanPermission",
     "Unchanged",
     "api_token_authenticate",
@@ -93,6 +102,9 @@ __all__ = [
     "grant_revoke",
     "grant_sync_permissions",
     "grants_expire",
+    "invitation_accept",
+    "invitation_for_token",
+    "invitation_send",
     "location_create",
     "location_credentials",
     "location_update",
@@ -106,8 +118,11 @@ __all__ = [
     "path_within",
     "paths_overlap",
     "relative_path_clean",
+    "require_may_add",
     "token_hash",
     "user_create",
+    "user_time_zone",
+    "user_time_zone_set",
     "username_problem",
     "username_twin_get",
 ]

@@ -174,7 +174,7 @@ def organization_create(*, name: str, owner: User, slug: str = "") -> Organizati
     return organization
 
 
-def _require_may_add(actor: Actor, role: str) -> None:
+def require_may_add(actor: Actor, role: str) -> None:
     actor.require_admin("add members")
     if role == Role.OWNER and actor.role not in ("owner", "system"):
         raise Forbidden("Only an owner may make someone an owner.")
@@ -183,7 +183,7 @@ def _require_may_add(actor: Actor, role: str) -> None:
 @transaction.atomic
 def membership_add(*, actor: Actor, user: User, role: str) -> Membership:
     """Add a user to the actor's organization. Only owners create owners."""
-    _require_may_add(actor, role)
+    require_may_add(actor, role)
     if Membership.objects.filter(user=user).exists():
         raise ValidationFailed(
             "This user already belongs to an organization.",
@@ -222,7 +222,7 @@ def member_create(
     attaches existing logins (`manage.py add_member`).
     """
     # Rights first, so a refusal of the role never depends on the name.
-    _require_may_add(actor, role)
+    require_may_add(actor, role)
     user, _ = user_create(
         username=username, email=email, password=password or None, generate_password=False
     )

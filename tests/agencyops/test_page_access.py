@@ -26,7 +26,7 @@ from django.utils import timezone
 from backups.models import BackupPolicy, PolicyTarget, RestoreRun
 from clients import services as clients_services
 from clients.models import AccessGrant
-from kernel.tenancy import Actor
+from kernel.tenancy import Actor, actor_for_user
 from lifecycle.services import (
     access_event_payload,
     access_events_append,
@@ -114,7 +114,11 @@ class Page:
     done: int = 200
     members: bool = True  # False: the member role is refused (403) whatever it sees
     whole_client: bool = False  # True: a client seen through one dataset's grant is 404
-    admins_only: bool = False  # a page of no object for owners and admins (others: 403)
+    # A page of no object (the settings): the roles that may open it; any other role, 403.
+    roles: frozenset[str] | None = None
+
+
+ADMINS = frozenset({"owner", "admin"})
 
 
 # POST pages are sent an empty form: who may act gets the redirect after the action (an
@@ -149,15 +153,35 @@ PAGES: dict[str, Page] = {
     "engagement-end-page": Page("engagement", "POST", needs=ADMIN, done=302),
     # settings: every member reads policies and prices; owners and admins write them
     "policy-list": Page(None),
-    "policy-new": Page(None, admins_only=True),
+    "policy-new": Page(None, roles=ADMINS),
     "policy-edit": Page("policy", needs=ADMIN),
     "price-list": Page(None),
-    "notification-settings": Page(None, admins_only=True),
-    "notification-test": Page(None, "POST", done=302, admins_only=True),
+    "notification-settings": Page(None, roles=ADMINS),
+    "notification-test": Page(None, "POST", done=302, roles=ADMINS),
     # assurance: the alert centre and costs show what the caller sees; the copy map its dataset
     "alert-list": Page(None),
     "cost-overview": Page(None),
     "dataset-copy-map": Page("dataset"),
+    # --- settings (clients.pages; the connection test is backups.pages) ---
+    "settings-index": Page(None),
+    "location-list": Page(None),
+    "location-new": Page(None, roles=ADMINS),
+    "location-edit": Page("location", needs=ADMIN),
+    "location-test": Page("location", "POST", needs=ADMIN, done=302),
+    "client-new": Page(None, roles=ADMINS),
+    "client-edit": Page("client", needs=ADMIN),
+    "engagement-new": Page("client", needs=ADMIN),
+    "member-list": Page(None, roles=ADMINS | {"auditor"}),
+    "member-invite": Page(None, roles=ADMINS),
+    "member-role": Page("membership", "POST", needs=ADMIN, done=400),
+    "grant-list": Page(None),  # everyone: their own grants; owners, admins, auditors: all
+    "grant-new": Page(None, roles=ADMINS),
+    "grant-revoke": Page("grant", "POST", needs=ADMIN, done=302),
+    "grant-request-list": Page(None),  # everyone: their own requests
+    "grant-request-decide": Page("grant_request", "POST", needs=ADMIN, done=400),
+    "account": Page(None),
+    "password-change": Page(None),
+    "password-change-done": Page(None),
 }
 
 # Path parameters, by name, and the inventory kind that fills them.
@@ -172,13 +196,20 @@ PARAMETERS = {
     "alert_id": "alert",
     "engagement_id": "engagement",
     "policy_id": "policy",
+    "membership_id": "membership",
+    "grant_id": "grant",
+    "grant_request_id": "grant_request",
 }
+# Kinds that belong to the organization itself, not to a client (members, policies every
+# member reads): their only other owner is another organization.
+ORGANIZATION_KINDS = frozenset({"membership", "policy"})
 # Not pages of the app: the API (tests/agencyops/test_api_access.py), its schema and docs,
 # Django's admin (tests/agencyops/test_admin.py), and signing in and out.
 NOT_PAGES = ("api/", "admin/")
-# Kinds no client owns (every member of the organization reads them).
-ORGANIZATION_WIDE_KINDS = frozenset({"policy"})
-AUTH_VIEWS = frozenset({"login", "logout"})
+# invitation-accept is public: the invitee is not signed in yet, and the one-time token in its
+# path is the whole credential (tested on its own in tests/clients/test_pages_settings.py:
+# unknown, used, expired, replaced and accepted tokens).
+AUTH_VIEWS = frozenset({"login", "logout", "invitation-accept"})
 
 
 def page_patterns() -> list[tuple[str, URLPattern]]:
@@ -322,6 +353,12 @@ def _policy(organization: Any, marker: str, targets: list[Any]) -> Any:
     for position, location in enumerate(targets):
         PolicyTarget.objects.create(policy=policy, location=location, position=position)
     return policy
+def _grant_request(user: Any, client: Any) -> Any:
+    actor = actor_for_user(user)
+    assert actor is not None
+    return clients_services.grant_request_create(
+        actor=actor, client=client, permission="view", reason="asks"
+    )
 
 
 @dataclass
@@ -367,6 +404,7 @@ def inventory(db: Any) -> Inventory:
         "expired_lead": _member(org, "lead", "expired-lead"),
         "ungranted_lead": _member(org, "lead", "ungranted-lead"),
         "other_organization": _member(foreign_org, "admin", "other-admin"),
+        "foreign_lead": _member(foreign_org, "lead", "foreign-lead"),
     }
     grants = (
         ("client_lead", client_b, None, "manage"),
@@ -389,8 +427,34 @@ def inventory(db: Any) -> Inventory:
     AccessGrant.objects.filter(pk=made["expired_lead"].pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
+    foreign_client = next(row.obj for row in rows["client"] if row.marker == FOREIGN)
+    foreign_grant = clients_services.grant_create(
+        actor=Actor.system(foreign_org),
+        grantee=users["foreign_lead"],
+        client=foreign_client,
+        permission="view",
+        reason="foreign lead",
+    )
+    # A grant is seen by owners, admins, auditors and its grantee: each row's marker is one
+    # only its grantee holds among the others (the member: A; the client lead: B_WIDE).
+    rows["grant"] = [
+        Row(made["member"], A),
+        Row(made["client_lead"], B_WIDE),
+        Row(foreign_grant, FOREIGN),
+    ]
+    rows["grant_request"] = [
+        Row(_grant_request(users["member"], client_a), A),
+        Row(_grant_request(users["client_lead"], client_b), B_WIDE),
+        Row(_grant_request(users["foreign_lead"], foreign_client), FOREIGN),
+    ]
+    rows["membership"] = [
+        Row(users["member"].membership, ORG_A),
+        Row(users["other_organization"].membership, FOREIGN),
+    ]
     callers: dict[str, PageClient] = {}
     for kind, user in users.items():
+        if kind == "foreign_lead":
+            continue  # a row's owner, not a caller of the matrix
         callers[kind] = PageClient()
         callers[kind].force_login(user)
     _, raw = evidence_token_issue(
@@ -413,9 +477,7 @@ def expected_status(page: Page, caller: Caller, marker: str | None) -> int:
     if not caller.signed_in:
         return 302
     if marker is None:
-        if page.admins_only and caller.role not in ("owner", "admin"):
-            return 403
-        return page.done
+        return 403 if page.roles is not None and caller.role not in page.roles else page.done
     level = caller.levels.get(marker)
     if level is None or (page.whole_client and marker in caller.through_a_dataset):
         return 404
@@ -483,7 +545,7 @@ def test_the_inventory_has_every_kind_of_owner(inventory: Inventory) -> None:
     for kind in {page.param for page in PAGES.values() if page.param}:
         markers = {row.marker for row in inventory.rows[kind]}
         assert FOREIGN in markers, kind
-        if kind in ORGANIZATION_WIDE_KINDS:
-            assert ORG_A in markers, kind  # no client owns one: every member reads them
+        if kind in ORGANIZATION_KINDS:
+            assert ORG_A in markers, kind  # no client owns one
         else:
             assert markers & {B1, B2, B, B_WIDE}, kind
