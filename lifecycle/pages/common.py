@@ -159,20 +159,32 @@ def _static_file(url: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def offline_url_fetcher(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """WeasyPrint's fetcher: this site's static files from disk; every other URL (another
-    host, a data: URL aside, the network at all) is refused."""
-    if url.startswith("data:"):
-        from weasyprint.urls import (  # type: ignore[import-untyped]  # no stubs
-            default_url_fetcher,
-        )
-
-        return cast(dict[str, Any], default_url_fetcher(url))
+def offline_url_fetcher(url: str) -> dict[str, Any]:
+    """What WeasyPrint may read while rendering: this site's static files, from disk. Every
+    other URL (another host, a path outside the static files, the network at all) is
+    refused, so a PDF renders the same offline and nothing in a page can make it fetch."""
     found = _static_file(url)
     if found is None:
         raise OfflineFetchRefused(f"not fetched (offline rendering): {url}")
     mime, _ = mimetypes.guess_type(found.name)
     return {"string": found.read_bytes(), "mime_type": mime or "application/octet-stream"}
+
+
+def _offline_fetcher() -> Any:
+    """WeasyPrint's fetcher class answering through `offline_url_fetcher` only."""
+    from weasyprint.urls import (  # type: ignore[import-untyped]  # no stubs
+        URLFetcher,
+        URLFetcherResponse,
+    )
+
+    class OfflineURLFetcher(URLFetcher):  # type: ignore[misc]  # an untyped base
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            resource = offline_url_fetcher(url)
+            return URLFetcherResponse(
+                url, resource["string"], {"Content-Type": resource["mime_type"]}
+            )
+
+    return OfflineURLFetcher()
 
 
 def pdf_response(
@@ -192,7 +204,7 @@ def pdf_response(
 
     html = render_to_string(template, {**context, "pdf": True}, request=request)
     document = weasyprint.HTML(
-        string=html, base_url=request.build_absolute_uri("/"), url_fetcher=offline_url_fetcher
+        string=html, base_url=request.build_absolute_uri("/"), url_fetcher=_offline_fetcher()
     )
     attachments = []
     if attachment is not None:
