@@ -141,9 +141,15 @@ def procurement_token_list(*, actor: Actor) -> QuerySet[ProcurementToken]:
 
 
 def procurement_token_get(*, actor: Actor, public_id: object) -> ProcurementToken:
+    """One token: 404 when its client is not visible, 403 for a visible one the actor may not
+    manage tokens of (leads, members)."""
     from kernel.tenancy import get_visible_or_404
 
-    return get_visible_or_404(procurement_token_list(actor=actor), public_id)
+    qs: QuerySet[ProcurementToken] = ProcurementToken.objects.visible_to(actor)
+    token = get_visible_or_404(qs.select_related("client", "created_by", "revoked_by"), public_id)
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors see procurement tokens.")
+    return token
 
 
 def evidence_token_list(*, actor: Actor, client: Client) -> QuerySet[ProcurementToken]:
