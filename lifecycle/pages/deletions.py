@@ -90,15 +90,26 @@ def deletion_request_new(request: TenantHttpRequest) -> HttpResponse:
             return redirect("deletion-request-page", request_id=created.public_id)
     elif request.method == "POST":
         status = 400
+
     # The preview: the plan this scope would carry now (refusals such as "nothing left" or
     # "no permission" answer as they would for the request).
-    plan = services.deletion_plan_preview(
-        actor=actor,
-        client=client,
-        engagement=engagement if dataset is None else None,
-        dataset=dataset,
-        drop_primary_databases=drop,
-    )
+    def preview(drop_primary_databases: bool) -> dict[str, Any]:
+        return services.deletion_plan_preview(
+            actor=actor,
+            client=client,
+            engagement=engagement if dataset is None else None,
+            dataset=dataset,
+            drop_primary_databases=drop_primary_databases,
+        )
+
+    try:
+        plan = preview(drop)
+    except ApplicationError:
+        if not drop:
+            raise
+        # Nothing to drop in this scope: the form says so; the preview is the plain plan.
+        drop = False
+        plan = preview(False)
     scope_datasets = [d["id"] for d in plan["datasets"]]
     context = {
         "client": client,
@@ -108,6 +119,8 @@ def deletion_request_new(request: TenantHttpRequest) -> HttpResponse:
         "plan": plan,
         "rows": _plan_rows(plan),
         "drop": drop,
+        # The client's own databases in this scope: the option to drop them is offered.
+        "can_drop": any("database" in p for p in plan.get("primaries_kept", [])),
         "holds": selectors.legal_hold_active_list(
             actor=actor,
             client=client,

@@ -203,3 +203,14 @@ def test_a_two_admin_setting_needs_both(desk: Desk) -> None:
     assert desk.page(third).post(url, {"decision": "approve"}).status_code == 302
     made.refresh_from_db()
     assert made.state == DeletionState.APPROVED
+
+
+def test_dropping_databases_of_a_scope_without_one_is_refused_on_the_form(desk: Desk) -> None:
+    page = desk.page(desk.agency.admin)
+    refused = page.post(_new_url(desk), {"reason": "typed reason", "drop_primary_databases": "on"})
+    html = refused.content.decode()
+    assert refused.status_code == 400
+    assert "Only a database dataset&#x27;s primary can be dropped." in html
+    assert "typed reason" in html
+    assert "Plan preview" in html  # the plain plan is still shown
+    assert not DeletionRequest.objects.exists()
