@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.models import Prefetch, Q, QuerySet
 
 from clients.models import Client, Dataset
@@ -44,6 +46,55 @@ def legal_hold_list(*, actor: Actor) -> QuerySet[LegalHold]:
     )
 
 
+def legal_hold_active_list(
+    *, actor: Actor, client: Client, datasets: Sequence[Dataset] = ()
+) -> list[LegalHold]:
+    """The active holds the actor sees over a client (client-wide ones) or, with `datasets`,
+    also over those datasets: what a banner shows and what blocks a deletion."""
+    holds = legal_hold_list(actor=actor).filter(client=client, released_at__isnull=True)
+    return list(holds.filter(Q(dataset__isnull=True) | Q(dataset__in=list(datasets))))
+
+
+def legal_hold_get(*, actor: Actor, public_id: object) -> LegalHold:
+    from kernel.tenancy import get_visible_or_404
+
+    return get_visible_or_404(legal_hold_list(actor=actor), public_id)
+
+
+def obligation_fulfilments(
+    *, actor: Actor, obligations: Sequence[RetentionObligation]
+) -> dict[int, DeletionRequest]:
+    """The verified deletion (with its certificate) that fulfilled each delete obligation:
+    the request it drafted, or one asked for by hand over its scope. Keyed by obligation pk."""
+    done = [
+        r
+        for r in deletion_request_list(actor=actor).filter(
+            client__in={o.client_id for o in obligations}, state="verified"
+        )
+        if getattr(r, "certificate", None) is not None
+    ]
+    found: dict[int, DeletionRequest] = {}
+    for obligation in obligations:
+        if obligation.kind != "delete_after_engagement":
+            continue
+        for request in done:
+            drafted = obligation.drafted_request_id == request.pk
+            by_scope = request.client_id == obligation.client_id and (
+                (obligation.dataset_id is not None and request.dataset_id == obligation.dataset_id)
+                or (
+                    obligation.dataset_id is None
+                    and obligation.engagement_id is not None
+                    and request.engagement_id == obligation.engagement_id
+                    and request.dataset_id is None
+                )
+                or request.scope == "client"
+            )
+            if drafted or by_scope:
+                found[obligation.pk] = request
+                break
+    return found
+
+
 def deletion_request_list(*, actor: Actor) -> QuerySet[DeletionRequest]:
     """Deletion requests of the clients the actor sees, newest first."""
     qs: QuerySet[DeletionRequest] = DeletionRequest.objects.visible_to(actor)
@@ -81,6 +132,26 @@ def evidence_client_get(*, actor: Actor, public_id: object) -> Client:
     )
     evidence_read_check(actor=actor, client=client)
     return client
+
+
+def procurement_token_list(*, actor: Actor) -> QuerySet[ProcurementToken]:
+    """Every procurement token of the organization, newest first: owners, admins, auditors."""
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors see procurement tokens.")
+    qs: QuerySet[ProcurementToken] = ProcurementToken.objects.visible_to(actor)
+    return qs.select_related("client", "created_by", "revoked_by").order_by("-created_at", "-id")
+
+
+def procurement_token_get(*, actor: Actor, public_id: object) -> ProcurementToken:
+    """One token: 404 when its client is not visible, 403 for a visible one the actor may not
+    manage tokens of (leads, members)."""
+    from kernel.tenancy import get_visible_or_404
+
+    qs: QuerySet[ProcurementToken] = ProcurementToken.objects.visible_to(actor)
+    token = get_visible_or_404(qs.select_related("client", "created_by", "revoked_by"), public_id)
+    if not actor.sees_whole_organization:
+        raise Forbidden("Only owners, admins and auditors see procurement tokens.")
+    return token
 
 
 def evidence_token_list(*, actor: Actor, client: Client) -> QuerySet[ProcurementToken]:

@@ -127,8 +127,13 @@ class LegalHoldSerializer(serializers.ModelSerializer[LegalHold]):
             "placed_at",
             "released_by",
             "released_at",
+            "release_comment",
         )
-        read_only_fields = ("placed_at", "released_at")
+        read_only_fields = ("placed_at", "released_at", "release_comment")
+
+
+class LegalHoldReleaseSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
 class LegalHoldViewSet(
@@ -149,8 +154,12 @@ class LegalHoldViewSet(
             actor=self.actor, **serializer.validated_data
         )
 
-    @extend_schema(request=None, responses=LegalHoldSerializer)
+    @extend_schema(request=LegalHoldReleaseSerializer, responses=LegalHoldSerializer)
     @action(detail=True, methods=["post"])
     def release(self, request: Request, id: str) -> Response:  # URL kwarg name
-        hold = services.legal_hold_release(actor=self.actor, hold=self.get_object())
+        body = LegalHoldReleaseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        hold = services.legal_hold_release(
+            actor=self.actor, hold=self.get_object(), comment=body.validated_data.get("comment", "")
+        )
         return Response(self.get_serializer(self.get_queryset().get(pk=hold.pk)).data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from backups.models import RunStatus
 from backups.services.assurance import ProtectionStatus, duration_words
@@ -33,10 +34,19 @@ class ClientHealth:
     reasons: tuple[str, ...]  # red ones first
     datasets: int
     open_alerts: int
+    # The latest verified deletion of the client's data (with its certificate), for a client
+    # whose datasets are all gone: the row says so instead of "no datasets yet".
+    deletion: Any = None
 
     @property
     def label(self) -> str:
+        if self.deleted:
+            return "Deleted"
         return HEALTH_LABELS[self.status]
+
+    @property
+    def deleted(self) -> bool:
+        return self.datasets == 0 and self.deletion is not None
 
 
 def _dataset_reasons(

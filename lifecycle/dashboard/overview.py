@@ -9,7 +9,7 @@ however many clients there are (tests/lifecycle/test_dashboard.py pins it).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import cast
@@ -202,6 +202,7 @@ def _clients_health(
     drills: dict[int, DrillStatus],
     alerts: _UnresolvedAlerts,
     now: datetime,
+    deletions: dict[int, DeletionRequest] | None = None,
 ) -> tuple[tuple[ClientHealth, ...], dict[str, int]]:
     """Every client's health, at risk first, then needing attention; by name within each
     (client_list's order); and how many clients have each status."""
@@ -209,14 +210,17 @@ def _clients_health(
     for dataset in datasets:
         by_client[dataset.client_id].append(dataset)
     rows = (
-        client_health(
-            client,
-            by_client.get(client.pk, []),
-            protections,
-            drills,
-            alerts.failed_titles.get(client.pk, []),
-            alerts.per_client.get(client.pk, 0),
-            now,
+        replace(
+            client_health(
+                client,
+                by_client.get(client.pk, []),
+                protections,
+                drills,
+                alerts.failed_titles.get(client.pk, []),
+                alerts.per_client.get(client.pk, 0),
+                now,
+            ),
+            deletion=(deletions or {}).get(client.pk),
         )
         for client in clients
     )
@@ -225,6 +229,18 @@ def _clients_health(
     for row in health:
         counts[row.status] += 1
     return health, counts
+
+
+def _verified_deletions(actor: Actor) -> dict[int, DeletionRequest]:
+    """The latest verified deletion with its certificate, per client (one query)."""
+    latest: dict[int, DeletionRequest] = {}
+    for request in (
+        DeletionRequest.objects.visible_to(actor)
+        .filter(state=DeletionState.VERIFIED, certificate__isnull=False)
+        .order_by("-verified_at", "-id")
+    ):
+        latest.setdefault(request.client_id, request)
+    return latest
 
 
 def _stale_datasets(
@@ -305,7 +321,9 @@ def dashboard_overview(*, actor: Actor, now: datetime | None = None) -> Dashboar
     protections = protection_status_many(datasets, now=now)
     drills = drill_status_many(datasets, now=now)
     alerts = _unresolved_alerts(actor)
-    health, health_counts = _clients_health(clients, datasets, protections, drills, alerts, now)
+    health, health_counts = _clients_health(
+        clients, datasets, protections, drills, alerts, now, _verified_deletions(actor)
+    )
     stale = _stale_datasets(datasets, protections, now)
     failed_today = _failed_runs_today(actor, now)
     runs_by_day = _runs_by_day(actor, now)

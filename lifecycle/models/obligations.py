@@ -139,6 +139,9 @@ class LegalHold(models.Model):
     released_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    release_comment = models.CharField(
+        max_length=500, blank=True, help_text="Why it was released (who lifted the duty)."
+    )
 
     objects = LegalHoldQuerySet.as_manager()
 

@@ -129,10 +129,21 @@ def engagement_end(
     *, actor: Actor, engagement: Engagement, ends_on: date | None = None
 ) -> Engagement:
     """End an engagement (today by default) and compute its obligations' due dates. An
-    engagement without a deletion obligation gets one from its `deletion_due_days`."""
-    engagement = engagement_end_record(
-        actor=actor, engagement=engagement, ends_on=ends_on or timezone.now().date()
-    )
+    engagement without a deletion obligation gets one from its `deletion_due_days`. The end
+    is today or a day before it, never before the engagement started."""
+    today = timezone.localdate()
+    ends_on = ends_on or today
+    if ends_on > today:
+        raise ValidationFailed(
+            "An engagement ends today or on a past day, not in the future.",
+            fields={"ends_on": f"At the latest today ({today:%Y-%m-%d})."},
+        )
+    if engagement.starts_on is not None and ends_on < engagement.starts_on:
+        raise ValidationFailed(
+            "An engagement cannot end before it started.",
+            fields={"ends_on": f"On or after its start ({engagement.starts_on:%Y-%m-%d})."},
+        )
+    engagement = engagement_end_record(actor=actor, engagement=engagement, ends_on=ends_on)
     scope = RetentionObligation.objects.filter(
         Q(engagement=engagement) | Q(dataset__engagement=engagement)
     )
@@ -223,15 +234,17 @@ def legal_hold_place(
 
 
 @transaction.atomic
-def legal_hold_release(*, actor: Actor, hold: LegalHold) -> LegalHold:
-    """Release a hold; pruning resumes on each dataset no other active hold covers."""
+def legal_hold_release(*, actor: Actor, hold: LegalHold, comment: str = "") -> LegalHold:
+    """Release a hold, saying why; pruning resumes on each dataset no other active hold
+    covers."""
     actor.require_admin("release legal holds")
     hold = LegalHold.objects.select_for_update().get(pk=hold.pk)
     if hold.released_at is not None:
         raise Conflict("The legal hold was already released.")
     hold.released_at = timezone.now()
     hold.released_by = actor.user
-    hold.save(update_fields=["released_at", "released_by"])
+    hold.release_comment = comment[:500]
+    hold.save(update_fields=["released_at", "released_by", "release_comment"])
     free = [d for d in _hold_datasets(hold) if not holds_covering([d])]
     _suspend_pruning(free, False)
     return hold

@@ -72,6 +72,10 @@ class Caller:
     role: str = ""
     # markers seen only through a grant on one dataset: a page about the whole client is 404
     through_a_dataset: frozenset[str] = frozenset()
+    # A procurement token: the client it reads on the pages that take a token (Page.token),
+    # and the markers that client's evidence shows. Every other page: not signed in.
+    token_client: str | None = None
+    token_sees: frozenset[str] = frozenset()
 
     @property
     def signed_in(self) -> bool:
@@ -97,8 +101,11 @@ CALLERS: dict[str, Caller] = {
     "ungranted_lead": Caller({ORG_A: SEE}, role="lead"),
     # an admin of organization B
     "other_organization": Caller({FOREIGN: ADMIN}, role="admin"),
-    # a procurement token of client B: pages take no token, so it is not signed in
-    "procurement": Caller({}),
+    # A procurement token of client B (the Authorization header). Deliberately changed when the
+    # evidence pages learned to take a token (issue 16): the printable evidence of client B,
+    # its PDF and its signed JSON answer it (200), another client's answer 404 as in the API;
+    # every other page still takes no token, so there it is not signed in (the login page).
+    "procurement": Caller({}, token_client=B, token_sees=frozenset({ORG_A, B, B1, B2, B_WIDE})),
     "anonymous": Caller({}),
 }
 
@@ -114,11 +121,13 @@ class Page:
     done: int = 200
     members: bool = True  # False: the member role is refused (403) whatever it sees
     whole_client: bool = False  # True: a client seen through one dataset's grant is 404
-    # A page of no object (the settings): the roles that may open it; any other role, 403.
-    roles: frozenset[str] | None = None
+    roles: frozenset[str] | None = None  # a page without an object: only these roles (else 403)
+    public: bool = False  # True: answers callers who are not signed in too
+    token: bool = False  # True: a procurement token opens it for its own client
 
 
 ADMINS = frozenset({"owner", "admin"})
+READS_ORGANIZATION = frozenset({"owner", "admin", "auditor"})
 
 
 # POST pages are sent an empty form: who may act gets the redirect after the action (an
@@ -129,7 +138,7 @@ PAGES: dict[str, Page] = {
     "client-detail": Page("client"),
     "dataset-register": Page("client", needs=MANAGE),
     "client-access-log": Page("client", members=False),
-    "client-evidence-page": Page("client", members=False, whole_client=True),
+    "client-evidence-page": Page("client", members=False, whole_client=True, token=True),
     "dataset-detail": Page("dataset"),
     "dataset-runbook": Page("dataset"),
     "dataset-access-log": Page("dataset", members=False),
@@ -147,7 +156,23 @@ PAGES: dict[str, Page] = {
     "location-posture-audit": Page("location", "POST", needs=ADMIN, done=302),
     "location-posture-fix": Page("location", "POST", needs=ADMIN, done=302),
     "deletion-request-page": Page("request"),
+    "deletion-request-new": Page(None),
     "deletion-certificate-page": Page("request"),
+    "deletion-certificate-json": Page("request"),
+    "deletion-certificate-pdf": Page("request"),
+    "client-evidence-json": Page("client", members=False, whole_client=True, token=True),
+    "client-evidence-pdf": Page("client", members=False, whole_client=True, token=True),
+    "evidence-open": Page(None, public=True),
+    "hold-list": Page(None),
+    "hold-new": Page(None, roles=ADMINS),
+    "hold-release": Page("hold", "POST", needs=ADMIN, done=302),
+    "obligation-list": Page(None),
+    "obligation-new": Page(None, roles=ADMINS),
+    "token-list": Page(None, roles=READS_ORGANIZATION),
+    "token-new": Page(None, roles=ADMINS),
+    "token-revoke": Page("token", "POST", needs=ADMIN, done=302, whole_client=True),
+    "processing-record": Page(None, roles=ADMINS),
+    "deletion-settings": Page(None, roles=ADMINS),
     # leads acknowledge the alerts of what they manage; admins every alert
     "alert-acknowledge-page": Page("alert", "POST", needs=MANAGE, done=302),
     "engagement-end-page": Page("engagement", "POST", needs=ADMIN, done=302),
@@ -199,6 +224,8 @@ PARAMETERS = {
     "membership_id": "membership",
     "grant_id": "grant",
     "grant_request_id": "grant_request",
+    "hold_id": "hold",
+    "token_id": "token",
 }
 # Kinds that belong to the organization itself, not to a client (members, policies every
 # member reads): their only other owner is another organization.
@@ -271,7 +298,7 @@ def _dataset_rows(system: Actor, client: Any, location: Any, marker: str) -> dic
         error=_mark("restore failed", marker),
     )
     alert = AlertFactory(dataset=dataset, title=_mark("Backup failed", marker))
-    LegalHoldFactory(client=client, dataset=dataset, reason=_mark("hold", marker))
+    hold = LegalHoldFactory(client=client, dataset=dataset, reason=_mark("hold", marker))
     ObligationFactory(client=client, dataset=dataset, source_reference=_mark("clause", marker))
     request = DeletionRequestFactory(
         client=client, dataset=dataset, reason=_mark("deletion", marker)
@@ -298,6 +325,7 @@ def _dataset_rows(system: Actor, client: Any, location: Any, marker: str) -> dic
         "restore": Row(restore, marker),
         "alert": Row(alert, marker),
         "request": Row(request, marker),
+        "hold": Row(hold, marker),
     }
 
 
@@ -337,7 +365,15 @@ def _client_rows(
     wide = wide or client_marker
     engagement = EngagementFactory(client=client, name=_mark("Engagement", wide))
     rows["engagement"] = [Row(engagement, wide)]
-    LegalHoldFactory(client=client, reason=_mark("client-wide hold", wide))
+    hold = LegalHoldFactory(client=client, reason=_mark("client-wide hold", wide))
+    rows["hold"].append(Row(hold, wide))
+    token, _ = evidence_token_issue(
+        actor=system,
+        client=client,
+        name=_mark("token", client_marker),
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    rows["token"] = [Row(token, client_marker)]
     request = DeletionRequestFactory(client=client, reason=_mark("client-wide deletion", wide))
     deletion_certificate_issue(request)
     rows["request"].append(Row(request, wide))
@@ -474,6 +510,10 @@ def inventory(db: Any) -> Inventory:
 def expected_status(page: Page, caller: Caller, marker: str | None) -> int:
     """The rule: not signed in, the login page; an object the caller does not see, 404; seen
     without the level the page needs (or by a role the page refuses), 403; else the page."""
+    if page.token and caller.token_client is not None:
+        return page.done if marker == caller.token_client else 404
+    if page.public:
+        return page.done
     if not caller.signed_in:
         return 302
     if marker is None:
@@ -508,15 +548,19 @@ def _ask(client: PageClient, method: str, url: str) -> Any:
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_every_caller_on_every_page(inventory: Inventory, name: str) -> None:
     page = PAGES[name]
+
     # What each caller must never be shown: the markers it may not see, and the public ids of
     # the rows that carry them (links and references name rows by id).
+    def sees(caller: Caller) -> set[str]:
+        return set(caller.token_sees if page.token else ()) | set(caller.levels)
+
     hidden = {
-        kind: [m for m in MARKERS if m not in caller.levels]
+        kind: [m for m in MARKERS if m not in sees(caller)]
         + [
             str(row.obj.public_id)
             for rows in inventory.rows.values()
             for row in rows
-            if row.marker not in caller.levels
+            if row.marker not in sees(caller)
         ]
         for kind, caller in CALLERS.items()
     }
@@ -528,11 +572,11 @@ def test_every_caller_on_every_page(inventory: Inventory, name: str) -> None:
             if response.status_code != status:
                 wrong.append((kind, url, marker, response.status_code, status))
                 continue
-            if status == 302 and not caller.signed_in:
+            if status == 302 and not caller.signed_in and not (page.token or page.public):
                 login = reverse("login")
                 if not response["Location"].startswith(f"{login}?next="):
                     wrong.append((kind, url, "redirects to", response["Location"]))
-            html = response.content.decode()
+            html = response.content.decode(errors="replace")  # PDFs too
             leaked = [m for m in hidden[kind] if m in html and m not in url]
             if leaked:
                 wrong.append((kind, url, marker, "shows", leaked))

@@ -8,6 +8,7 @@ from typing import Any
 from backups.models import DatasetProtection
 from backups.services import protection_create
 from clients import services as clients_services
+from clients.models import Engagement
 from lifecycle import services
 from lifecycle.models import DeletionRequest, LegalHold, RetentionObligation
 from tests.conftest import World
@@ -43,8 +44,15 @@ def test_engagement_end_computes_due_dates(world: World, as_user: Any) -> None:
         format="json",
     )
     assert retain.status_code == 201, retain.content
+    # An end in the future, or before the start, is refused; a past leap day is fine.
+    future = admin.post(
+        f"/api/v1/engagements/{engagement.public_id}/end/", {"ends_on": "2999-01-01"}, format="json"
+    )
+    assert future.status_code == 400
+    assert "not in the future" in future.content.decode()
+    Engagement.objects.filter(pk=engagement.pk).update(starts_on=dt.date(2024, 1, 1))
     response = admin.post(
-        f"/api/v1/engagements/{engagement.public_id}/end/", {"ends_on": "2028-02-29"}, format="json"
+        f"/api/v1/engagements/{engagement.public_id}/end/", {"ends_on": "2024-02-29"}, format="json"
     )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "ended"
@@ -52,8 +60,8 @@ def test_engagement_end_computes_due_dates(world: World, as_user: Any) -> None:
         RetentionObligation.objects.filter(engagement=engagement).values_list("kind", "due_on")
     )
     assert dues == {
-        "delete_after_engagement": dt.date(2028, 4, 14),
-        "retain_for": dt.date(2035, 2, 28),
+        "delete_after_engagement": dt.date(2024, 4, 14),
+        "retain_for": dt.date(2031, 2, 28),
     }
     # ending twice is a conflict; a lead may not end one
     again = admin.post(f"/api/v1/engagements/{engagement.public_id}/end/", {}, format="json")

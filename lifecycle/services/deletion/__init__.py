@@ -15,6 +15,7 @@ from lifecycle.services.deletion.common import (
     request_datasets,
 )
 from lifecycle.services.deletion.decisions import (
+    deletion_plan_preview,
     deletion_request_approve,
     deletion_request_create,
     deletion_request_reject,
@@ -26,18 +27,27 @@ from lifecycle.services.deletion.execution import (
     deletions_recover,
 )
 from lifecycle.services.deletion.plan import deletion_plan_compute
+from lifecycle.services.deletion.settings import (
+    APPROVAL_CHOICES,
+    deletion_settings_get,
+    deletion_settings_update,
+)
 
 __all__ = [
+    "APPROVAL_CHOICES",
     "DeletionDeferred",
     "DeletionFailed",
     "deletion_datasets_of",
     "deletion_follow_ups_run",
     "deletion_plan_compute",
+    "deletion_plan_preview",
     "deletion_request_approve",
     "deletion_request_create",
     "deletion_request_execute",
     "deletion_request_reject",
     "deletion_requests_draft_due",
+    "deletion_settings_get",
+    "deletion_settings_update",
     "deletions_recover",
     "request_datasets",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -87,20 +88,16 @@ def _decided(request: DeletionRequest, resolution: str) -> None:
     )
 
 
-@transaction.atomic
-def deletion_request_create(
+def _scope_checked(
     *,
     actor: Actor,
     client: Client,
-    reason: str,
-    engagement: Engagement | None = None,
-    dataset: Dataset | None = None,
-    obligation: RetentionObligation | None = None,
-    drop_primary_databases: bool = False,
-) -> DeletionRequest:
-    """A lead with `manage` or an admin asks to delete a client's, an engagement's or a
-    dataset's data. Refused (409) under a legal hold or a running retain obligation; the plan
-    is computed now, so the approver sees every copy."""
+    engagement: Engagement | None,
+    dataset: Dataset | None,
+    drop_primary_databases: bool,
+) -> tuple[str, list[Dataset]]:
+    """The scope and its live datasets, as a request of it would be checked: `manage` on the
+    scope, the engagement and dataset of this client, something left, a database to drop."""
     actor.require_level(
         "manage",
         client_id=client.pk,
@@ -126,6 +123,51 @@ def deletion_request_create(
             "No dataset in this scope is a database.",
             fields={"drop_primary_databases": "Only a database dataset's primary can be dropped."},
         )
+    return scope, datasets
+
+
+def deletion_plan_preview(
+    *,
+    actor: Actor,
+    client: Client,
+    engagement: Engagement | None = None,
+    dataset: Dataset | None = None,
+    drop_primary_databases: bool = False,
+) -> dict[str, Any]:
+    """The plan a request of this scope would carry, before it is asked for: the same checks
+    as `deletion_request_create` (who may ask, the scope) and the same planning, nothing
+    saved. Legal holds are not checked here: the request says so when it is asked for."""
+    _, datasets = _scope_checked(
+        actor=actor,
+        client=client,
+        engagement=engagement,
+        dataset=dataset,
+        drop_primary_databases=drop_primary_databases,
+    )
+    return deletion_plan_compute(datasets, drop_primary_databases=drop_primary_databases)
+
+
+@transaction.atomic
+def deletion_request_create(
+    *,
+    actor: Actor,
+    client: Client,
+    reason: str,
+    engagement: Engagement | None = None,
+    dataset: Dataset | None = None,
+    obligation: RetentionObligation | None = None,
+    drop_primary_databases: bool = False,
+) -> DeletionRequest:
+    """A lead with `manage` or an admin asks to delete a client's, an engagement's or a
+    dataset's data. Refused (409) under a legal hold or a running retain obligation; the plan
+    is computed now, so the approver sees every copy."""
+    scope, datasets = _scope_checked(
+        actor=actor,
+        client=client,
+        engagement=engagement,
+        dataset=dataset,
+        drop_primary_databases=drop_primary_databases,
+    )
     checked = blocking_checks(datasets, "drafting a deletion")
     pks = [d.pk for d in datasets]
     for open_request in DeletionRequest.objects.filter(client=client, state__in=OPEN_STATES):

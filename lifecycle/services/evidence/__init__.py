@@ -13,8 +13,11 @@ from lifecycle.services.evidence.document import (
 from lifecycle.services.evidence.schema import evidence_json_schema, evidence_openapi_schema
 from lifecycle.services.evidence.tokens import (
     PROCUREMENT_TOKEN_PREFIX,
+    TokenAttemptsThrottled,
     evidence_token_authenticate,
+    evidence_token_grant_get,
     evidence_token_issue,
+    evidence_token_open,
     evidence_token_revoke,
     evidence_token_use_record,
 )
@@ -22,6 +25,7 @@ from lifecycle.services.evidence.tokens import (
 __all__ = [
     "PROCUREMENT_TOKEN_PREFIX",
     "SignedEvidence",
+    "TokenAttemptsThrottled",
     "evidence_document",
     "evidence_file_bytes",
     "evidence_json_schema",
@@ -30,7 +34,9 @@ __all__ = [
     "evidence_read_check",
     "evidence_sign",
     "evidence_token_authenticate",
+    "evidence_token_grant_get",
     "evidence_token_issue",
+    "evidence_token_open",
     "evidence_token_revoke",
     "evidence_token_use_record",
     "evidence_verify",

@@ -7,16 +7,21 @@ everywhere else). Issuing, revoking and every use are access events.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from clients.models import Client
 from clients.services import token_hash
-from kernel.exceptions import Conflict, NotFound, ValidationFailed
+from kernel.exceptions import ApplicationError, Conflict, NotFound, ValidationFailed
 from kernel.http import NO_ORIGIN, RequestOrigin
 from kernel.tenancy import Actor, system_scope
 from lifecycle.models import AccessAction, ActorKind, ProcurementToken
@@ -162,3 +167,58 @@ def evidence_token_use_record(
         },
         **actor_event_fields(actor),
     )
+
+
+# --- the token holder's page: a token pasted into a form ---
+
+
+class TokenAttemptsThrottled(ApplicationError):
+    """Too many wrong tokens from one address: no token is checked until the window passes."""
+
+    status = 429
+
+
+def _attempts_key(address: str) -> str:
+    digest = hashlib.sha256(address.encode()).hexdigest()[:32]
+    return f"procurement-token-failures:{digest}"
+
+
+def evidence_token_open(raw: str, *, address: str, now: float | None = None) -> ProcurementToken:
+    """The live token a holder pasted (the printable evidence page's form). Wrong, expired and
+    revoked tokens count against the address under the sign-in throttle's limits and window
+    (AGENCYOPS_SIGNIN_ACCOUNT_LIMIT failures per AGENCYOPS_SIGNIN_WINDOW_SECONDS); past the
+    limit every attempt is refused (429) without checking the token, so guessing gets nowhere.
+    The secret is neither logged nor stored."""
+    now = time.time() if now is None else now
+    window = settings.AGENCYOPS_SIGNIN_WINDOW_SECONDS
+    limit = settings.AGENCYOPS_SIGNIN_ACCOUNT_LIMIT
+    key = _attempts_key(address or "unknown")
+    stamps = [t for t in (cache.get(key) or []) if now - t < window]
+    if len(stamps) >= limit:
+        minutes = max(1, math.ceil((sorted(stamps)[-limit] + window - now) / 60))
+        raise TokenAttemptsThrottled(
+            f"Too many wrong tokens from your address. Try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}."
+        )
+    raw = raw.strip()
+    token = evidence_token_authenticate(raw) if raw.startswith(PROCUREMENT_TOKEN_PREFIX) else None
+    if token is None:
+        cache.set(key, [*stamps, now][-100:], timeout=window)
+        raise ValidationFailed(
+            "This token is not valid: it is wrong, expired or revoked.",
+            fields={"token": "Wrong, expired or revoked token."},
+        )
+    return token
+
+
+def evidence_token_grant_get(public_id: str) -> ProcurementToken | None:
+    """The token a session's grant names (by id, never the secret), if it is still live: a
+    token revoked or expired since ends the grant at once."""
+    now = timezone.now()
+    with system_scope():
+        token: ProcurementToken | None = (
+            ProcurementToken.objects.select_related("organization", "client")
+            .filter(public_id=public_id, revoked_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+    return token
