@@ -88,3 +88,57 @@ def test_the_check_allows_script_files_and_data_attributes() -> None:
         '<p>Only "one" thing</p>'
     )
     assert inline_script(markup) == []
+
+
+class _Tables(HTMLParser):
+    """Each <table> and whether a <caption> opens right inside it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.missing: list[int] = []
+        self._open: list[int] = []  # line of each table still waiting for its caption
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._open.append(self.getpos()[0])
+        elif self._open and self._open[-1] > 0:
+            if tag != "caption":
+                self.missing.append(self._open[-1])
+            self._open[-1] = 0  # answered: the first element inside decides
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._open:
+            line = self._open.pop()
+            if line > 0:
+                self.missing.append(line)
+
+
+def tables_without_caption(text: str) -> list[int]:
+    parser = _Tables()
+    parser.feed(_TEMPLATE_SYNTAX.sub(" ", text))
+    parser.close()
+    return parser.missing
+
+
+# Dates and times are shown by `when` and `day` (one format, the viewer's zone, the zone
+# named); a `|date:` of its own would bring back the mixed formats and the "UTC" written
+# after a time that is not in UTC for the reader.
+# A date or time printed bare falls back to Django's own format ("Jan. 1, 2026"). (The
+# access chain's `broken_at` is an event number, not a time.)
+_BARE_DATE = re.compile(r"{{\s*[\w.]+(?<!broken)_(?:on|at)\s*(?:\|\s*default:[^}|]*)?}}")
+_OWN_DATE_FORMAT = re.compile(r"\|\s*date\s*:(?!\s*\"F Y\")")
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_tables_have_captions_and_dates_one_format(path: Path) -> None:
+    text = path.read_text()
+    assert tables_without_caption(text) == []
+    assert _OWN_DATE_FORMAT.findall(text) == []
+    assert _BARE_DATE.findall(text) == []
+    # a progress bar says what it measures (axe checks the rendered pages; this, every branch)
+    assert [tag for tag in re.findall(r"<progress[^>]*>", text) if "aria-label" not in tag] == []
+
+
+def test_the_caption_check_finds_a_table_without_one() -> None:
+    assert tables_without_caption("<table><thead><tr><th>a</th></tr></thead></table>") == [1]
+    assert tables_without_caption("<table><caption>Runs</caption><tr><td>a</td></tr></table>") == []

@@ -82,12 +82,13 @@ def test_an_admin_fixes_a_bucket_posture_and_runs_a_restore_drill(
 
     fix_form = finding.locator("form")
     question = fix_form.get_attribute("data-confirm")
+    assert question is not None  # a fix changes the bucket: the page asks first
+    assert "changes the bucket's settings" in question
     fix_button.click()
-    if question:  # a data-confirm on the form asks first (agencyops.js's dialog)
-        dialog = page.locator("dialog.confirm")
-        expect(dialog).to_contain_text(question)
-        label = fix_form.get_attribute("data-confirm-label") or "Confirm"
-        dialog.get_by_role("button", name=label).click()
+    dialog = page.locator("dialog.confirm")
+    expect(dialog).to_contain_text(question)
+    label = fix_form.get_attribute("data-confirm-label") or "Confirm"
+    dialog.get_by_role("button", name=label).click()
     expect(page.locator(".messages")).to_contain_text(
         "Enable versioning: done, and the bucket was audited again."
     )

@@ -52,11 +52,16 @@
     }, submitter);
   });
 
-  // A table wider than the screen scrolls in its own box (CSS): such a box must be reachable
-  // by keyboard, and named for a screen reader by its caption.
+  // A table, chart or block of JSON wider than the screen scrolls in its own box (CSS): such
+  // a box must be reachable by keyboard to be scrolled without a mouse.
+  var SCROLLERS = "main table, main pre, main .card, main .table-scroll, main .chart-card";
   function focusableOverflow() {
-    document.querySelectorAll("main table").forEach(function (table) {
-      var overflows = table.scrollWidth > table.clientWidth + 1;
+    document.querySelectorAll(SCROLLERS).forEach(function (table) {
+      var style = window.getComputedStyle(table);
+      var scrolls = ["auto", "scroll"].indexOf(style.overflowX) >= 0 ||
+        ["auto", "scroll"].indexOf(style.overflowY) >= 0;
+      var overflows = scrolls && (table.scrollWidth > table.clientWidth + 1 ||
+        table.scrollHeight > table.clientHeight + 1);
       if (overflows && !table.hasAttribute("tabindex")) {
         table.setAttribute("tabindex", "0");
         table.dataset.scrollFocus = "yes";
