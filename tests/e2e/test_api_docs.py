@@ -23,15 +23,17 @@ def test_swagger_ui_renders_from_the_package(page: Any, live_server: Any, artifa
     blocked: list[str] = []
     page.on(
         "request",
-        lambda request: outside.append(request.url)
-        if not request.url.startswith((live_server.url, "data:"))
-        else None,
+        lambda request: (
+            outside.append(request.url)
+            if not request.url.startswith((live_server.url, "data:"))
+            else None
+        ),
     )
     page.on(
         "console",
-        lambda message: blocked.append(message.text)
-        if "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
     )
     log_in(page, live_server.url, "reader")
     response = page.goto(live_server.url + "/api/docs/")
