@@ -23,6 +23,8 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from clients.services.invitations import invitation_send
+from kernel.tenancy import actor_for_user
 from tests.agencyops.test_page_access import (
     CALLERS,
     PAGES,
@@ -31,6 +33,7 @@ from tests.agencyops.test_page_access import (
     inventory,
 )
 from tests.e2e.conftest import log_in
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 __all__ = ["inventory"]
 
@@ -143,4 +146,49 @@ def test_every_page_is_accessible_and_fits_a_phone(
         context.close()
     (artifacts / "every-page.json").write_text(json.dumps(problems, indent=2))
     assert set(PAGES) >= NOT_HTML, NOT_HTML - set(PAGES)  # a renamed download is noticed
+    assert problems == {}, json.dumps(problems, indent=2)
+
+
+def test_pages_without_an_account_are_accessible_and_fit_a_phone(
+    browser: Any, live_server: Any, artifacts: Path
+) -> None:
+    """The pages a person opens before signing in: the login, an invitation's one-time link
+    and the procurement reviewer's token form, checked like every other page."""
+    organization = OrganizationFactory()
+    owner = UserFactory(username="inviting-owner")
+    MembershipFactory(organization=organization, user=owner, role="owner")
+    actor = actor_for_user(owner)
+    assert actor is not None
+    links: list[str] = []
+    invitation_send(
+        actor=actor,
+        email="new@example.com",
+        role="member",
+        link_for=lambda token: links.append(reverse("invitation-accept", args=[token])) or "",
+    )
+    urls = [("login", reverse("login")), ("invitation-accept", links[0])]
+    urls.append(("evidence-open", reverse("evidence-open")))
+    context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+    page = context.new_page()
+    problems: dict[str, Any] = {}
+    try:
+        for name, url in urls:
+            for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+                page.set_viewport_size(viewport)
+                response = page.goto(live_server.url + url)
+                assert response is not None
+                if response.status != 200:
+                    problems.setdefault(name, []).append(f"{label}: HTTP {response.status}")
+                    continue
+                page.screenshot(path=str(artifacts / f"page-{name}-{label}.png"), full_page=True)
+                widths = page.evaluate(
+                    "() => [document.documentElement.scrollWidth, window.innerWidth]"
+                )
+                if widths[0] > widths[1]:
+                    problems.setdefault(name, []).append(f"{label}: {widths[0]} px wide")
+                problems_here = _describe(_axe(page))
+                if problems_here:
+                    problems.setdefault(name, []).extend(f"{label}: {p}" for p in problems_here)
+    finally:
+        context.close()
     assert problems == {}, json.dumps(problems, indent=2)
