@@ -34,21 +34,29 @@ def tenant_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
                 {"title": "No organization", "message": "Your account belongs to no organization."},
                 status=403,
             )
-        cast(TenantHttpRequest, request).actor = actor  # read by views and templates
-        try:
-            with organization_scope(actor.organization_id):
-                return view(request, *args, **kwargs)
-        except NotFound:
-            raise Http404 from None
-        except ApplicationError as error:
-            return render(
-                request,
-                "error.html",
-                {"title": "Not allowed", "message": error.message},
-                status=error.status,
-            )
+        return page_as(actor, view, request, *args, **kwargs)
 
     return wrapper
+
+
+def page_as(
+    actor: Actor, view: Callable[..., HttpResponse], request: HttpRequest, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """Runs a page view as `actor` (a user's, or a procurement token's): inside the actor's
+    organization scope, with application errors as readable pages."""
+    cast(TenantHttpRequest, request).actor = actor  # read by views and templates
+    try:
+        with organization_scope(actor.organization_id):
+            return view(request, *args, **kwargs)
+    except NotFound:
+        raise Http404 from None
+    except ApplicationError as error:
+        return render(
+            request,
+            "error.html",
+            {"title": "Not allowed", "message": error.message},
+            status=error.status,
+        )
 
 
 def actor_context(request: HttpRequest) -> dict[str, Any]:

@@ -9,21 +9,21 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
 from django import forms
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from kernel.exceptions import ApplicationError, NotFound
-from kernel.pages import TenantHttpRequest, tenant_page
-from kernel.tenancy import Actor, organization_scope
+from kernel.exceptions import ApplicationError
+from kernel.pages import page_as, tenant_page
+from kernel.tenancy import Actor
 from lifecycle import services
 from lifecycle.services.evidence import PROCUREMENT_TOKEN_PREFIX
 
@@ -117,19 +117,7 @@ def evidence_reader_page(view: Callable[..., HttpResponse]) -> Callable[..., Htt
             return as_user(request, client_id)
         if isinstance(found, HttpResponse):
             return found
-        cast(TenantHttpRequest, request).actor = found
-        try:
-            with organization_scope(found.organization_id):
-                return view(request, client_id)
-        except NotFound:
-            raise Http404 from None
-        except ApplicationError as error:
-            return render(
-                request,
-                "error.html",
-                {"title": "Not allowed", "message": error.message},
-                status=error.status,
-            )
+        return page_as(found, view, request, client_id)
 
     return wrapper
 

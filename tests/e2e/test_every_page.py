@@ -91,6 +91,29 @@ def _describe(violations: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _check(page: Any, base: str, name: str, url: str, artifacts: Path) -> list[str]:
+    """What is wrong with one page at both widths: its answer, axe's blocking violations, and
+    at phone width a document wider than the viewport. A screenshot of each width is saved."""
+    found: list[str] = []
+    for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        response = page.goto(base + url)
+        assert response is not None
+        if response.status != 200:
+            found.append(f"{label}: HTTP {response.status}")
+            continue
+        shot = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+        page.screenshot(path=str(artifacts / f"page-{shot}-{label}.png"), full_page=True)
+        if label == "phone":
+            wide, viewport_width = page.evaluate(
+                "() => [document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            if wide > viewport_width:
+                found.append(f"phone: document {wide} px wide in a {viewport_width} px viewport")
+        found.extend(f"{label}: {line}" for line in _describe(_axe(page)))
+    return found
+
+
 def test_every_page_is_accessible_and_fits_a_phone(
     browser: Any, live_server: Any, inventory: Inventory, artifacts: Path
 ) -> None:
@@ -120,28 +143,9 @@ def test_every_page_is_accessible_and_fits_a_phone(
             if not head.headers.get("content-type", "").startswith("text/html"):
                 problems.setdefault(name, []).append(f"not a page: {head.headers}")
                 continue
-            for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-                page.set_viewport_size(viewport)
-                response = page.goto(live_server.url + url)
-                assert response is not None
-                if response.status != 200:
-                    problems.setdefault(name, []).append(f"{label}: HTTP {response.status}")
-                    continue
-                shot = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-                page.screenshot(path=str(artifacts / f"page-{shot}-{label}.png"), full_page=True)
-                if label == "phone":
-                    widths = page.evaluate(
-                        "() => [document.documentElement.scrollWidth, window.innerWidth]"
-                    )
-                    if widths[0] > widths[1]:
-                        problems.setdefault(name, []).append(
-                            f"phone: document {widths[0]} px wide in a {widths[1]} px viewport"
-                        )
-                blocking = _axe(page)
-                if blocking:
-                    problems.setdefault(name, []).extend(
-                        f"{label}: {line}" for line in _describe(blocking)
-                    )
+            wrong = _check(page, live_server.url, name, url, artifacts)
+            if wrong:
+                problems[name] = wrong
     finally:
         context.close()
     (artifacts / "every-page.json").write_text(json.dumps(problems, indent=2))
@@ -160,12 +164,12 @@ def test_pages_without_an_account_are_accessible_and_fit_a_phone(
     actor = actor_for_user(owner)
     assert actor is not None
     links: list[str] = []
-    invitation_send(
-        actor=actor,
-        email="new@example.com",
-        role="member",
-        link_for=lambda token: links.append(reverse("invitation-accept", args=[token])) or "",
-    )
+
+    def link_for(token: str) -> str:
+        links.append(reverse("invitation-accept", args=[token]))
+        return links[-1]
+
+    invitation_send(actor=actor, email="new@example.com", role="member", link_for=link_for)
     urls = [("login", reverse("login")), ("invitation-accept", links[0])]
     urls.append(("evidence-open", reverse("evidence-open")))
     context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
@@ -173,22 +177,9 @@ def test_pages_without_an_account_are_accessible_and_fit_a_phone(
     problems: dict[str, Any] = {}
     try:
         for name, url in urls:
-            for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-                page.set_viewport_size(viewport)
-                response = page.goto(live_server.url + url)
-                assert response is not None
-                if response.status != 200:
-                    problems.setdefault(name, []).append(f"{label}: HTTP {response.status}")
-                    continue
-                page.screenshot(path=str(artifacts / f"page-{name}-{label}.png"), full_page=True)
-                widths = page.evaluate(
-                    "() => [document.documentElement.scrollWidth, window.innerWidth]"
-                )
-                if widths[0] > widths[1]:
-                    problems.setdefault(name, []).append(f"{label}: {widths[0]} px wide")
-                problems_here = _describe(_axe(page))
-                if problems_here:
-                    problems.setdefault(name, []).extend(f"{label}: {p}" for p in problems_here)
+            wrong = _check(page, live_server.url, name, url, artifacts)
+            if wrong:
+                problems[name] = wrong
     finally:
         context.close()
     assert problems == {}, json.dumps(problems, indent=2)
