@@ -54,9 +54,13 @@ def page_as(
         return render(
             request,
             "error.html",
-            {"title": "Not allowed", "message": error.message},
+            {"title": _ERROR_TITLES.get(error.status, "Cannot be done"), "message": error.message},
             status=error.status,
         )
+
+
+# The error page's heading says what kind of refusal it is; the message says why.
+_ERROR_TITLES = {400: "Cannot be done as asked", 403: "Not allowed", 409: "Cannot be done now"}
 
 
 def actor_context(request: HttpRequest) -> dict[str, Any]:
