@@ -88,7 +88,7 @@ def test_a_lead_registers_a_dataset_backs_it_up_and_restores_a_point_in_time(
     page.get_by_label("Classification").select_option(label="Confidential")
     page.get_by_label("Location").select_option(label="Primary storage")
     page.get_by_label("Path").fill("walk-client/surveys/2026")
-    page.get_by_label("RPO").fill("24:00:00")
+    page.get_by_role("textbox", name="RPO").fill("24:00:00")
     page.get_by_label("RTO").fill("04:00:00")
     page.get_by_role("button", name="Register dataset").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(DATASET)
