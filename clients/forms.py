@@ -21,6 +21,7 @@ from clients.models import (
     DatasetKind,
 )
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.tenancy import Actor
 
 DURATION_HELP = "HH:MM:SS, or ISO 8601 such as PT4H or P1D."
@@ -72,22 +73,4 @@ class DatasetRegisterForm(forms.Form):
         fields["owner"].queryset = selectors.member_user_list(actor=actor).order_by("username")
 
     def apply_errors(self, error: ValidationError | ApplicationError) -> None:
-        form_errors_apply(self, error)
-
-
-def form_errors_apply(form: forms.Form, error: ValidationError | ApplicationError) -> None:
-    """Put a service's refusal on the fields it names (or on the form)."""
-    if isinstance(error, ApplicationError):
-        if not error.fields:
-            form.add_error(None, error.message)
-        for name, messages in error.fields.items():
-            for message in messages:
-                form.add_error(name if name in form.fields else None, message)
-        return
-    if hasattr(error, "error_dict"):
-        for name, messages in error.message_dict.items():
-            for message in messages:
-                form.add_error(name if name in form.fields else None, message)
-    else:
-        for message in error.messages:
-            form.add_error(None, message)
+        form_refusal(self, error)

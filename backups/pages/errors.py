@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 
 from kernel.exceptions import ApplicationError
+from kernel.forms import WHOLE_FORM, refusal_fields
 
 Errors = dict[str, list[str]]
 FORM = "form"  # errors about the whole form
@@ -31,17 +32,9 @@ def serializer_errors(errors: Any) -> Errors:
 
 
 def error_fields(error: ApplicationError | ValidationError) -> Errors:
-    """A service's refusal, by field (FORM for the form); indexed names go to their list
-    (`target_retention.0.days` → `target_retention`)."""
-    found: Errors = {}
-    if isinstance(error, ApplicationError):
-        for name, texts in error.fields.items():
-            found.setdefault(name.split(".")[0], []).extend(texts)
-        found.setdefault(FORM, []).append(error.message)
-        return found
-    if hasattr(error, "error_dict"):
-        for name, texts in error.message_dict.items():
-            found.setdefault(FORM if name == NON_FIELD_ERRORS else name, []).extend(texts)
-    else:
-        found[FORM] = list(error.messages)
-    return found
+    """A service's refusal, by field (FORM for the form), for the pages that render their
+    own fields: the kernel's reading of a refusal under this module's key for the form."""
+    return {
+        (FORM if name == WHOLE_FORM else name): texts
+        for name, texts in refusal_fields(error).items()
+    }

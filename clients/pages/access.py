@@ -15,10 +15,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clients import selectors, services
-from clients.forms import form_errors_apply
 from clients.models import GrantQuerySet, GrantRequestStatus
 from clients.pages.forms import GrantDecisionForm, GrantForm
 from kernel.exceptions import ApplicationError, Conflict
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import get_visible_or_404
 
@@ -49,8 +49,7 @@ def grant_new(request: TenantHttpRequest) -> HttpResponse:
             try:
                 grant = services.grant_create(actor=actor, **form.cleaned_data)
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
-                status = error.status if isinstance(error, ApplicationError) else 400
+                status = form_refusal(form, error)
             else:
                 messages.success(
                     request,

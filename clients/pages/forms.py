@@ -1,5 +1,5 @@
 """Settings page forms. They validate shape only; the services validate the rules and their
-refusals land on the named fields (`form_errors_apply`)."""
+refusals land on the named fields (`kernel.forms.form_refusal`)."""
 
 from __future__ import annotations
 

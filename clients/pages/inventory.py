@@ -11,9 +11,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from clients import selectors, services
-from clients.forms import DatasetRegisterForm, form_errors_apply
+from clients.forms import DatasetRegisterForm
 from clients.pages.forms import ClientForm, EngagementForm
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 
 
@@ -57,10 +58,6 @@ def _form_page(
     return render(request, template, context, status=status)
 
 
-def _refusal_status(error: ValidationError | ApplicationError) -> int:
-    return error.status if isinstance(error, ApplicationError) else 400
-
-
 @tenant_page
 def client_new(request: TenantHttpRequest) -> HttpResponse:
     actor = request.actor
@@ -73,8 +70,7 @@ def client_new(request: TenantHttpRequest) -> HttpResponse:
             try:
                 client = services.client_create(actor=actor, **form.cleaned_data)
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
-                status = _refusal_status(error)
+                status = form_refusal(form, error)
             else:
                 messages.success(request, f"Client “{client.name}” created.")
                 return redirect("client-detail", client_id=client.public_id)
@@ -97,8 +93,7 @@ def client_edit(request: TenantHttpRequest, client_id: UUID) -> HttpResponse:
             try:
                 services.client_update(actor=actor, client=client, **form.cleaned_data)
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
-                status = _refusal_status(error)
+                status = form_refusal(form, error)
             else:
                 messages.success(request, f"Client “{client.name}” saved.")
                 return redirect("client-detail", client_id=client.public_id)
@@ -125,8 +120,7 @@ def engagement_new(request: TenantHttpRequest, client_id: UUID) -> HttpResponse:
                     actor=actor, client=client, **form.cleaned_data
                 )
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
-                status = _refusal_status(error)
+                status = form_refusal(form, error)
             else:
                 messages.success(request, f"Engagement “{engagement.name}” created.")
                 return redirect("client-detail", client_id=client.public_id)

@@ -13,11 +13,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from clients import selectors, services
-from clients.forms import form_errors_apply
 from clients.models import StorageLocation
 from clients.pages.forms import LocationForm
 from clients.services import UNCHANGED
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import get_visible_or_404
 
@@ -35,10 +35,10 @@ def location_list(request: TenantHttpRequest) -> HttpResponse:
 
 
 def _refused(form: LocationForm, error: ValidationError | ApplicationError) -> int:
-    form_errors_apply(form, error)
+    status = form_refusal(form, error)
     if form.credentials_given():
         form.add_error(None, RETYPE)
-    return error.status if isinstance(error, ApplicationError) else 400
+    return status
 
 
 def _render_form(

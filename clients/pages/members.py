@@ -14,10 +14,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clients import selectors, services
-from clients.forms import form_errors_apply
 from clients.models import Role
 from clients.pages.forms import InvitationAcceptForm, InviteForm, RoleForm
 from kernel.exceptions import ApplicationError, Conflict, Forbidden
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 
 
@@ -53,8 +53,7 @@ def member_invite(request: TenantHttpRequest) -> HttpResponse:
                     ),
                 )
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
-                status = error.status if isinstance(error, ApplicationError) else 400
+                status = form_refusal(form, error)
             else:
                 messages.success(
                     request,
@@ -118,8 +117,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                     password=form.cleaned_data["password"],
                 )
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
-                status = error.status if isinstance(error, ApplicationError) else 400
+                status = form_refusal(form, error)
             else:
                 messages.success(request, "Your account is ready: sign in with it.")
                 return redirect("login")

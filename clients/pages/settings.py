@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from clients import services
-from clients.forms import form_errors_apply
 from clients.pages.forms import AccountForm
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 
 
@@ -37,7 +37,7 @@ def account(request: TenantHttpRequest) -> HttpResponse:
             try:
                 services.user_time_zone_set(user=user, time_zone=form.cleaned_data["time_zone"])
             except (ValidationError, ApplicationError) as error:
-                form_errors_apply(form, error)
+                form_refusal(form, error)
             else:
                 messages.success(
                     request, f"Dates are now shown in {form.cleaned_data['time_zone']}."

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from django import forms
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import HttpRequest, HttpResponse
@@ -21,27 +20,12 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from kernel.exceptions import ApplicationError
 from kernel.pages import page_as, tenant_page
 from kernel.tenancy import Actor
 from lifecycle import services
 from lifecycle.services.evidence import PROCUREMENT_TOKEN_PREFIX
 
 # --- forms ---
-
-
-def form_refused(form: forms.Form, error: ApplicationError) -> int:
-    """Put a service's refusal on the form (each field message on its field, the rest on
-    top) and return the status to answer with; the typed input stays in the bound form."""
-    placed = False
-    for name, messages in error.fields.items():
-        if name in form.fields:
-            for message in messages:
-                form.add_error(name, message)
-            placed = True
-    if not placed or error.message not in {m for ms in error.fields.values() for m in ms}:
-        form.add_error(None, error.message)
-    return error.status
 
 
 def choices_of(rows: Any, label: Callable[[Any], str] = str) -> list[tuple[str, str]]:

@@ -13,11 +13,11 @@ from django.views.decorators.http import require_POST
 
 from clients.selectors import client_get, client_list, dataset_get, dataset_list, engagement_list
 from kernel.exceptions import ApplicationError, LegalHoldActive
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import get_visible_or_404
 from lifecycle import selectors, services
 from lifecycle.models import DeletionRequest, DeletionState
-from lifecycle.pages.common import form_refused
 from lifecycle.pages.forms import DecisionForm, DeletionRequestForm, EngagementEndForm
 from lifecycle.services.deletion.common import request_datasets
 
@@ -84,7 +84,7 @@ def deletion_request_new(request: TenantHttpRequest) -> HttpResponse:
                 drop_primary_databases=form.cleaned_data["drop_primary_databases"],
             )
         except ApplicationError as error:
-            status = form_refused(form, error)
+            status = form_refusal(form, error)
         else:
             messages.success(request, "Deletion requested: another admin approves it.")
             return redirect("deletion-request-page", request_id=created.public_id)
@@ -169,7 +169,7 @@ def deletion_request_detail(request: TenantHttpRequest, request_id: UUID) -> Htt
                 else:
                     services.deletion_request_reject(actor=actor, request=target, comment=comment)
             except ApplicationError as error:
-                status = form_refused(form, error)
+                status = form_refusal(form, error)
                 blocked_by_hold = isinstance(error, LegalHoldActive)
                 target = selectors.deletion_request_get(actor=actor, public_id=request_id)
             else:

@@ -17,13 +17,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.http import request_origin
 from kernel.pages import TenantHttpRequest, tenant_page
 from lifecycle import selectors, services
 from lifecycle.pages.common import (
     evidence_reader_page,
     file_response,
-    form_refused,
     pdf_response,
     procurement_grant_store,
 )
@@ -173,7 +173,7 @@ def evidence_open(request: HttpRequest) -> HttpResponse:
                     address=request_origin(request).source_ip or "unknown",
                 )
             except ApplicationError as error:
-                status = form_refused(form, error)
+                status = form_refusal(form, error)
             else:
                 procurement_grant_store(request, token)
                 return redirect("client-evidence-page", client_id=token.client.public_id)

@@ -1,5 +1,5 @@
 """The lifecycle pages' forms: fields and their widgets only. Every rule is the services'
-(their ApplicationError field messages land on these fields, see pages.common.form_refused)."""
+(their ApplicationError field messages land on these fields, see kernel.forms.form_refusal)."""
 
 from __future__ import annotations
 

@@ -12,9 +12,10 @@ from django.views.decorators.http import require_POST
 
 from clients.selectors import client_get, client_list, dataset_get, dataset_list
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.pages import TenantHttpRequest, tenant_page
 from lifecycle import selectors, services
-from lifecycle.pages.common import choices_of, form_refused
+from lifecycle.pages.common import choices_of
 from lifecycle.pages.forms import LegalHoldForm, LegalHoldReleaseForm
 
 
@@ -63,7 +64,7 @@ def hold_new(request: TenantHttpRequest) -> HttpResponse:
                     actor=actor, client=client, dataset=dataset, reason=form.cleaned_data["reason"]
                 )
             except ApplicationError as error:
-                status = form_refused(form, error)
+                status = form_refusal(form, error)
             else:
                 messages.success(request, f"Legal hold placed on {hold.dataset or hold.client}.")
                 return redirect("hold-list")

@@ -15,11 +15,12 @@ from django.views.decorators.http import require_POST
 
 from clients.selectors import client_get, client_list, dataset_get, dataset_list, engagement_list
 from kernel.exceptions import ApplicationError
+from kernel.forms import form_refusal
 from kernel.http import request_origin
 from kernel.pages import TenantHttpRequest, tenant_page
 from kernel.tenancy import get_visible_or_404
 from lifecycle import selectors, services
-from lifecycle.pages.common import choices_of, form_refused
+from lifecycle.pages.common import choices_of
 from lifecycle.pages.forms import (
     DeletionSettingsForm,
     ObligationForm,
@@ -79,12 +80,9 @@ def obligation_new(request: TenantHttpRequest) -> HttpResponse:
                     retain_years=data["retain_years"],
                     source_reference=data["source_reference"],
                 )
-            except ApplicationError as error:
-                status = form_refused(form, error)
-            except ValidationError as error:  # the model's clean(), through full_clean()
-                status = 400
-                for field, errors in error.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
+            # a model's clean() refuses through full_clean() as a ValidationError
+            except (ApplicationError, ValidationError) as error:
+                status = form_refusal(form, error)
             else:
                 messages.success(request, f"Obligation recorded: {obligation}.")
                 return redirect("obligation-list")
@@ -134,7 +132,7 @@ def token_new(request: TenantHttpRequest) -> HttpResponse:
                     origin=request_origin(request),
                 )
             except ApplicationError as error:
-                status = form_refused(form, error)
+                status = form_refusal(form, error)
             else:
                 response = render(
                     request, "lifecycle/token_issued.html", {"token": token, "secret": raw}
@@ -211,7 +209,7 @@ def processing_record(request: TenantHttpRequest) -> HttpResponse:
             try:
                 services.processing_record_update(actor=actor, client=client, **data)
             except ApplicationError as error:
-                status = form_refused(form, error)
+                status = form_refusal(form, error)
             else:
                 messages.success(request, f"Record of processing of {client.name} saved.")
                 return redirect(f"{request.path}?client={client.public_id}")
@@ -240,7 +238,7 @@ def deletion_settings(request: TenantHttpRequest) -> HttpResponse:
                     actor=actor, approvals_required=form.cleaned_data["approvals_required"]
                 )
             except ApplicationError as error:
-                status = form_refused(form, error)
+                status = form_refusal(form, error)
             else:
                 messages.success(request, "Deletion approvals saved.")
                 return redirect("deletion-settings")
