@@ -17,7 +17,6 @@ from rest_framework.response import Response
 
 from backups import selectors, services
 from backups.api.exports import ExportUploads
-from backups.engine.errors import EngineError
 from backups.models import (
     MAX_LOCK_DAYS,
     BackupPolicy,
@@ -29,11 +28,9 @@ from backups.models import (
     StorageClass,
     Trigger,
 )
-from backups.storage import StorageError
 from clients import api as clients_api
 from clients.models import Dataset, StorageLocation
 from kernel.api import AdminWrites, FlexibleDurationField, TenantViewSet, VisibleRelatedField
-from kernel.exceptions import Conflict
 from kernel.filters import UtcDateTimeFilter
 from kernel.http import request_origin
 
@@ -446,15 +443,12 @@ class SnapshotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVi
         """One file of the snapshot, checked against its sha256; recorded in the access log."""
         query = DownloadQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        try:
-            downloaded = services.snapshot_file_download(
-                actor=self.actor,
-                snapshot=self.get_object(),
-                path=query.validated_data["path"],
-                origin=request_origin(request),
-            )
-        except (StorageError, EngineError) as error:  # a copy unreadable now is not a 500
-            raise Conflict(f"The copy could not be read: {error}") from None
+        downloaded = services.snapshot_file_download(
+            actor=self.actor,
+            snapshot=self.get_object(),
+            path=query.validated_data["path"],
+            origin=request_origin(request),
+        )
         response = FileResponse(downloaded.open(), as_attachment=True, filename=downloaded.name)
         response["X-Content-SHA256"] = downloaded.sha256
         return response

@@ -13,6 +13,7 @@ from django.utils import timezone
 from backups.models import Alert, AlertKind, AlertState
 from backups.pages.copy_map import copy_map_facts, copy_map_svg
 from backups.selectors.assurance import alert_list_filtered
+from backups.services.alerts import alert_may_acknowledge
 from backups.services.cost import CostLine, CostReport, cents, cost_estimate, cost_series
 from clients.selectors import client_get, client_list, dataset_get
 from kernel.charts import bar_chart
@@ -49,15 +50,6 @@ def _about(alert: Alert, actor: Actor) -> dict[str, Any] | None:
     return None
 
 
-def _may_acknowledge(actor: Actor, alert: Alert) -> bool:
-    """Whether alert_acknowledge would accept this actor (to show or hide the form)."""
-    if alert.state != AlertState.OPEN:
-        return False
-    if alert.client_id is None:
-        return actor.is_admin
-    return actor.may("manage", client_id=alert.client_id, dataset_id=alert.dataset_id)
-
-
 @tenant_page
 def alert_list(request: TenantHttpRequest) -> HttpResponse:
     """Open, acknowledged and resolved alerts the actor sees, filtered by state, kind and
@@ -75,7 +67,11 @@ def alert_list(request: TenantHttpRequest) -> HttpResponse:
         client_public_id=client_public_id,
     )
     rows = [
-        {"alert": a, "about": _about(a, actor), "can_ack": _may_acknowledge(actor, a)}
+        {
+            "alert": a,
+            "about": _about(a, actor),
+            "can_ack": alert_may_acknowledge(actor=actor, alert=a),
+        }
         for a in alerts[:ALERT_PAGE_SIZE]
     ]
     context = {

@@ -14,11 +14,9 @@ from django.views.decorators.http import require_POST
 
 from backups import selectors, services
 from backups.api.core import DownloadQuerySerializer
-from backups.engine.errors import EngineError
 from backups.forms import RestoreForm
 from backups.models import Snapshot
 from backups.services.sources import is_source_backed
-from backups.storage import StorageError
 from backups.views import _context as dataset_page_context
 from clients.models import Dataset
 from clients.selectors import dataset_get
@@ -106,15 +104,12 @@ def snapshot_download(request: TenantHttpRequest, snapshot_id: UUID) -> HttpResp
     query = DownloadQuerySerializer(data=request.GET)
     if not query.is_valid():
         raise ValidationFailed("Name the file to download (?path=).")
-    try:
-        downloaded = services.snapshot_file_download(
-            actor=actor,
-            snapshot=snapshot,
-            path=query.validated_data["path"],
-            origin=request_origin(request),
-        )
-    except (StorageError, EngineError) as error:  # a copy unreadable now is not a 500
-        raise Conflict(f"The copy could not be read: {error}") from None
+    downloaded = services.snapshot_file_download(
+        actor=actor,
+        snapshot=snapshot,
+        path=query.validated_data["path"],
+        origin=request_origin(request),
+    )
     response = FileResponse(downloaded.open(), as_attachment=True, filename=downloaded.name)
     response["X-Content-SHA256"] = downloaded.sha256
     # A streamed response (not an HttpResponse subclass), which tenant_page's type does not

@@ -140,6 +140,16 @@ def alert_clear(
     return alert
 
 
+def alert_may_acknowledge(*, actor: Actor, alert: Alert) -> bool:
+    """Whether `alert_acknowledge` would act for this actor now: an open alert, of a client the
+    actor manages (organization-wide alerts: admins). Pages show or hide the button by it."""
+    if alert.state != AlertState.OPEN:
+        return False
+    if alert.client_id is None:
+        return actor.is_admin
+    return actor.may("manage", client_id=alert.client_id, dataset_id=alert.dataset_id)
+
+
 def alert_acknowledge(*, actor: Actor, alert: Alert, note: str = "") -> Alert:
     """Someone is on it: the alert stays unresolved (a repeat still sends nothing) until the
     incident clears. Owners and admins may acknowledge any alert; leads one about a client they

@@ -13,11 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from backups import engine, signals
+from backups.engine.errors import EngineError
 from backups.models import CopyKind, DataCopy, Snapshot
 from backups.services.archive import archive_retrieve_for_read
 from backups.services.policies import dataset_data_key
 from backups.services.stores import repository_base, store_for_location
-from backups.storage import LocalObjectStore
+from backups.storage import LocalObjectStore, StorageError
 from clients.models import LifecycleState
 from kernel.exceptions import Conflict, NotFound, ValidationFailed
 from kernel.http import NO_ORIGIN, RequestOrigin
@@ -54,27 +55,9 @@ class _SelfRemovingFile(io.FileIO):
             self._on_close()
 
 
-def snapshot_file_download(
-    *, actor: Actor, snapshot: Snapshot, path: str, origin: RequestOrigin = NO_ORIGIN
-) -> DownloadedFile:
-    """One file of a snapshot for a person with `restore` on the dataset. The file is restored
-    through the engine (every chunk authenticated, the whole file's sha256 checked) into a
-    private temporary directory, and the read is recorded in the access log (`download`).
-    Content in an archive class is retrieved first; while that is under way the download is
-    refused (ArchiveRetrievalPending names how many objects are still archived)."""
+def _fetch(snapshot: Snapshot, clean: str) -> tuple[engine.FileEntry, Path]:
+    """The file's entry and a private directory holding it, restored and checked."""
     dataset = snapshot.dataset
-    actor.require_level(
-        "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="download data"
-    )
-    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
-        raise Conflict(
-            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: its copies are "
-            "being deleted, none is handed out."
-        )
-    try:
-        clean = engine.check_manifest_path(path.strip("/"))
-    except engine.UnsafePath:
-        raise ValidationFailed("Invalid file path.", fields={"path": "Not a safe path."}) from None
     store = store_for_location(snapshot.location)
     base = repository_base(snapshot.location, dataset)
     data_key = dataset_data_key(dataset)
@@ -104,6 +87,34 @@ def snapshot_file_download(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    return entry, directory
+
+
+def snapshot_file_download(
+    *, actor: Actor, snapshot: Snapshot, path: str, origin: RequestOrigin = NO_ORIGIN
+) -> DownloadedFile:
+    """One file of a snapshot for a person with `restore` on the dataset. The file is restored
+    through the engine (every chunk authenticated, the whole file's sha256 checked) into a
+    private temporary directory, and the read is recorded in the access log (`download`).
+    Content in an archive class is retrieved first; while that is under way the download is
+    refused (ArchiveRetrievalPending names how many objects are still archived)."""
+    dataset = snapshot.dataset
+    actor.require_level(
+        "restore", client_id=dataset.client_id, dataset_id=dataset.pk, action="download data"
+    )
+    if dataset.lifecycle_state in (LifecycleState.DELETED, LifecycleState.DELETION_PENDING):
+        raise Conflict(
+            f"The dataset is {dataset.get_lifecycle_state_display().lower()}: its copies are "
+            "being deleted, none is handed out."
+        )
+    try:
+        clean = engine.check_manifest_path(path.strip("/"))
+    except engine.UnsafePath:
+        raise ValidationFailed("Invalid file path.", fields={"path": "Not a safe path."}) from None
+    try:
+        entry, directory = _fetch(snapshot, clean)
+    except (StorageError, EngineError) as error:  # a copy unreadable now is a 409, not a 500
+        raise Conflict(f"The copy could not be read: {error}") from None
     with transaction.atomic():
         # A copy handed out: it cannot be recalled, so a deletion certificate names it.
         DataCopy.objects.create(

@@ -23,13 +23,13 @@ from backups.models import (
     SEVERITY_RANK,
     Alert,
     AlertKind,
-    AlertState,
     BackupRun,
     PostureFinding,
     RunStatus,
     Severity,
 )
 from backups.selectors import latest_audits
+from backups.services.alerts import alert_may_acknowledge
 from backups.services.assurance import ProtectionStatus, protection_status_many
 from backups.services.cost import CostReport, cost_estimate
 from backups.services.drills import DrillStatus, drill_status_many
@@ -107,15 +107,6 @@ class DashboardOverview:
             if self.health_counts.get(status):
                 return status
         return GREEN
-
-
-def _may_acknowledge(actor: Actor, alert: Alert) -> bool:
-    """Mirrors `alert_acknowledge`: admins any alert, leads one of a client they manage."""
-    if alert.state != AlertState.OPEN:
-        return False
-    if alert.client_id is None:
-        return actor.is_admin
-    return actor.may("manage", client_id=alert.client_id, dataset_id=alert.dataset_id)
 
 
 def _posture_url(location: StorageLocation) -> str:
@@ -335,7 +326,9 @@ def dashboard_overview(*, actor: Actor, now: datetime | None = None) -> Dashboar
         whole_organization=actor.sees_whole_organization,
         clients=health,
         health_counts=health_counts,
-        alerts=tuple(AlertRow(a, _may_acknowledge(actor, a)) for a in alerts.latest),
+        alerts=tuple(
+            AlertRow(a, alert_may_acknowledge(actor=actor, alert=a)) for a in alerts.latest
+        ),
         open_alert_count=sum(alerts.per_client.values()),
         failed_runs_today=failed_today,
         failed_today_count=runs_by_day[-1].failed,
