@@ -10,6 +10,11 @@ from django.utils import timezone
 
 from clients.services import user_time_zone
 
+# The zone is read once per session and kept in it: the pages' hot path pays no query for it.
+# The account page updates it; another browser signed in as the same user sees a change at
+# its next sign-in.
+SESSION_TIME_ZONE = "time_zone"
+
 
 class UserTimeZoneMiddleware:
     """For a signed-in user, activates the zone they chose (`UserPreferences`); else UTC.
@@ -22,7 +27,14 @@ class UserTimeZoneMiddleware:
         user = getattr(request, "user", None)
         zone = "UTC"
         if user is not None and user.is_authenticated:
-            zone = user_time_zone(user=user)
+            session = getattr(request, "session", None)
+            kept = session.get(SESSION_TIME_ZONE) if session is not None else None
+            if isinstance(kept, str):
+                zone = kept
+            else:
+                zone = user_time_zone(user=user)
+                if session is not None:
+                    session[SESSION_TIME_ZONE] = zone
         try:
             timezone.activate(zoneinfo.ZoneInfo(zone))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

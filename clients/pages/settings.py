@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from clients import services
+from clients.middleware import SESSION_TIME_ZONE
 from clients.pages.forms import AccountForm
 from kernel.exceptions import ApplicationError
 from kernel.forms import form_refusal
@@ -36,6 +37,7 @@ def account(request: TenantHttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 services.user_time_zone_set(user=user, time_zone=form.cleaned_data["time_zone"])
+                request.session[SESSION_TIME_ZONE] = form.cleaned_data["time_zone"]
             except (ValidationError, ApplicationError) as error:
                 form_refusal(form, error)
             else:

@@ -403,8 +403,8 @@ def _queries(call: Any) -> int:
 # (2), alerts (3), failed runs, runs per day, deletions (3: awaiting, due, and the verified
 # ones that tell a deleted client's row), cost (2), locations and their
 # latest audits with findings (3); the page adds session, user and actor (and the lead's
-# grants), and the user's time zone (clients.middleware.UserTimeZoneMiddleware).
-PINNED = (21, 25, 25)
+# grants).
+PINNED = (21, 24, 24)
 
 
 def test_the_dashboard_reads_in_a_fixed_number_of_queries(world: World) -> None:
@@ -412,6 +412,10 @@ def test_the_dashboard_reads_in_a_fixed_number_of_queries(world: World) -> None:
         _client_with_everything(world, i)
     admin, lead = world.actor(world.admin), world.actor(world.lead)
     admin_page, lead_page = _login(world.admin), _login(world.lead)
+    # A session's first page reads the user's time zone and keeps it in the session (one
+    # write, once); the pages after it are what is measured.
+    admin_page.get("/")
+    lead_page.get("/")
 
     def measure() -> tuple[int, int, int]:
         return (
